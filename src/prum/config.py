@@ -1,0 +1,98 @@
+"""Settings of a node, read from the environment (``PRUM_*``) with sane defaults.
+
+Every threshold has a comment saying where its default comes from. Nested settings
+use a double underscore in the environment: ``PRUM_FACE__MAX_PIXELS=40000000``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QualityMinimums(BaseModel):
+    """Minimum per quality component (0-100); a face below any of them is refused.
+
+    Probes are judged more leniently than enrolments: a CCTV still is what it is,
+    while a custody photo can be retaken (ISO/IEC 29794-5 distinguishes the two uses).
+    """
+
+    overall: float = 0.0
+    inter_eye_distance: float = 0.0
+    sharpness: float = 0.0
+    exposure: float = 0.0
+    contrast: float = 0.0
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    expression_neutrality: float = 0.0
+    single_face: float = 0.0
+
+
+def _probe_minimums() -> QualityMinimums:
+    # Only refuse probes that cannot work: a face under ~20 px between the eyes or
+    # turned far beyond the 5-point aligner's range (inter-eye score 10 ~ 18 px,
+    # yaw score 20 ~ 60 degrees, see face/quality.py).
+    return QualityMinimums(inter_eye_distance=10, yaw=20, sharpness=5)
+
+
+def _enrol_minimums() -> QualityMinimums:
+    # Reference images should be near-frontal, sharp and well exposed
+    # (ICAO 9303 / ISO/IEC 39794-5 capture guidance).
+    return QualityMinimums(overall=30, inter_eye_distance=25, yaw=40, sharpness=10, exposure=10)
+
+
+class FaceSettings(BaseModel):
+    # 40 MP covers every current phone and DSLR still; larger is refused before
+    # decoding (and Pillow's own bomb guard is set to the same bound).
+    max_pixels: int = 40_000_000
+    # dlib's HOG finds faces down to about 80 px; upsampling once halves that.
+    # Images whose longer side is below this are upsampled before detection.
+    upsample_below: int = 1200
+    # Long side to which huge photos are reduced before detection (speed); the
+    # embedding is computed from the full-resolution crop.
+    detect_max_side: int = 1600
+    detector: str = "hog"  # "hog" or "cnn" (dlib MMOD, slower, finds harder faces)
+    landmarker: str = "mediapipe"  # "mediapipe" (Apache-2.0) or "dlib68" (non-commercial)
+    embedder: str = "dlib"  # "dlib" or "onnx:/path/to/model.onnx"
+    # dlib's published operating point for its ResNet model (LFW): same person if
+    # distance < 0.6. Used as the default decision threshold of candidate lists.
+    decision_distance: float = 0.6
+    probe_minimums: QualityMinimums = Field(default_factory=_probe_minimums)
+    enrol_minimums: QualityMinimums = Field(default_factory=_enrol_minimums)
+    # Candidate list cap (DESIGN.md section 7: default 10, hard maximum 100).
+    max_candidates: int = Field(default=10, ge=1, le=100)
+
+
+class IndexSettings(BaseModel):
+    # A FAISS factory string forces one index kind; empty chooses by gallery size.
+    factory: str = ""
+    # Below this many templates the exact (flat) index is both fast and simplest.
+    exact_below: int = 50_000
+    # Above exact_below and below compressed_above: HNSW over full vectors.
+    compressed_above: int = 5_000_000
+    hnsw_m: int = 32
+    # efConstruction >= 100 keeps mate recall >= 99.8 % (DESIGN.md section 4).
+    hnsw_ef_construction: int = 100
+    hnsw_ef_search: int = 96
+    ivf_nprobe: int = 48
+    # How many approximate candidates are re-ranked exactly, as a multiple of k.
+    rerank_factor: int = 4
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRUM_", env_nested_delimiter="__")
+
+    country: str = "XX"
+    data_dir: Path = Path("var/node")
+    # SQLAlchemy URL; empty means SQLite in data_dir.
+    database_url: str = ""
+    face: FaceSettings = Field(default_factory=FaceSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gallery.sqlite').resolve()}"

@@ -1,0 +1,136 @@
+"""The one error tree of Prüm.
+
+Every error that crosses a module boundary is a :class:`PrumError`. Each class has a
+stable machine ``code`` (used on the wire and in logs) and a message a human can act
+on. Lower-level library errors (Pillow, dlib, SQLAlchemy, FAISS) are mapped into this
+tree where they are caught; nobody raises a bare ``ValueError`` across a boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PrumError(Exception):
+    """Base of every error the system reports."""
+
+    code = "prum_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+# --- bad input: the caller sent something that cannot be used ---------------------
+
+
+class BadInput(PrumError):
+    """The input cannot be used as it is; nothing was changed."""
+
+    code = "bad_input"
+
+
+class UnreadableImage(BadInput):
+    """The bytes are not a decodable image (empty, truncated, unknown format)."""
+
+    code = "unreadable_image"
+
+
+class ImageTooLarge(BadInput):
+    """The image has more pixels than configured, or is a decompression bomb."""
+
+    code = "image_too_large"
+
+
+class ImageTooSmall(BadInput):
+    """The image is too small to hold a usable face."""
+
+    code = "image_too_small"
+
+
+class NoFaceFound(BadInput):
+    """No face was detected in the image."""
+
+    code = "no_face_found"
+
+
+class SeveralFaces(BadInput):
+    """Several faces were found and no box was chosen; the caller must pick one."""
+
+    code = "several_faces"
+
+
+class BadFaceBox(BadInput):
+    """The chosen box does not match any detected face."""
+
+    code = "bad_face_box"
+
+
+class QualityTooLow(BadInput):
+    """A quality component is below the configured minimum."""
+
+    code = "quality_too_low"
+
+
+class ModelMismatch(BadInput):
+    """A template was made by another embedding model than the gallery's."""
+
+    code = "model_mismatch"
+
+
+class InvalidRecord(BadInput):
+    """A record field is missing or invalid (category, date of birth, manifest row)."""
+
+    code = "invalid_record"
+
+
+class UnknownReference(BadInput):
+    """No record has this reference number."""
+
+    code = "unknown_reference"
+
+
+class InvalidModel(BadInput):
+    """An operator-supplied model cannot be loaded or has the wrong shape."""
+
+    code = "invalid_model"
+
+
+class InvalidLabelledSet(BadInput):
+    """A labelled evaluation set is malformed or too small to evaluate."""
+
+    code = "invalid_labelled_set"
+
+
+# --- refused by policy ------------------------------------------------------------
+
+
+class PolicyRefused(PrumError):
+    """The request is well formed but national or EU rules refuse it."""
+
+    code = "policy_refused"
+
+
+# --- the system cannot serve now ------------------------------------------------------
+
+
+class Unavailable(PrumError):
+    """A component needed for the request is not available."""
+
+    code = "unavailable"
+
+
+class SampleDataUnavailable(Unavailable):
+    """No real sample faces are on disk and they could not be fetched."""
+
+    code = "sample_data_unavailable"
+
+
+class StorageError(Unavailable):
+    """The system of record or the vector index failed."""
+
+    code = "storage_error"
