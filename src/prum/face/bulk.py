@@ -26,6 +26,7 @@ import numpy as np
 
 from prum.config import FaceSettings
 from prum.errors import InvalidRecord, PrumError
+from prum.face.decode import sniff_format
 from prum.face.pipeline import FacePipeline, Use
 from prum.face.types import FaceBox
 from prum.gallery.schema import SubjectCategory
@@ -185,9 +186,7 @@ def process_photo(
 def _work(args: tuple[PhotoItem, Use, bool]) -> PhotoResult:
     assert _worker_pipeline is not None, "worker not initialised"
     item, use, check = args
-    result = process_photo(item, _worker_pipeline, use, check=check)
-    # Evaluation needs no image back; enrolment stores it.
-    return result
+    return process_photo(item, _worker_pipeline, use, check=check)
 
 
 def extract_all(
@@ -293,6 +292,7 @@ def enrol_photos(
                     source_key=item.source_key,
                     image=result.image,
                     image_sha256=hashlib.sha256(result.image or b"").hexdigest(),
+                    image_format=sniff_format(result.image or b""),
                     face_box=result.box,
                     quality_overall=result.quality_overall,
                     quality=result.quality,

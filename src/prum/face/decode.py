@@ -47,7 +47,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own pixel limit below gives the clearer message; Pillow's hard guard
+            # (DecompressionBombError, at twice its warning level) stays armed.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size
             if width * height > max_pixels:
@@ -71,7 +73,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             rgb = image.convert("RGB")
     except (ImageTooLarge, ImageTooSmall):
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"the image looks like a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise UnreadableImage(
@@ -81,3 +83,12 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         raise UnreadableImage(f"the image is corrupt or truncated: {exc}") from exc
     pixels = np.asarray(rgb, dtype=np.uint8)
     return DecodedImage(pixels=np.ascontiguousarray(pixels), format=fmt)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the header (no pixels decoded), or None."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            return image.format
+    except Exception:  # any failure just means "unknown"; decoding reports details
+        return None

