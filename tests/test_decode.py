@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zlib
@@ -79,7 +80,7 @@ def test_zero_bytes_refused() -> None:
 
 def test_truncated_jpeg_refused() -> None:
     data = encode(gradient(400, 300), "JPEG", quality=90)
-    with pytest.raises(UnreadableImage, match="truncated|corrupt"):
+    with pytest.raises(UnreadableImage, match=r"truncated|corrupt"):
         decode_image(data[: len(data) // 2], max_pixels=MAX_PIXELS)
 
 
@@ -100,14 +101,14 @@ def test_one_pixel_image_refused() -> None:
 
 def test_hundred_megapixel_image_refused_before_decoding() -> None:
     data = encode(Image.new("L", (10_000, 10_000)), "PNG")
-    with pytest.raises(ImageTooLarge, match="100.0 megapixels"):
+    with pytest.raises(ImageTooLarge, match=r"100\.0 megapixels"):
         decode_image(data, max_pixels=MAX_PIXELS)
 
 
 def test_png_decompression_bomb_refused() -> None:
     bomb = png_header_only(50_000, 50_000)
     assert len(bomb) < 200
-    with pytest.raises(ImageTooLarge, match="megapixels|decompression bomb"):
+    with pytest.raises(ImageTooLarge, match=r"megapixels|decompression bomb"):
         decode_image(bomb, max_pixels=MAX_PIXELS)
 
 
@@ -121,10 +122,8 @@ def test_bomb_below_our_limit_is_still_caught_by_pillow_guard() -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4096))
 def test_arbitrary_bytes_never_escape_the_error_tree(data: bytes) -> None:
-    try:
+    with contextlib.suppress(BadInput):
         decode_image(data, max_pixels=MAX_PIXELS)
-    except BadInput:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
