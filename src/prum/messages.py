@@ -1,0 +1,281 @@
+"""Wire schemas, version 1: the one place that defines what crosses a border.
+
+Both the router and the nodes import these models; the OpenAPI documents and JSON
+Schemas are generated from them (``prum schema``). A field added here appears in
+validation, documentation and clients at once. Step-1 messages carry reference data
+only (a sample and an opaque reference number), never a name; core data travels in
+:class:`CoreDataReply` after a human release.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Base64Bytes,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+SCHEMA_VERSION: Literal["1"] = "1"
+
+# The largest probe accepted on the wire (a 40 MP JPEG is far smaller than this).
+MAX_PROBE_BYTES = 30 * 1024 * 1024
+
+Party = Annotated[str, StringConstraints(pattern=r"^([A-Z]{2}|EUROPOL)$")]
+"""An EU member state (ISO 3166 alpha-2) or Europol."""
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Pseudonym = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+]  # a national user id that identifies the user in the national log only
+
+
+def _offence_code(value: str) -> str:
+    from prum.offences import OFFENCES
+
+    if value not in OFFENCES:
+        raise ValueError(f"unknown ECRIS offence category {value!r}")
+    return value
+
+
+OffenceCode = Annotated[str, AfterValidator(_offence_code)]
+
+
+class Category(StrEnum):
+    FACE = "face"
+    DNA = "dna"
+    FINGER = "finger"
+    VEHICLE = "vehicle"
+    RECORDS = "records"
+
+
+class Purpose(StrEnum):
+    """Why the search is made (Reg. 2024/982: offences; missing persons; remains)."""
+
+    INVESTIGATION = "investigation"  # prevention, detection, investigation of offences
+    MISSING_PERSON = "missing_person"
+    UNIDENTIFIED_REMAINS = "unidentified_remains"
+
+
+class ReplyStatus(StrEnum):
+    """What became of the request at one requested party (never silently dropped)."""
+
+    ANSWERED = "answered"  # candidates or hits returned
+    NO_HIT = "no_hit"
+    TIMEOUT = "timeout"  # no answer before the deadline
+    UNAVAILABLE = "unavailable"  # could not be reached
+    REFUSED = "refused"  # policy refusal (capacity, purpose, category ...)
+    ERROR = "error"  # answered with an error or with something unreadable
+
+
+class Decision(StrEnum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    INCONCLUSIVE = "inconclusive"
+
+
+class RefusalReason(StrEnum):
+    """Why a holder refuses to release core data."""
+
+    DISPROPORTIONATE = "disproportionate"
+    NATIONAL_LAW_BAR = "national_law_bar"
+    JUDICIAL_AUTHORISATION_PENDING = "judicial_authorisation_pending"
+    JUDICIAL_AUTHORISATION_REFUSED = "judicial_authorisation_refused"
+    FUNDAMENTAL_RIGHTS = "fundamental_rights"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorInfo(_Message):
+    """An error as it travels: the stable code of prum.errors and a readable message."""
+
+    code: Annotated[str, StringConstraints(max_length=64)]
+    message: Annotated[str, StringConstraints(max_length=2000)]
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Probe(_Message):
+    """The sample searched with: an image (faces) or an ANSI/NIST-ITL transaction."""
+
+    format: Literal["image", "ansi_nist"] = "image"
+    data: Annotated[Base64Bytes, Field(max_length=MAX_PROBE_BYTES)]
+    # The chosen face (left, top, right, bottom) when the image shows several.
+    face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class SearchRequest(_Message):
+    """Step 1: a biometric search, sent by the requesting node through the router."""
+
+    version: Literal["1"] = SCHEMA_VERSION
+    message_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] = Field(
+        default_factory=new_message_id
+    )
+    issued_at: dt.datetime = Field(default_factory=utcnow)
+    request_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    requesting_party: Party
+    requesting_user: Pseudonym
+    category: Category
+    purpose: Purpose
+    offence: OffenceCode
+    max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
+    case_reference: ShortText
+    targets: Literal["all"] | Annotated[list[Party], Field(min_length=1, max_length=40)] = "all"
+    probe: Probe
+    max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
+    deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
+
+    @model_validator(mode="after")
+    def _aware_time(self) -> SearchRequest:
+        if self.issued_at.tzinfo is None:
+            raise ValueError("issued_at must carry a time zone (UTC)")
+        return self
+
+
+class Candidate(_Message):
+    """One entry of a candidate list: reference data for human verification."""
+
+    rank: Annotated[int, Field(ge=1, le=100)]
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+    distance: Annotated[float, Field(ge=0.0)]
+    false_match_rate: Annotated[float, Field(ge=0.0, le=1.0)]
+    false_match_words: Annotated[str, StringConstraints(max_length=200)]
+    provenance: Annotated[str, StringConstraints(max_length=200)]
+    synthetic: bool = False
+    quality: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
+    # The enrolled image, so the examiner can compare side by side.
+    image: Base64Bytes | None = None
+
+
+class CountryReply(_Message):
+    """The answer of one requested party, or what the router observed instead."""
+
+    party: Party
+    status: ReplyStatus
+    answer_number: Annotated[str, StringConstraints(max_length=64)] | None = None
+    answered_at: dt.datetime | None = None
+    duration_ms: Annotated[float, Field(ge=0)] | None = None
+    gallery_size: Annotated[int, Field(ge=0)] | None = None
+    candidates: Annotated[list[Candidate], Field(max_length=100)] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+
+
+class SearchReply(_Message):
+    """What the router returns to the requester: one entry per requested party."""
+
+    version: Literal["1"] = SCHEMA_VERSION
+    in_reply_to: str
+    request_number: str
+    replies: list[CountryReply]
+
+
+class Verification(_Message):
+    """An examiner's outcome for one candidate (kept at the requesting node)."""
+
+    search_message_id: str
+    party: Party
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    decision: Decision
+    justification: Annotated[
+        str, StringConstraints(min_length=10, max_length=4000, strip_whitespace=True)
+    ]
+
+
+class CoreData(_Message):
+    """Core data of Art 47, released by a human of the holding party."""
+
+    surnames: list[ShortText] = Field(default_factory=list)
+    first_names: list[ShortText] = Field(default_factory=list)
+    aliases: list[ShortText] = Field(default_factory=list)
+    date_of_birth: dt.date | None = None
+    place_of_birth: ShortText | None = None
+    nationalities: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}$")]] = Field(
+        default_factory=list
+    )
+    gender: Literal["F", "M", "X", "U"] | None = None
+    biometric_taken_at: dt.date | None = None
+    biometric_taken_place: ShortText | None = None
+    offence: ShortText | None = None
+    case_number: ShortText | None = None
+    responsible_authority: ShortText | None = None
+
+
+class CoreDataRequest(_Message):
+    """Step 2: a reasoned request for core data after a confirmed match."""
+
+    version: Literal["1"] = SCHEMA_VERSION
+    message_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] = Field(
+        default_factory=new_message_id
+    )
+    issued_at: dt.datetime = Field(default_factory=utcnow)
+    requesting_party: Party
+    holder_party: Party
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    category: Category
+    search_message_id: str
+    requesting_user: Pseudonym
+    verified_by: Pseudonym
+    facts: Annotated[str, StringConstraints(min_length=20, max_length=8000, strip_whitespace=True)]
+    offence: OffenceCode
+    max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
+    case_reference: ShortText
+
+
+class CoreDataReply(_Message):
+    """The holder's human decision on a core-data request, with the data if released."""
+
+    version: Literal["1"] = SCHEMA_VERSION
+    message_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] = Field(
+        default_factory=new_message_id
+    )
+    issued_at: dt.datetime = Field(default_factory=utcnow)
+    in_reply_to: str
+    requesting_party: Party
+    holder_party: Party
+    reference: str
+    decision: Literal["released", "refused"]
+    reason: RefusalReason | None = None
+    core_data: CoreData | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CoreDataReply:
+        if self.decision == "released" and (self.core_data is None or self.reason is not None):
+            raise ValueError("a release carries core data and no refusal reason")
+        if self.decision == "refused" and (self.reason is None or self.core_data is not None):
+            raise ValueError("a refusal carries a reason and no core data")
+        return self
+
+
+WIRE_MODELS: tuple[type[BaseModel], ...] = (
+    SearchRequest,
+    SearchReply,
+    CountryReply,
+    Candidate,
+    Verification,
+    CoreDataRequest,
+    CoreDataReply,
+    ErrorInfo,
+)
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every wire model, keyed by name (for `prum schema`)."""
+    return {m.__name__: m.model_json_schema() for m in WIRE_MODELS}
