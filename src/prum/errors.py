@@ -134,3 +134,81 @@ class StorageError(Unavailable):
     """The system of record or the vector index failed."""
 
     code = "storage_error"
+
+
+# --- audit log ------------------------------------------------------------------------
+
+
+class InvalidAuditEvent(BadInput):
+    """An audit event has an unknown field, a wrong value or an oversize string."""
+
+    code = "invalid_audit_event"
+
+
+class InvalidAuditSetup(BadInput):
+    """The audit log was opened with an inconsistent party, signer or option."""
+
+    code = "invalid_audit_setup"
+
+
+class AuditTampered(PrumError):
+    """The audit log's hash chain or signed checkpoints do not verify: it was changed."""
+
+    code = "audit_tampered"
+
+
+# --- security: a counterpart presented something that cannot be trusted -------------
+
+
+class SecurityError(PrumError):
+    """A certificate, signature or message failed a security check; nothing was done."""
+
+    code = "security_error"
+
+
+class BadCertificate(SecurityError):
+    """The certificate is unreadable, not issued by the federation CA, or not the signer's."""
+
+    code = "bad_certificate"
+
+
+class BadSignature(SecurityError):
+    """The signature is missing, malformed or does not match the signed content."""
+
+    code = "bad_signature"
+
+
+class Replay(SecurityError):
+    """The message id was already seen, or the message was issued outside the time window."""
+
+    code = "replay"
+
+
+class Expired(SecurityError):
+    """The certificate is outside its validity period (expired or not yet valid)."""
+
+    code = "certificate_expired"
+
+
+class Revoked(SecurityError):
+    """The certificate is on the federation's revocation list."""
+
+    code = "certificate_revoked"
+
+
+class NotAuthorised(SecurityError):
+    """The caller is authentic but is not the party allowed to do this."""
+
+    code = "not_authorised"
+
+
+class InvalidPartyCode(BadInput):
+    """Not a party code: two upper-case letters (ISO 3166), EUROPOL or ROUTER."""
+
+    code = "invalid_party_code"
+
+
+class InvalidCalibration(BadInput):
+    """Stored calibration data is corrupt or of an unknown version."""
+
+    code = "invalid_calibration"
