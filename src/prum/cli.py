@@ -206,7 +206,7 @@ def face_quality(
         analysis = FacePipeline(Settings().face).analyse(_read(image))
     except PrumError as exc:
         raise _fail(exc) from exc
-    faces = [
+    faces: list[dict[str, Any]] = [
         {
             "box": f.box.as_list(),
             "overall": round(f.quality.overall, 1),

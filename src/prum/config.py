@@ -34,7 +34,7 @@ class QualityMinimums(BaseModel):
 def _probe_minimums() -> QualityMinimums:
     # Only refuse probes that cannot work: a face under ~20 px between the eyes or
     # turned far beyond the 5-point aligner's range (inter-eye score 10 ~ 18 px,
-    # yaw score 20 ~ 60 degrees, see face/quality.py).
+    # yaw score 20 ~ 63 degrees, see face/quality.py).
     return QualityMinimums(inter_eye_distance=10, yaw=20, sharpness=5)
 
 

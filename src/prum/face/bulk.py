@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from prum.config import FaceSettings
 from prum.errors import InvalidRecord, PrumError
@@ -54,7 +55,7 @@ class PhotoItem:
 class PhotoResult:
     item: PhotoItem
     model_id: str | None = None
-    vector: np.ndarray | None = None
+    vector: NDArray[np.float32] | None = None
     box: list[int] | None = None
     quality_overall: float | None = None
     quality: dict[str, float] | None = None

@@ -69,8 +69,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
                 )
             image.load()
             fmt = image.format or "unknown"
-            image = ImageOps.exif_transpose(image)
-            rgb = image.convert("RGB")
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
     except (ImageTooLarge, ImageTooSmall):
         raise
     except Image.DecompressionBombError as exc:

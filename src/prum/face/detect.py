@@ -14,7 +14,7 @@ import face_recognition_models
 import numpy as np
 
 from prum.errors import InvalidModel
-from prum.face.types import FaceBox
+from prum.face.types import FaceBox, Pixels
 
 
 class FaceDetector:
@@ -34,7 +34,7 @@ class FaceDetector:
             )
         )
 
-    def detect(self, pixels: np.ndarray) -> list[FaceBox]:
+    def detect(self, pixels: Pixels) -> list[FaceBox]:
         """All faces, largest first.
 
         Large photos are reduced to ``max_side`` for detection (HOG time grows with
@@ -68,7 +68,7 @@ class FaceDetector:
         return boxes
 
 
-def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
+def _resize(pixels: Pixels, scale: float) -> Pixels:
     from PIL import Image
 
     height, width = pixels.shape[:2]

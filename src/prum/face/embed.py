@@ -17,9 +17,10 @@ from typing import Any, Protocol
 import dlib
 import face_recognition_models
 import numpy as np
+from numpy.typing import NDArray
 
 from prum.errors import InvalidModel
-from prum.face.types import FaceBox, Template
+from prum.face.types import FaceBox, Pixels, Template
 
 
 @cache
@@ -42,12 +43,12 @@ class Aligner:
             face_recognition_models.pose_predictor_five_point_model_location()
         )
 
-    def shape(self, pixels: np.ndarray, box: FaceBox) -> Any:
+    def shape(self, pixels: Pixels, box: FaceBox) -> Any:
         rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
         return self._predictor(pixels, rect)
 
     @staticmethod
-    def points(shape: Any) -> np.ndarray:
+    def points(shape: Any) -> NDArray[np.float64]:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 
@@ -59,7 +60,7 @@ class Embedder(Protocol):
     #: whether vectors are unit length (distances then lie in [0, 2])
     normalised: bool
 
-    def embed(self, pixels: np.ndarray, shape: Any) -> Template: ...
+    def embed(self, pixels: Pixels, shape: Any) -> Template: ...
 
 
 class DlibEmbedder:
@@ -73,7 +74,7 @@ class DlibEmbedder:
         self.model_id = f"dlib-resnet-v1@{_file_digest(path)}"
         self._model: Any = dlib.face_recognition_model_v1(path)
 
-    def embed(self, pixels: np.ndarray, shape: Any) -> Template:
+    def embed(self, pixels: Pixels, shape: Any) -> Template:
         vector = np.asarray(self._model.compute_face_descriptor(pixels, shape), dtype=np.float32)
         return Template(self.model_id, vector)
 
@@ -114,13 +115,13 @@ class OnnxEmbedder:
         self.dim = int(probe.shape[0])
         self.model_id = f"onnx-{path.stem}@{_file_digest(str(path))}"
 
-    def _run(self, chip: np.ndarray) -> np.ndarray:
+    def _run(self, chip: Pixels) -> NDArray[np.float32]:
         x = (chip.astype(np.float32) - 127.5) / 128.0
         x = x.transpose(2, 0, 1)[None] if self._layout == "nchw" else x[None]
         out = np.asarray(self._session.run(None, {self._input_name: x})[0], dtype=np.float32)
         return out.reshape(-1)
 
-    def embed(self, pixels: np.ndarray, shape: Any) -> Template:
+    def embed(self, pixels: Pixels, shape: Any) -> Template:
         chip = np.asarray(dlib.get_face_chip(pixels, shape, size=self.chip_size, padding=0.25))
         vector = self._run(chip)
         norm = float(np.linalg.norm(vector))

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
+
+# RGB image, (height, width, 3), uint8.
+Pixels = NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Landmarks:
     """
 
     model: str
-    points: np.ndarray
+    points: NDArray[np.float64]
     left_eye: tuple[float, float]  # subject's left eye (image right side)
     right_eye: tuple[float, float]
     nose_tip: tuple[float, float]
@@ -86,7 +90,7 @@ class Template:
     """A face embedding with the id of the model that made it."""
 
     model_id: str
-    vector: np.ndarray  # float32, shape (dim,)
+    vector: NDArray[np.float32]  # float32, shape (dim,)
 
     @property
     def dim(self) -> int:
@@ -105,7 +109,7 @@ class AnalysedFace:
 class DecodedImage:
     """RGB pixels (H, W, 3, uint8) with the format the bytes were in."""
 
-    pixels: np.ndarray
+    pixels: Pixels
     format: str
 
     @property

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
+from numpy.typing import NDArray
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -51,7 +52,7 @@ class NewRecord:
     subject_category: SubjectCategory
     provenance: str
     model_id: str
-    template: np.ndarray
+    template: NDArray[np.float32]
     date_of_birth: dt.date | None = None
     person_key: str | None = None
     synthetic: bool = False
@@ -84,7 +85,7 @@ class TemplateRow:
     id: int
     category_code: int
     dob_days: int | None
-    vector: np.ndarray
+    vector: NDArray[np.float32]
 
 
 def make_engine(url: str) -> Engine:
