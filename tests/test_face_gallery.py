@@ -116,7 +116,7 @@ def test_exposure_filters_withhold_categories_and_minors(
     tmp_path: Path, embedded: list[PhotoResult]
 ) -> None:
     probe, rest = held_out(embedded)
-    gallery = make_gallery(tmp_path)
+    gallery = make_gallery(tmp_path, max_candidates=100)
     today = dt.date(2026, 11, 26)
     records = []
     for n, r in enumerate(rest):

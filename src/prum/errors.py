@@ -100,6 +100,12 @@ class InvalidModel(BadInput):
     code = "invalid_model"
 
 
+class NotEnoughPeople(BadInput):
+    """The gallery holds records of fewer than two people: scores cannot be calibrated."""
+
+    code = "not_enough_people"
+
+
 class InvalidLabelledSet(BadInput):
     """A labelled evaluation set is malformed or too small to evaluate."""
 

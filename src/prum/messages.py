@@ -156,7 +156,8 @@ class Candidate(_Message):
     reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     score: Annotated[float, Field(ge=0.0, le=1.0)]
     distance: Annotated[float, Field(ge=0.0)]
-    false_match_rate: Annotated[float, Field(ge=0.0, le=1.0)]
+    # None while the holder's gallery is too small to calibrate (the words say so).
+    false_match_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None
     false_match_words: Annotated[str, StringConstraints(max_length=200)]
     provenance: Annotated[str, StringConstraints(max_length=200)]
     synthetic: bool = False

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from prum.config import Settings
-from prum.errors import BadInput, InvalidRecord, ModelMismatch
+from prum.errors import (
+    BadInput,
+    InvalidLabelledSet,
+    InvalidRecord,
+    ModelMismatch,
+    NotEnoughPeople,
+)
 from prum.face.calibration import ImpostorDistribution, similarity
 from prum.face.decode import sniff_format
 from prum.face.pipeline import FacePipeline
@@ -39,6 +45,7 @@ HARD_MAX_CANDIDATES = 100
 CALIBRATION_PAIRS = 1_000_000
 # Templates sampled from a large gallery to draw those pairs from.
 CALIBRATION_SAMPLE = 20_000
+GALLERY_SOURCE = "gallery sample"
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class FaceCandidate:
     reference: str
     distance: float
     score: float
-    false_match_rate: float
+    false_match_rate: float | None  # None when the gallery cannot be calibrated yet
     false_match_words: str
     subject_category: SubjectCategory
     provenance: str
@@ -168,7 +175,7 @@ class FaceGallery:
         added += self._add_rows(index, batch)
         index.meta["model_id"] = self.model_id
         if added or deletions:
-            if index.kind != _expected_kind(len(index), self.settings):
+            if index.needs_rebuild:
                 index.rebuild()
             index.save()
 
@@ -186,8 +193,11 @@ class FaceGallery:
         return len(rows)
 
     def save_index(self) -> None:
+        """Persist the index (choosing a new kind first if the gallery outgrew it)."""
         with self._write_lock:
             if self._index is not None:
+                if self._index.needs_rebuild:
+                    self._index.rebuild()
                 self._index.save()
 
     def rebuild_index(self) -> None:
@@ -319,6 +329,10 @@ class FaceGallery:
         searched = time.perf_counter()
         records = self.store.get_by_ids([rid for rid, _ in hits])
         calibration = self.calibration
+        uncalibrated = (
+            "not calibrated: the gallery holds too few people to estimate false-match"
+            " rates (run `prum face calibrate --labelled FOLDER`)"
+        )
         candidates = []
         for rank, (rid, distance) in enumerate(hits, start=1):
             record = records.get(rid)
@@ -330,8 +344,12 @@ class FaceGallery:
                     reference=record.reference,
                     distance=float(distance),
                     score=similarity(float(distance)),
-                    false_match_rate=calibration.fmr_at(float(distance)),
-                    false_match_words=calibration.describe(float(distance)),
+                    false_match_rate=(
+                        None if calibration is None else calibration.fmr_at(float(distance))
+                    ),
+                    false_match_words=(
+                        uncalibrated if calibration is None else calibration.describe(distance)
+                    ),
                     subject_category=record.subject_category,
                     provenance=record.provenance,
                     synthetic=record.synthetic,
@@ -377,19 +395,31 @@ class FaceGallery:
     # --- calibration ------------------------------------------------------------------
 
     @property
-    def calibration(self) -> ImpostorDistribution:
-        if self._calibration is None:
-            with self._calibration_lock:
-                if self._calibration is None:
-                    self._calibration = self._load_or_build_calibration()
-        return self._calibration
+    def calibration(self) -> ImpostorDistribution | None:
+        """The impostor distribution behind the false-match rates, or None when the
+        gallery holds too few people to estimate one and none was supplied.
 
-    def _load_or_build_calibration(self) -> ImpostorDistribution:
+        Rebuilt from the gallery when it has more than doubled since the last
+        gallery-made calibration: rates measured on 60 records say little about 6M.
+        """
+        with self._calibration_lock:
+            if self._calibration is None or self._calibration_stale():
+                self._calibration = self._load_or_build_calibration()
+            return self._calibration
+
+    def _calibration_stale(self) -> bool:
+        size = self.store.get_meta("calibrated_at_size")
+        return size is not None and len(self.index) > 2 * int(size)
+
+    def _load_or_build_calibration(self) -> ImpostorDistribution | None:
         model_id = self.model_id or self.pipeline.model_id
         data = self.store.latest_calibration(model_id)
-        if data is not None:
+        if data is not None and not self._calibration_stale():
             return ImpostorDistribution.from_bytes(data)
-        return self.calibrate()
+        try:
+            return self._store_calibration(self._gallery_impostors(model_id))
+        except (InvalidLabelledSet, NotEnoughPeople):
+            return None
 
     def calibrate(self, distribution: ImpostorDistribution | None = None) -> ImpostorDistribution:
         """Keep a new impostor distribution with the gallery (from it, or supplied)."""
@@ -401,18 +431,26 @@ class FaceGallery:
                 f"the calibration set was embedded with {distribution.model_id};"
                 f" this gallery uses {model_id}"
             )
+        with self._calibration_lock:
+            self._calibration = self._store_calibration(distribution)
+        return distribution
+
+    def _store_calibration(self, distribution: ImpostorDistribution) -> ImpostorDistribution:
         self.store.save_calibration(
-            model_id, distribution.source, distribution.comparisons, distribution.to_bytes()
+            distribution.model_id,
+            distribution.source,
+            distribution.comparisons,
+            distribution.to_bytes(),
         )
-        self._calibration = distribution
+        gallery_made = distribution.source.startswith(GALLERY_SOURCE)
+        self.store.set_meta("calibrated_at_size", str(len(self.index)) if gallery_made else "")
         return distribution
 
     def _gallery_impostors(self, model_id: str) -> ImpostorDistribution:
-        ids, vectors = self.index.sample(CALIBRATION_SAMPLE, seed=0)
-        keys = self.store.person_keys(ids.tolist())
-        identities = [keys.get(int(i)) or f"record:{int(i)}" for i in ids]
+        ids, keys, vectors = self.store.sample_templates(CALIBRATION_SAMPLE, seed=0)
+        identities = [key or f"record:{rid}" for rid, key in zip(ids, keys, strict=True)]
         if len(set(identities)) < 2:
-            raise BadInput(
+            raise NotEnoughPeople(
                 "the gallery needs records of at least two people before scores can be"
                 " calibrated; enrol more, or calibrate from a labelled set"
             )
@@ -422,7 +460,7 @@ class FaceGallery:
             max_pairs=CALIBRATION_PAIRS,
             seed=0,
             model_id=model_id,
-            source=f"gallery sample of {len(ids)} records",
+            source=f"{GALLERY_SOURCE} of {len(ids)} records",
         )
 
     # --- describe ---------------------------------------------------------------------
@@ -444,12 +482,3 @@ def _codes(categories: Collection[SubjectCategory]) -> list[int] | None:
     if set(categories) == set(SubjectCategory):
         return None
     return [c.code for c in categories]
-
-
-def _expected_kind(n: int, settings: Settings) -> str:
-    s = settings.index
-    if s.factory:
-        return "forced"
-    if n < s.exact_below:
-        return "flat"
-    return "hnsw" if n < s.compressed_above else "ivf"
