@@ -17,6 +17,7 @@ from rich.table import Table
 from prum.config import Settings
 from prum.errors import PrumError
 from prum.gallery.schema import SubjectCategory
+from prum.security.cli import pki_app
 
 app = typer.Typer(
     help="Prüm: federated police data exchange (national node tools).",
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 face_app = typer.Typer(help="The national face gallery.", no_args_is_help=True)
 app.add_typer(face_app, name="face")
+app.add_typer(pki_app, name="pki", help="The federation PKI: CA, certificates, revocation.")
 
 CPUS = os.cpu_count() or 1
 console = Console()
@@ -178,7 +180,7 @@ def _print_candidates(result: Any) -> None:
         f" candidates for human verification (not identifications):"
     )
     table = Table()
-    for col in ("rank", "reference", "score", "distance", "false-match rate", "category", "source"):
+    for col in ("rank", "reference", "score", "false-match rate", "category", "source"):
         table.add_column(col)
     for c in result.candidates:
         source = c.provenance + (" [synthetic]" if c.synthetic else "")
@@ -186,8 +188,7 @@ def _print_candidates(result: Any) -> None:
             str(c.rank),
             c.reference,
             f"{c.score:.3f}",
-            f"{c.distance:.3f}",
-            c.false_match_words,
+            c.false_match_words.split(" (")[0],
             c.subject_category.value,
             source,
         )
@@ -393,6 +394,20 @@ def face_calibrate(
     console.print(f"calibrated from {dist.source}: {dist.comparisons} impostor comparisons")
     for d in (0.4, 0.5, 0.6):
         console.print(f"  distance {d}: {dist.describe(d)}")
+
+
+@app.command("schema")
+def schema(
+    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Print the JSON Schema of every wire message (version 1)."""
+    from prum.messages import json_schemas
+
+    text = json.dumps(json_schemas(), indent=2)
+    if output is None:
+        console.print_json(text)
+    else:
+        output.write_text(text + "\n")
 
 
 # --- demo ------------------------------------------------------------------------------

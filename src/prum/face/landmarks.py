@@ -32,6 +32,7 @@ viewer), seen by a virtual camera centred on the face.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Protocol
 
 import cv2
@@ -225,6 +226,10 @@ class MediaPipeLandmarker:
     def _face_mesh(self) -> Any:
         if self._mesh is None:
             try:
+                # MediaPipe's C++ logging (glog/absl) would flood the console with
+                # start-up notices; keep warnings and errors only.
+                os.environ.setdefault("GLOG_minloglevel", "2")
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
                 import mediapipe as mp
 
                 self._mesh = mp.solutions.face_mesh.FaceMesh(

@@ -322,7 +322,10 @@ class FaceStore:
                 return [], [], np.empty((0, 0), np.float32)
             rng = np.random.default_rng(seed)
             span = int(hi) - int(lo) + 1
-            wanted = np.unique(rng.integers(int(lo), int(hi) + 1, size=min(span, 2 * n)))
+            if span <= 2 * n:
+                wanted = np.arange(int(lo), int(hi) + 1)
+            else:
+                wanted = np.unique(rng.integers(int(lo), int(hi) + 1, size=2 * n))
             ids: list[int] = []
             keys: list[str | None] = []
             vectors: list[NDArray[np.float32]] = []

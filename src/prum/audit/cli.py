@@ -1,0 +1,299 @@
+"""``prum audit ...`` and ``prum stats``: verify, read and purge the audit log.
+
+Mounted by prum.cli (``app.add_typer(audit_app, name="audit")`` and
+``app.command("stats")(stats)``). Exit codes: 0 success, 1 the log does not verify,
+2 an error (bad option, unreachable database).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prum.audit.chain import CheckpointSigner, CheckpointVerifier
+from prum.audit.events import format_time
+from prum.audit.log import AuditLog
+from prum.audit.stats import Statistics
+from prum.config import Settings
+from prum.errors import InvalidAuditSetup, PrumError
+
+audit_app = typer.Typer(
+    help="The tamper-evident audit log: verify, show, purge, statistics.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="PRUM_AUDIT_URL",
+        help="SQLAlchemy URL of the audit log; default SQLite in the node's data folder.",
+    ),
+]
+PartyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--party", envvar="PRUM_COUNTRY", help="Whose log it is (default: the node's country)."
+    ),
+]
+VerifierOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--verifier",
+        envvar="PRUM_AUDIT_VERIFIER",
+        help="module:factory returning a CheckpointVerifier; without it, signatures "
+        "are not checked (only hashes).",
+    ),
+]
+SignerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signer",
+        envvar="PRUM_AUDIT_SIGNER",
+        help="module:factory returning a CheckpointSigner for checkpoints and anchors.",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _url(database_url: str | None) -> str:
+    if database_url:
+        return database_url
+    return f"sqlite:///{(Settings().data_dir / 'audit.sqlite').resolve()}"
+
+
+def _plugin(spec: str | None) -> Any:
+    """Instantiate ``module:factory`` (a signer or verifier plug-in)."""
+    if spec is None:
+        return None
+    module_name, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), name)()
+    except Exception as exc:  # any failure to load is the operator's option being wrong
+        raise InvalidAuditSetup(f"cannot load {spec!r} (expected module:factory): {exc}") from exc
+
+
+def _open(
+    database_url: str | None, party: str | None, signer: CheckpointSigner | None = None
+) -> AuditLog:
+    return AuditLog(_url(database_url), party=party or Settings().country, signer=signer)
+
+
+def _fail(exc: PrumError) -> typer.Exit:
+    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
+    return typer.Exit(code=2)
+
+
+def _since(text: str | None, option: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidAuditSetup(f"{option} {text!r} is not an ISO date or time") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@audit_app.command("verify")
+def verify(
+    database_url: DatabaseUrl = None,
+    party: PartyOpt = None,
+    verifier: VerifierOpt = None,
+    as_json: AsJson = False,
+) -> None:
+    """Recompute the hash chain and check the checkpoints; exit 1 if anything changed."""
+    try:
+        log = _open(database_url, party)
+        checker: CheckpointVerifier | None = _plugin(verifier)
+        report = log.verify(checker)
+        log.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    elif report.ok:
+        signatures = "signatures checked"
+        if not report.signatures_checked:
+            signatures = "signatures NOT checked (no --verifier)"
+        start = "" if report.anchor_seq is None else f" from the anchor at {report.anchor_seq}"
+        console.print(
+            f"[green]audit log verified[/]: {report.entries_checked} entries{start}, "
+            f"{report.checkpoints_checked} checkpoints, {signatures}"
+        )
+    else:
+        assert report.problem is not None
+        problem = report.problem
+        err.print(
+            f"[bold red]audit log does NOT verify[/]: entry {problem.seq}: "
+            f"{problem.kind.value}: {problem.message}"
+        )
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("show")
+def show(
+    database_url: DatabaseUrl = None,
+    party: PartyOpt = None,
+    kind: Annotated[str | None, typer.Option(help="Only this event kind.")] = None,
+    of_party: Annotated[
+        str | None, typer.Option("--of", help="Requesting or requested party.")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="face, dna, finger, ...")] = None,
+    outcome: Annotated[str | None, typer.Option(help="answered, no_hit, ...")] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Case reference.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date/time (UTC if no zone).")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date/time, exclusive.")] = None,
+    limit: Annotated[int, typer.Option(help="Entries per page.")] = 50,
+    offset: Annotated[int, typer.Option(help="Entries to skip (newest first).")] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """The most recent entries, newest first."""
+    try:
+        log = _open(database_url, party)
+        rows = log.entries(
+            kind=kind,
+            party=of_party,
+            category=category,
+            outcome=outcome,
+            case_reference=case,
+            since=_since(since, "--since"),
+            until=_since(until, "--until"),
+            limit=limit,
+            offset=offset,
+        )
+        log.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        out = [
+            {"seq": e.seq, "recorded_at": format_time(e.recorded_at), **e.event.canonical()}
+            for e in rows
+        ]
+        console.print_json(json.dumps(out))
+        return
+    table = Table(title=f"audit log ({len(rows)} entries)")
+    for column in ("seq", "recorded (UTC)", "kind", "from", "to", "category", "purpose"):
+        table.add_column(column)
+    for column in ("outcome", "case", "user", "ms"):
+        table.add_column(column)
+    for e in rows:
+        ev = e.event
+        table.add_row(
+            str(e.seq),
+            e.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ev.kind.value,
+            ev.requesting_party or "",
+            ev.requested_party or "",
+            "" if ev.category is None else ev.category.value,
+            "" if ev.purpose is None else ev.purpose.value,
+            "" if ev.outcome is None else ev.outcome.value,
+            ev.case_reference or "",
+            ev.user or "",
+            "" if ev.duration_ms is None else str(ev.duration_ms),
+        )
+    console.print(table)
+
+
+@audit_app.command("checkpoint")
+def checkpoint(
+    database_url: DatabaseUrl = None, party: PartyOpt = None, signer: SignerOpt = None
+) -> None:
+    """Sign the current head now (for example before a backup or at shutdown)."""
+    try:
+        log = _open(database_url, party, _plugin(signer))
+        made = log.checkpoint()
+        log.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    if made is None:
+        console.print("the audit log is empty: nothing to sign")
+    else:
+        state = "signed" if made.signature is not None else "UNSIGNED (no --signer)"
+        console.print(f"checkpoint at entry {made.seq} ({made.hash[:16]}...), {state}")
+
+
+@audit_app.command("purge")
+def purge(
+    older_than_days: Annotated[
+        int, typer.Option("--older-than-days", min=1, help="Retention period in days.")
+    ],
+    database_url: DatabaseUrl = None,
+    party: PartyOpt = None,
+    signer: SignerOpt = None,
+    verifier: VerifierOpt = None,
+) -> None:
+    """Delete entries older than the retention period; leaves a signed anchor."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=older_than_days)
+    try:
+        log = _open(database_url, party, _plugin(signer))
+        count = log.purge(cutoff, verifier=_plugin(verifier))
+        log.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    console.print(f"purged {count} entries recorded before {format_time(cutoff)}")
+
+
+_STATS_COLUMNS = (
+    ("searches", "searches"),
+    ("missing_person_searches", "missing p."),
+    ("hits", "hits"),
+    ("candidates", "cand."),
+    ("confirmed_matches", "confirmed"),
+    ("core_data_requests", "core req."),
+    ("core_data_released", "released"),
+    ("core_data_refused", "refused"),
+    ("searches_received", "received"),
+    ("answers", "answers"),
+)
+
+
+@audit_app.command("stats")
+def stats(
+    database_url: DatabaseUrl = None,
+    year: Annotated[int | None, typer.Option(help="Only this year.")] = None,
+    party: Annotated[str | None, typer.Option("--party", help="Only this party.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Statistics without personal data, per party, category, purpose and month."""
+    try:
+        statistics = Statistics(_url(database_url))
+        summary = statistics.summary(year=year, party=party)
+        statistics.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    table = Table(title="statistics" + ("" if year is None else f" {year}"))
+    for column in ("party", "category", "purpose", "month"):
+        table.add_column(column)
+    for _, header in _STATS_COLUMNS:
+        table.add_column(header, justify="right")
+    for column in ("avail.", "p50 ms", "p95 ms"):
+        table.add_column(column, justify="right")
+    for party_code, categories in summary["parties"].items():
+        for category, purposes in categories.items():
+            for purpose, months in purposes.items():
+                for month, cell in months.items():
+                    rt = cell.get("response_time", {})
+                    availability = cell.get("availability")
+                    table.add_row(
+                        party_code,
+                        category,
+                        purpose,
+                        month,
+                        *(str(cell.get(key, "")) for key, _ in _STATS_COLUMNS),
+                        "" if availability is None else f"{availability:.1%}",
+                        str(rt.get("p50_ms", "")),
+                        str(rt.get("p95_ms", "")),
+                    )
+    console.print(table)

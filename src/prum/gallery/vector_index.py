@@ -1,0 +1,843 @@
+"""The FAISS vector index of one national face gallery.
+
+Templates (float32, ``dim`` wide) are kept in an append-only row store, in RAM or in
+a file mapped with ``np.memmap`` when the index has a directory, with one row per
+record: its int64 record id, a data-subject category code and a date of birth. The
+FAISS structure is built over row positions (FAISS label == row position), so
+filters and tombstones are one bitmap over rows, applied *inside* the search through
+an ``IDSelectorBitmap`` (never by post-filtering, which loses results).
+
+The index kind follows the gallery size (DESIGN.md sections 4 and 5):
+
+- ``flat``: exact ``IndexFlatL2`` below ``IndexSettings.exact_below``;
+- ``hnsw``: ``HNSW{m},Flat`` over full vectors up to ``compressed_above``;
+- ``ivf-sq8``: ``IVF{nlist}_HNSW32,SQ8`` above that: 8-bit codes (a quarter of the
+  float size) in inverted lists, an HNSW graph over the centroids, and the short list
+  (``k * rerank_factor``) re-ranked exactly from the float rows. At 30M the float rows
+  (15 GB) stay on disk in the memmap and only the 136 bytes per template of the codes
+  and ids are held by FAISS.
+
+``IndexSettings.factory`` forces a kind (``Flat``, ``HNSW..``, ``IVF..``). Adding after
+a build goes into the current structure even when the size crosses a tier boundary;
+``rebuild()`` re-chooses the kind (``needs_rebuild`` says when it should be called).
+Removal marks a tombstone bit that every search honours; ``rebuild()`` drops the rows.
+
+Every distance returned is the Euclidean (not squared) distance recomputed from the
+float rows, so ``search`` and ``search_exact`` agree to the bit on shared results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import faiss as _faiss
+import numpy as np
+import numpy.typing as npt
+
+from prum.config import IndexSettings
+from prum.errors import BadInput, InvalidRecord, ModelMismatch, StorageError
+
+# faiss 1.15's bundled stubs lack SearchParametersHNSW, the HNSW graph arrays and the
+# array form of IDSelectorBitmap: use the module untyped rather than scatter ignores.
+faiss: Any = _faiss
+
+UNKNOWN_DOB: Final = int(np.iinfo(np.int32).min)
+"""``dob_days`` of a record whose date of birth is unknown."""
+
+# A filter that keeps under 2 % of the gallery, or under 20k rows, is answered by an
+# exact scan of just those rows: 20k rows cost about 1 ms on one core (as much as one
+# unfiltered HNSW search), and below 2 % a graph search would need efSearch above
+# 50 x its default to keep recall, which costs more than the scan.
+_SUBSET_EXACT_SHARE: Final = 0.02
+_SUBSET_EXACT_ROWS: Final = 20_000
+# Upper bound of the widened HNSW efSearch (reached at ~2 % share with the defaults).
+_MAX_EF_SEARCH: Final = 8192
+# Rows per block for brute-force scans, bulk adds and compaction: 32 MiB of floats.
+_BLOCK_ROWS: Final = 65_536
+# k-means sample per inverted list: FAISS asks for >= 39; 64 costs a third more
+# training time than 39 and gave better-balanced lists on synthetic dlib-like data.
+_TRAIN_PER_LIST: Final = 64
+# Filter bitmaps of the last few distinct filters (one bit per row: 3.75 MB at 30M).
+_MASK_CACHE_SIZE: Final = 4
+# Rebuild when more than this share of rows are tombstones.
+_TOMBSTONE_SHARE: Final = 0.10
+
+_STATE_FILE: Final = "state.json"
+_FORMAT: Final = 1
+_OWN_FILE = re.compile(r"^(vectors|attrs|index)-(\d+)\.(f32|npz|faiss)$")
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for ``n`` templates: the power of two nearest to 2 * sqrt(n).
+
+    FAISS's guideline is 4-16 * sqrt(n); on this 2-core machine k-means training
+    cost grows with nlist squared (sample ~ nlist), and 2 * sqrt(n) (8192 at 10M,
+    ~1200 templates per list) trains in minutes while nprobe 48 scans ~0.6 % of the
+    gallery. Capped so that every list gets its k-means sample.
+    """
+    target = 2.0 * math.sqrt(max(n, 1))
+    nlist = 2 ** round(math.log2(target))
+    return int(max(16, min(nlist, 65_536, max(16, n // _TRAIN_PER_LIST))))
+
+
+def kind_of(factory: str) -> str:
+    """The kind name of a FAISS factory string (``flat``, ``hnsw``, ``ivf-<codes>``)."""
+    if factory == "Flat":
+        return "flat"
+    if re.fullmatch(r"HNSW\d+(,Flat)?", factory):
+        return "hnsw"
+    match = re.fullmatch(r"IVF\d+(_HNSW\d+)?,(\w+)", factory)
+    if match:
+        codes = match.group(2).lower()
+        return "ivf-flat" if codes == "flat" else f"ivf-{codes}"
+    raise InvalidRecord(
+        f"unsupported FAISS factory string {factory!r}: use Flat, HNSW<m>[,Flat] or "
+        "IVF<nlist>[_HNSW<m>],<codes>",
+        factory=factory,
+    )
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """Rows a search may return: a bitmap over rows (None: every row), and for small
+    subsets the row positions themselves, which the exact subset scan needs."""
+
+    bitmap: npt.NDArray[np.uint8] | None
+    count: int
+    rows: int  # rows the bitmap covers
+    subset: npt.NDArray[np.int64] | None = None
+
+    def positions(self, start: int = 0) -> npt.NDArray[np.int64]:
+        if self.subset is not None:
+            return self.subset[self.subset >= start]
+        if self.bitmap is None:
+            return np.arange(start, self.rows, dtype=np.int64)
+        bits = np.unpackbits(self.bitmap, count=self.rows, bitorder="little")
+        return np.flatnonzero(bits[start:]).astype(np.int64) + start
+
+
+class _ReadWriteLock:
+    """Many concurrent searches, or one mutation; waiting writers go first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class _Rows:
+    """Append-only float32 rows in RAM, or in a file mapped with np.memmap."""
+
+    def __init__(self, dim: int, path: Path | None, count: int = 0) -> None:
+        self.dim = dim
+        self.path = path
+        self.count = count
+        self._data: npt.NDArray[np.float32] = np.empty((0, dim), np.float32)
+        if path is not None and path.exists() and path.stat().st_size:
+            self._map(path.stat().st_size // (4 * dim))
+
+    @property
+    def view(self) -> npt.NDArray[np.float32]:
+        return self._data[: self.count]
+
+    @property
+    def ram_bytes(self) -> int:
+        return 0 if self.path is not None else int(self._data.nbytes)
+
+    def _map(self, capacity: int) -> None:
+        assert self.path is not None
+        self._data = np.memmap(self.path, np.float32, "r+", shape=(capacity, self.dim))
+
+    def append(self, x: npt.NDArray[np.float32]) -> None:
+        need = self.count + len(x)
+        if need > len(self._data):
+            capacity = max(need, 2 * len(self._data), 1024)
+            if self.path is None:
+                grown = np.empty((capacity, self.dim), np.float32)
+                grown[: self.count] = self.view
+                self._data = grown
+            else:
+                self.flush()
+                with open(self.path, "ab") as f:
+                    f.truncate(capacity * self.dim * 4)  # sparse: no bytes written
+                self._map(capacity)
+        self._data[self.count : need] = x
+        self.count = need
+
+    def flush(self) -> None:
+        if isinstance(self._data, np.memmap):
+            self._data.flush()
+
+
+def _grown(a: npt.NDArray[Any], need: int) -> npt.NDArray[Any]:
+    if need <= len(a):
+        return a
+    out = np.empty(max(need, 2 * len(a), 1024), a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _faiss_bytes(index: Any) -> int:
+    """RAM a FAISS index holds, from its arrays (serialising would copy it)."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexFlat):
+        return int(index.codes.size())
+    if isinstance(index, faiss.IndexHNSW):
+        h = index.hnsw
+        graph = 4 * h.neighbors.size() + 8 * h.offsets.size() + 4 * h.levels.size()
+        return int(graph) + _faiss_bytes(index.storage)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        lists = ivf.invlists.compute_ntotal() * (ivf.code_size + 8) + 16 * ivf.nlist
+        return int(lists) + _faiss_bytes(ivf.quantizer)
+    return len(faiss.serialize_index(index))
+
+
+class VectorIndex:
+    """Face templates of one gallery keyed by record id, searchable by L2 distance."""
+
+    def __init__(self, dim: int, settings: IndexSettings, directory: Path | None = None):
+        if dim < 1:
+            raise InvalidRecord(f"template dimension must be positive, not {dim}", dim=dim)
+        self.dim = dim
+        self.settings = settings
+        self.directory = directory
+        self.meta: dict[str, Any] = {}
+        self.kind = "flat"
+        self.factory = "Flat"
+        self._index: Any = None  # FAISS index over rows [0, self._indexed)
+        self._indexed = 0
+        self._generation = 0
+        self._vector_generation = 0
+        if directory is not None:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                # A fresh index in a used directory must not write into files that
+                # the saved state still references: start past their generations.
+                used = [int(m[2]) for f in directory.iterdir() if (m := _OWN_FILE.match(f.name))]
+            except OSError as e:
+                raise StorageError(f"cannot use index directory {directory}: {e}") from e
+            self._generation = self._vector_generation = max(used, default=-1) + 1
+        self._rows = _Rows(dim, self._vector_path(self._vector_generation))
+        self._ids = np.empty(0, np.int64)
+        self._categories = np.empty(0, np.uint8)
+        self._dob = np.empty(0, np.int32)
+        self._live = np.empty(0, bool)
+        self._n_live = 0
+        self._order: npt.NDArray[np.int64] | None = None  # argsort of ids, None if sorted
+        self._version = 0
+        self._masks: OrderedDict[tuple[Any, ...], _Filter] = OrderedDict()
+        self._mask_lock = threading.Lock()
+        self._rw = _ReadWriteLock()
+        self._mutation = threading.RLock()
+
+    # --- persistence ---------------------------------------------------------------
+
+    def _vector_path(self, generation: int) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"vectors-{generation}.f32"
+
+    @classmethod
+    def open(cls, directory: Path, dim: int, settings: IndexSettings) -> VectorIndex:
+        """Load the index saved in ``directory``, or start an empty one there."""
+        self = cls(dim, settings, directory)
+        state_path = directory / _STATE_FILE
+        if not state_path.exists():
+            return self
+        try:
+            state = json.loads(state_path.read_text())
+            if state.get("format") != _FORMAT or state["dim"] != dim:
+                raise StorageError(
+                    f"index in {directory} has format {state.get('format')} and dimension "
+                    f"{state.get('dim')}; expected {_FORMAT} and {dim}",
+                    directory=str(directory),
+                )
+            n = int(state["rows"])
+            with np.load(directory / state["attrs"]) as attrs:
+                self._ids = np.array(attrs["ids"], np.int64)
+                self._categories = np.array(attrs["categories"], np.uint8)
+                self._dob = np.array(attrs["dob_days"], np.int32)
+                self._live = np.array(attrs["live"], bool)
+            if not len(self._ids) == len(self._live) == n:
+                raise StorageError(f"attributes in {directory} do not match the state file")
+            self._vector_generation = int(state["vector_generation"])
+            self._rows = _Rows(dim, self._vector_path(self._vector_generation), n)
+            if len(self._rows._data) < n:
+                raise StorageError(f"vector file in {directory} is shorter than {n} rows")
+            self._generation = int(state["generation"])
+            self._n_live = int(self._live.sum())
+            self.meta = dict(state["meta"])
+            self.kind, self.factory = state["kind"], state["factory"]
+            self._indexed = int(state["indexed"])
+            if state["index"]:
+                self._index = faiss.read_index(str(directory / state["index"]))
+            elif self._indexed:
+                self._index = faiss.IndexFlatL2(dim)
+                self._add_blocks(self._index, 0, self._indexed)
+            if self._index is not None and self._index.ntotal != self._indexed:
+                raise StorageError(f"FAISS index in {directory} does not match the state file")
+            self._order = None if _is_sorted(self._ids) else np.argsort(self._ids, kind="stable")
+        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            raise StorageError(f"cannot load the vector index in {directory}: {e}") from e
+        self._remove_stale_files(state)
+        return self
+
+    def save(self) -> None:
+        """Write the index into its directory; a crash leaves the previous save intact.
+
+        Attribute and FAISS files get a new generation number and the state file,
+        replaced last with ``os.replace``, says which files are current. Vector rows are
+        append-only, so the vector file is shared by successive saves until a
+        compacting ``rebuild()`` starts a new one.
+        """
+        if self.directory is None:
+            raise StorageError("this vector index has no directory to save into")
+        directory = self.directory
+        with self._mutation:
+            generation = self._generation + 1
+            n = self._rows.count
+            try:
+                self._rows.flush()
+                attrs = f"attrs-{generation}.npz"
+                with _atomic(directory / attrs) as f:
+                    np.savez(
+                        f,
+                        ids=self._ids[:n],
+                        categories=self._categories[:n],
+                        dob_days=self._dob[:n],
+                        live=self._live[:n],
+                    )
+                index_name = ""
+                if self._index is not None and self.kind != "flat":
+                    index_name = f"index-{generation}.faiss"
+                    tmp = directory / f".{index_name}.tmp"
+                    faiss.write_index(self._index, str(tmp))
+                    _fsync_path(tmp)
+                    os.replace(tmp, directory / index_name)
+                state = {
+                    "format": _FORMAT,
+                    "dim": self.dim,
+                    "rows": n,
+                    "generation": generation,
+                    "vector_generation": self._vector_generation,
+                    "attrs": attrs,
+                    "index": index_name,
+                    "indexed": self._indexed,
+                    "kind": self.kind,
+                    "factory": self.factory,
+                    "meta": self.meta,
+                }
+                with _atomic(directory / _STATE_FILE) as f:
+                    f.write(json.dumps(state, indent=1).encode())
+                _fsync_path(directory)
+            except (OSError, RuntimeError, TypeError) as e:
+                raise StorageError(f"cannot save the vector index in {directory}: {e}") from e
+            self._generation = generation
+            self._remove_stale_files(state)
+
+    def _remove_stale_files(self, state: dict[str, Any]) -> None:
+        assert self.directory is not None
+        keep = {state["attrs"], state["index"], f"vectors-{state['vector_generation']}.f32"}
+        current = self._rows.path.name if self._rows.path is not None else ""
+        for path in self.directory.iterdir():
+            if _OWN_FILE.match(path.name) and path.name not in keep and path.name != current:
+                path.unlink(missing_ok=True)
+
+    # --- mutation ------------------------------------------------------------------
+
+    def add(
+        self,
+        ids: npt.ArrayLike,
+        vectors: npt.ArrayLike,
+        categories: npt.ArrayLike,
+        dob_days: npt.ArrayLike,
+        *,
+        defer_indexing: bool = False,
+    ) -> None:
+        """Add new templates; nothing changes if any of them is invalid.
+
+        With ``defer_indexing`` the rows are stored but not put in the FAISS structure
+        (a bulk load then calls ``rebuild()`` once); until then searches scan them
+        exactly, so they are never missed.
+        """
+        id_arr, x, cat, dob = self._check_new(ids, vectors, categories, dob_days)
+        with self._mutation:
+            with self._rw.write():
+                self._append(id_arr, x, cat, dob)
+                if self._index is not None and not defer_indexing:
+                    try:
+                        self._add_blocks(self._index, self._indexed, self._rows.count)
+                    except RuntimeError as e:
+                        raise StorageError(f"FAISS could not add the templates: {e}") from e
+                    self._indexed = self._rows.count
+            if self._index is None and not defer_indexing:
+                self._swap(*self._build())
+
+    def _append(
+        self,
+        id_arr: npt.NDArray[np.int64],
+        x: npt.NDArray[np.float32],
+        cat: npt.NDArray[np.uint8],
+        dob: npt.NDArray[np.int32],
+    ) -> None:
+        present = self._positions(id_arr)
+        if (present >= 0).any():
+            dup = id_arr[present >= 0][:5].tolist()
+            raise InvalidRecord(f"record ids already in the index: {dup}", ids=dup)
+        n, m = self._rows.count, len(id_arr)
+        try:
+            self._rows.append(x)
+        except OSError as e:
+            raise StorageError(f"cannot write templates: {e}") from e
+        for name, values in (
+            ("_ids", id_arr),
+            ("_categories", cat),
+            ("_dob", dob),
+            ("_live", np.ones(m, bool)),
+        ):
+            arr = _grown(getattr(self, name), n + m)
+            arr[n : n + m] = values
+            setattr(self, name, arr)
+        self._n_live += m
+        self._version += 1
+        # Record ids come from a database sequence, so they normally arrive ascending
+        # and the id array is its own sorted lookup; otherwise keep an argsort of it.
+        ascending = _is_sorted(id_arr) and (n == 0 or not m or id_arr[0] >= self._ids[n - 1])
+        if self._order is not None or not ascending:
+            self._order = np.argsort(self._ids[: n + m], kind="stable")
+
+    def remove(self, ids: npt.ArrayLike) -> int:
+        """Remove templates by record id; returns how many were present."""
+        id_arr = _as_ids(ids)
+        with self._mutation, self._rw.write():
+            pos = self._positions(id_arr)
+            pos = np.unique(pos[pos >= 0])
+            self._live[pos] = False
+            self._n_live -= len(pos)
+            if len(pos):
+                self._version += 1
+            return len(pos)
+
+    def rebuild(self) -> None:
+        """Re-choose the kind for the live size, drop tombstones, rebuild the FAISS index.
+
+        Searches keep running on the old structure meanwhile (other mutations wait).
+        """
+        with self._mutation:
+            self._swap(*self._build())
+
+    def _build(self) -> tuple[Any, ...]:
+        """A compacted copy of the rows and a new FAISS index over them."""
+        n = self._rows.count
+        keep = np.flatnonzero(self._live[:n])
+        if len(keep) == n:
+            rows, vgen = self._rows, self._vector_generation
+            arrays = [self._ids, self._categories, self._dob, self._live]
+        else:
+            vgen = self._vector_generation + 1
+            path = self._vector_path(vgen)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            rows = _Rows(self.dim, path)
+            for lo in range(0, len(keep), _BLOCK_ROWS):
+                rows.append(self._rows.view[keep[lo : lo + _BLOCK_ROWS]])
+            arrays = [a[keep] for a in (self._ids, self._categories, self._dob, self._live)]
+        factory = self.settings.factory or self._default_factory(len(keep))
+        kind = kind_of(factory)
+        if not len(keep):
+            return rows, vgen, arrays, None, "flat", "Flat"
+        try:
+            index = faiss.index_factory(self.dim, factory, faiss.METRIC_L2)
+            hnsw = faiss.downcast_index(index)
+            if isinstance(hnsw, faiss.IndexHNSW):
+                hnsw.hnsw.efConstruction = self.settings.hnsw_ef_construction
+            if not index.is_trained:
+                self._train(index, rows, len(keep))
+            self._add_blocks(index, 0, len(keep), rows)
+        except RuntimeError as e:
+            raise StorageError(f"FAISS could not build {factory!r}: {e}") from e
+        return rows, vgen, arrays, index, kind, factory
+
+    def _swap(
+        self,
+        rows: _Rows,
+        vgen: int,
+        arrays: list[npt.NDArray[Any]],
+        index: Any,
+        kind: str,
+        factory: str,
+    ) -> None:
+        with self._rw.write():
+            self._rows, self._vector_generation = rows, vgen
+            self._ids, self._categories, self._dob, self._live = arrays
+            self._index, self.kind, self.factory = index, kind, factory
+            self._indexed = rows.count
+            self._n_live = rows.count
+            self._order = (
+                None
+                if _is_sorted(self._ids[: rows.count])
+                else np.argsort(self._ids[: rows.count], kind="stable")
+            )
+            self._version += 1
+
+    def _default_factory(self, n: int) -> str:
+        s = self.settings
+        if n < s.exact_below:
+            return "Flat"
+        if n <= s.compressed_above:
+            return f"HNSW{s.hnsw_m},Flat"
+        return f"IVF{nlist_for(n)}_HNSW32,SQ8"
+
+    def _train(self, index: Any, rows: _Rows, n: int) -> None:
+        ivf = faiss.try_extract_index_ivf(index)
+        sample = n if ivf is None else min(n, _TRAIN_PER_LIST * ivf.nlist)
+        rng = np.random.default_rng(n)
+        pick = np.sort(rng.choice(n, size=sample, replace=False))
+        index.train(np.ascontiguousarray(rows.view[pick]))
+
+    def _add_blocks(self, index: Any, lo: int, hi: int, rows: _Rows | None = None) -> None:
+        view = (rows or self._rows).view
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:  # assignment through the HNSW quantizer: search it well
+            quantizer = faiss.downcast_index(ivf.quantizer)
+            if isinstance(quantizer, faiss.IndexHNSW):
+                quantizer.hnsw.efSearch = 128
+        for start in range(lo, hi, _BLOCK_ROWS):
+            index.add(np.ascontiguousarray(view[start : min(hi, start + _BLOCK_ROWS)]))
+
+    # --- search --------------------------------------------------------------------
+
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int,
+        *,
+        allowed_categories: Collection[int] | None = None,
+        born_before_days: int | None = None,
+        exclude_unknown_dob: bool = False,
+        max_distance: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest live templates passing the filters, nearest first.
+
+        ``born_before_days``: only records born strictly before that day (days since
+        1970-01-01); an unknown date of birth passes unless ``exclude_unknown_dob``.
+        """
+        q = self._check_query(query, k)
+        key = (_category_key(allowed_categories), born_before_days, exclude_unknown_dob)
+        with self._rw.read():
+            flt = self._filter(key)
+            if flt.count == 0:
+                return []
+            indexed = self._indexed if self._index is not None else 0
+            if indexed == 0 or flt.subset is not None:
+                return self._finish(q, self._scan(q, k, flt.positions()), k, max_distance)
+            found = [self._ann(q, k, flt, flt.count / self._rows.count)]
+            if indexed < self._rows.count:  # rows added with defer_indexing
+                found.append(self._scan(q, k, flt.positions(indexed)))
+            return self._finish(q, np.concatenate(found), k, max_distance)
+
+    def search_exact(
+        self,
+        query: npt.ArrayLike,
+        k: int,
+        *,
+        allowed_categories: Collection[int] | None = None,
+        born_before_days: int | None = None,
+        exclude_unknown_dob: bool = False,
+        max_distance: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """Brute-force baseline of :meth:`search` over the same rows and filters."""
+        q = self._check_query(query, k)
+        key = (_category_key(allowed_categories), born_before_days, exclude_unknown_dob)
+        with self._rw.read():
+            n = self._rows.count
+            best: list[npt.NDArray[np.int64]] = []
+            for lo in range(0, n, _BLOCK_ROWS):
+                hi = min(n, lo + _BLOCK_ROWS)
+                mask = self._mask(lo, hi, key)
+                if mask.all():
+                    _, found = faiss.knn(q[None], np.asarray(self._rows.view[lo:hi]), k)
+                    best.append(found[0][found[0] >= 0] + lo)
+                else:
+                    best.append(self._scan(q, k, np.flatnonzero(mask) + lo))
+            if not best:
+                return []
+            return self._finish(q, np.concatenate(best), k, max_distance)
+
+    def _ann(self, q: npt.NDArray[np.float32], k: int, flt: _Filter, share: float) -> Any:
+        """Candidate rows from the FAISS structure, filtering inside the search."""
+        s = self.settings
+        lossy = self.kind not in ("flat", "hnsw")
+        shortlist = k * s.rerank_factor if lossy else k
+        shortlist = min(shortlist, self._indexed)
+        sel = None if flt.bitmap is None else faiss.IDSelectorBitmap(flt.bitmap)
+        index = faiss.downcast_index(self._index)
+        ivf = faiss.try_extract_index_ivf(index)
+        params: Any
+        if isinstance(index, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW()
+            ef = max(s.hnsw_ef_search, shortlist) / share
+            params.efSearch = int(min(_MAX_EF_SEARCH, math.ceil(ef)))
+        elif ivf is not None:
+            params = faiss.SearchParametersIVF()
+            params.nprobe = int(min(ivf.nlist, math.ceil(s.ivf_nprobe / share)))
+            if isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW):
+                qparams = faiss.SearchParametersHNSW()
+                qparams.efSearch = max(2 * params.nprobe, 64)
+                params.quantizer_params = qparams
+        else:
+            params = faiss.SearchParameters()
+        if sel is not None:
+            params.sel = sel  # the params keep the selector, which keeps the bitmap
+        _, labels = self._index.search(q[None], shortlist, params=params)
+        found = labels[0]
+        return found[found >= 0].astype(np.int64)
+
+    def _scan(self, q: npt.NDArray[np.float32], k: int, positions: Any) -> Any:
+        """The k nearest of the given rows by brute force, in blocks."""
+        best = []
+        for lo in range(0, len(positions), _BLOCK_ROWS):
+            block = positions[lo : lo + _BLOCK_ROWS]
+            _, found = faiss.knn(q[None], np.ascontiguousarray(self._rows.view[block]), k)
+            best.append(block[found[0][found[0] >= 0]])
+        return np.concatenate(best) if best else np.empty(0, np.int64)
+
+    def _finish(
+        self,
+        q: npt.NDArray[np.float32],
+        positions: npt.NDArray[np.int64],
+        k: int,
+        max_distance: float | None,
+    ) -> list[tuple[int, float]]:
+        """Exact distances of the candidate rows; the k nearest, ties by record id."""
+        positions = np.unique(positions)
+        diff = self._rows.view[positions].astype(np.float64) - q.astype(np.float64)
+        distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        ids = self._ids[positions]
+        order = np.lexsort((ids, distances))[:k]
+        results = [(int(ids[i]), float(distances[i])) for i in order]
+        if max_distance is not None:
+            results = [r for r in results if r[1] <= max_distance]
+        return results
+
+    # --- filters -------------------------------------------------------------------
+
+    def _mask(self, lo: int, hi: int, key: tuple[Any, ...]) -> npt.NDArray[np.bool_]:
+        categories, born_before, exclude_unknown = key
+        mask = self._live[lo:hi].copy()
+        if categories is not None:
+            lut = np.zeros(256, bool)
+            lut[list(categories)] = True
+            mask &= lut[self._categories[lo:hi]]
+        dob = self._dob[lo:hi]
+        if born_before is not None:
+            mask &= dob < born_before
+        if exclude_unknown:
+            mask &= dob != UNKNOWN_DOB
+        return mask
+
+    def _filter(self, key: tuple[Any, ...]) -> _Filter:
+        """The bitmap of rows a search may return, cached per filter and version."""
+        n = self._rows.count
+        cache_key = (*key, self._version)
+        with self._mask_lock:
+            cached = self._masks.get(cache_key)
+            if cached is not None:
+                self._masks.move_to_end(cache_key)
+                return cached
+        if key == (None, None, False) and self._n_live == n:
+            flt = _Filter(None, n, n)
+        else:
+            mask = self._mask(0, n, key)
+            count = int(mask.sum())
+            small = _is_small_subset(count, n)
+            subset = np.flatnonzero(mask).astype(np.int64) if small else None
+            flt = _Filter(np.packbits(mask, bitorder="little"), count, n, subset)
+        with self._mask_lock:
+            self._masks[cache_key] = flt
+            while len(self._masks) > _MASK_CACHE_SIZE:
+                self._masks.popitem(last=False)
+        return flt
+
+    # --- lookups and checks --------------------------------------------------------
+
+    def _positions(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Row of the live template of each record id, or -1."""
+        n = self._rows.count
+        out = np.full(len(ids), -1, np.int64)
+        if n == 0 or len(ids) == 0:
+            return out
+        order = self._order
+        sorted_ids = self._ids[:n] if order is None else self._ids[:n][order]
+        lo = np.searchsorted(sorted_ids, ids, "left")
+        hi = np.searchsorted(sorted_ids, ids, "right")
+        one = np.flatnonzero(hi - lo == 1)
+        rows = lo[one] if order is None else order[lo[one]]
+        out[one] = np.where(self._live[rows], rows, -1)
+        for i in np.flatnonzero(hi - lo > 1):  # re-added after removal: dead rows first
+            span = np.arange(lo[i], hi[i]) if order is None else order[lo[i] : hi[i]]
+            live = span[self._live[span]]
+            if len(live):
+                out[i] = live[0]
+        return out
+
+    def _check_new(
+        self, ids: Any, vectors: Any, categories: Any, dob_days: Any
+    ) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint8], npt.NDArray[np.int32]
+    ]:
+        id_arr = _as_ids(ids)
+        x = self._as_vectors(vectors)
+        cat = np.asarray(categories)
+        dob = np.asarray(dob_days)
+        lengths = {len(id_arr), len(x), cat.size, dob.size}
+        if cat.ndim != 1 or dob.ndim != 1 or len(lengths) != 1:
+            raise InvalidRecord(
+                "ids, vectors, categories and dob_days must have the same length",
+                lengths=[len(id_arr), len(x), int(cat.size), int(dob.size)],
+            )
+        if len(np.unique(id_arr)) != len(id_arr):
+            raise InvalidRecord("record ids repeat within one add")
+        if cat.size and (
+            not np.issubdtype(cat.dtype, np.integer) or cat.min() < 0 or cat.max() > 255
+        ):
+            raise InvalidRecord("categories must be integer codes 0-255")
+        if dob.size and (
+            not np.issubdtype(dob.dtype, np.integer)
+            or dob.min() < UNKNOWN_DOB
+            or dob.max() > np.iinfo(np.int32).max
+        ):
+            raise InvalidRecord("dob_days must be int32 days since 1970-01-01")
+        return id_arr, x, cat.astype(np.uint8), dob.astype(np.int32)
+
+    def _as_vectors(self, vectors: Any) -> npt.NDArray[np.float32]:
+        try:
+            x = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise InvalidRecord(f"templates are not a numeric array: {e}") from e
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ModelMismatch(
+                f"templates must have shape (n, {self.dim}), not {x.shape}",
+                shape=list(x.shape),
+                dim=self.dim,
+            )
+        if not np.isfinite(x).all():
+            raise InvalidRecord("templates contain NaN or infinite values")
+        return np.ascontiguousarray(x)
+
+    def _check_query(self, query: Any, k: int) -> npt.NDArray[np.float32]:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise BadInput(f"k must be a positive integer, not {k!r}")
+        q = np.asarray(query)
+        x = self._as_vectors(q[None] if q.ndim == 1 else q)
+        if len(x) != 1:
+            raise BadInput(f"search takes one query template, not {len(x)}")
+        return x.reshape(-1)
+
+    # --- introspection -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n_live
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """Tombstones past 10 %, deferred rows, or the size has left the kind's tier."""
+        n = self._rows.count
+        if n - self._n_live > _TOMBSTONE_SHARE * max(n, 1) or self._indexed < n:
+            return True
+        wanted = self.settings.factory or self._default_factory(self._n_live)
+        return kind_of(wanted) != self.kind
+
+    def memory_bytes(self) -> int:
+        """RAM of the FAISS structure, attributes and RAM-resident rows (not memmap)."""
+        with self._rw.read():
+            attrs = sum(a.nbytes for a in (self._ids, self._categories, self._dob, self._live))
+            if self._order is not None:
+                attrs += self._order.nbytes
+            masks = sum(f.bitmap.nbytes for f in self._masks.values() if f.bitmap is not None)
+            ann = 0 if self._index is None else _faiss_bytes(self._index)
+            return int(attrs + masks + ann + self._rows.ram_bytes)
+
+
+def _is_small_subset(count: int, rows: int) -> bool:
+    return count < _SUBSET_EXACT_ROWS or count < _SUBSET_EXACT_SHARE * rows
+
+
+def _category_key(categories: Collection[int] | None) -> frozenset[int] | None:
+    if categories is None:
+        return None
+    key = frozenset(int(c) for c in categories)
+    if any(c < 0 or c > 255 for c in key):
+        raise BadInput("category codes are 0-255", categories=sorted(key))
+    return key
+
+
+def _as_ids(ids: Any) -> npt.NDArray[np.int64]:
+    arr = np.asarray(ids)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise InvalidRecord("record ids must be a 1-D array of integers")
+    return arr.astype(np.int64)
+
+
+def _is_sorted(a: npt.NDArray[Any]) -> bool:
+    return bool(len(a) < 2 or (a[1:] >= a[:-1]).all())
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[Any]:
+    """A file written under a temporary name, fsynced, then renamed over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
