@@ -121,14 +121,31 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class SearchRequest(_Message):
-    """Step 1: a biometric search, sent by the requesting node through the router."""
+MessageId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+
+
+class _Signed(_Message):
+    """A message that travels in a signed envelope: it names itself and its time,
+    which the receiver's replay guard checks."""
 
     version: Literal["1"] = SCHEMA_VERSION
-    message_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] = Field(
-        default_factory=new_message_id
-    )
+    message_id: MessageId = Field(default_factory=new_message_id)
     issued_at: dt.datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _aware_time(self) -> _Signed:
+        if self.issued_at.tzinfo is None:
+            raise ValueError("issued_at must carry a time zone (UTC)")
+        return self
+
+
+class SearchRequest(_Signed):
+    """Step 1: a biometric search, sent by the requesting node through the router."""
+
+    kind: Literal["search_request"] = "search_request"
     request_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     requesting_party: Party
     requesting_user: Pseudonym
@@ -141,12 +158,6 @@ class SearchRequest(_Message):
     probe: Probe
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
-
-    @model_validator(mode="after")
-    def _aware_time(self) -> SearchRequest:
-        if self.issued_at.tzinfo is None:
-            raise ValueError("issued_at must carry a time zone (UTC)")
-        return self
 
 
 class Candidate(_Message):
@@ -166,9 +177,11 @@ class Candidate(_Message):
     image: Base64Bytes | None = None
 
 
-class CountryReply(_Message):
+class CountryReply(_Signed):
     """The answer of one requested party, or what the router observed instead."""
 
+    kind: Literal["country_reply"] = "country_reply"
+    in_reply_to: MessageId
     party: Party
     status: ReplyStatus
     answer_number: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -179,10 +192,10 @@ class CountryReply(_Message):
     error: ErrorInfo | None = None
 
 
-class SearchReply(_Message):
+class SearchReply(_Signed):
     """What the router returns to the requester: one entry per requested party."""
 
-    version: Literal["1"] = SCHEMA_VERSION
+    kind: Literal["search_reply"] = "search_reply"
     in_reply_to: str
     request_number: str
     replies: list[CountryReply]
@@ -219,19 +232,15 @@ class CoreData(_Message):
     responsible_authority: ShortText | None = None
 
 
-class CoreDataRequest(_Message):
+class CoreDataRequest(_Signed):
     """Step 2: a reasoned request for core data after a confirmed match."""
 
-    version: Literal["1"] = SCHEMA_VERSION
-    message_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] = Field(
-        default_factory=new_message_id
-    )
-    issued_at: dt.datetime = Field(default_factory=utcnow)
+    kind: Literal["core_data_request"] = "core_data_request"
     requesting_party: Party
     holder_party: Party
     reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     category: Category
-    search_message_id: str
+    search_message_id: MessageId
     requesting_user: Pseudonym
     verified_by: Pseudonym
     facts: Annotated[str, StringConstraints(min_length=20, max_length=8000, strip_whitespace=True)]
@@ -240,14 +249,10 @@ class CoreDataRequest(_Message):
     case_reference: ShortText
 
 
-class CoreDataReply(_Message):
+class CoreDataReply(_Signed):
     """The holder's human decision on a core-data request, with the data if released."""
 
-    version: Literal["1"] = SCHEMA_VERSION
-    message_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f-]{36}$")] = Field(
-        default_factory=new_message_id
-    )
-    issued_at: dt.datetime = Field(default_factory=utcnow)
+    kind: Literal["core_data_reply"] = "core_data_reply"
     in_reply_to: str
     requesting_party: Party
     holder_party: Party

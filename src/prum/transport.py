@@ -1,0 +1,165 @@
+"""HTTP over mutual TLS between the router and the nodes.
+
+uvicorn (0.54) does not hand the client certificate to the application, and a
+party's identity must come from its certificate, never from a body field. So the
+server uses a small subclass of uvicorn's h11 protocol that reads the verified peer
+certificate when the connection is made and puts it into every request's ASGI scope
+as ``scope["extensions"]["tls"]["client_cert_der"]`` (the key the ASGI TLS extension
+draft uses for the chain). :func:`peer_of` turns it into a PeerIdentity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from prum.errors import BadCertificate, BadInput, PrumError
+from prum.security.pki import PeerIdentity, identity_from_der
+
+# The largest request body any endpoint accepts: a 30 MB probe, base64-encoded.
+MAX_BODY_BYTES = 42 * 1024 * 1024
+
+
+class PeerCertProtocol(H11Protocol):
+    """uvicorn's h11 protocol, exposing the TLS peer certificate to the app."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        inner = self.app
+
+        async def with_peer(scope: Scope, receive: Receive, send: Send) -> None:
+            extensions = dict(scope.get("extensions") or {})
+            extensions["tls"] = {"client_cert_der": der}
+            scope["extensions"] = extensions
+            await inner(scope, receive, send)
+
+        self.app = with_peer
+
+
+def peer_of(request: Request) -> PeerIdentity:
+    """The verified identity of the party on the other end of this TLS connection."""
+    der = (request.scope.get("extensions") or {}).get("tls", {}).get("client_cert_der")
+    if not der:
+        raise BadCertificate("no client certificate on this connection (mutual TLS required)")
+    return identity_from_der(der)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413 before reading them whole."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        received = 0
+
+        async def limited() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "code": "body_too_large",
+            "message": f"the request body exceeds {limit // (1024 * 1024)} MB",
+            "details": {},
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    on_started: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run ``app`` until SIGINT/SIGTERM; with ``ssl_context``, clients must present
+    a certificate the context trusts (mutual TLS)."""
+    config = uvicorn.Config(
+        BodyLimit(app),
+        host=host,
+        port=port,
+        http=PeerCertProtocol if ssl_context is not None else "h11",
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    config.load()
+    config.ssl = ssl_context
+    uvicorn.Server(config).run()
+
+
+def client(ssl_context: ssl.SSLContext | None, *, timeout: float = 30.0) -> httpx.AsyncClient:
+    """An HTTP client presenting this party's certificate (when given a context)."""
+    return httpx.AsyncClient(
+        verify=ssl_context if ssl_context is not None else True,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+
+
+def error_body(exc: PrumError) -> dict[str, Any]:
+    return exc.to_dict()
+
+
+HTTP_STATUS: dict[str, int] = {
+    "bad_input": 400,
+    "security_error": 403,
+    "policy_refused": 403,
+    "unavailable": 503,
+}
+
+
+def status_for(exc: PrumError) -> int:
+    """The HTTP status of an error family (the code itself travels in the body)."""
+    for klass in type(exc).__mro__:
+        code = getattr(klass, "code", None)
+        if code in HTTP_STATUS:
+            return HTTP_STATUS[code]
+    if isinstance(exc, BadInput):
+        return 400
+    return 500
