@@ -121,6 +121,54 @@ class PolicyRefused(PrumError):
     code = "policy_refused"
 
 
+class CategoryNotOffered(PolicyRefused):
+    """This party does not take part in the data category (or not for this search type)."""
+
+    code = "category_not_offered"
+
+
+class PurposeNotAllowed(PolicyRefused):
+    """National law does not allow searches of this category for this purpose."""
+
+    code = "purpose_not_allowed"
+
+
+class PenaltyBelowThreshold(PolicyRefused):
+    """Faces and police records only for offences punishable by at least one year."""
+
+    code = "penalty_below_threshold"
+
+
+class CapacityExhausted(PolicyRefused):
+    """The requested party's daily capacity for this search type is used up."""
+
+    code = "capacity_exhausted"
+
+
+class NotVerified(PolicyRefused):
+    """Core data needs a candidate that a qualified examiner confirmed."""
+
+    code = "not_verified"
+
+
+class SeparationOfDuties(PolicyRefused):
+    """The same person may not verify a match and release its core data."""
+
+    code = "separation_of_duties"
+
+
+class RoleRequired(PolicyRefused):
+    """The user lacks the role this action needs."""
+
+    code = "role_required"
+
+
+class WrongState(PolicyRefused):
+    """The action does not fit the current state (already decided, not on hold...)."""
+
+    code = "wrong_state"
+
+
 # --- the system cannot serve now ------------------------------------------------------
 
 

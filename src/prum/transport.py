@@ -11,10 +11,13 @@ draft uses for the chain). :func:`peer_of` turns it into a PeerIdentity.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import ssl
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -109,28 +112,64 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(
-    app: ASGIApp,
-    *,
-    host: str,
-    port: int,
-    ssl_context: ssl.SSLContext | None,
-    on_started: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Run ``app`` until SIGINT/SIGTERM; with ``ssl_context``, clients must present
-    a certificate the context trusts (mutual TLS)."""
+@dataclass(frozen=True)
+class Listener:
+    """One HTTP server of a process: an app on an address, with or without mTLS."""
+
+    app: ASGIApp
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+
+
+def _server(listener: Listener, *, lifespan: Literal["on", "off"]) -> uvicorn.Server:
     config = uvicorn.Config(
-        BodyLimit(app),
-        host=host,
-        port=port,
-        http=PeerCertProtocol if ssl_context is not None else "h11",
+        BodyLimit(listener.app),
+        host=listener.host,
+        port=listener.port,
+        http=PeerCertProtocol if listener.ssl_context is not None else "h11",
         log_level="warning",
-        lifespan="on",
+        access_log=False,  # an access log line is metadata the audit log already has
+        lifespan=lifespan,
         timeout_graceful_shutdown=5,
     )
     config.load()
-    config.ssl = ssl_context
-    uvicorn.Server(config).run()
+    config.ssl = listener.ssl_context
+    return uvicorn.Server(config)
+
+
+def serve_many(*listeners: Listener) -> None:
+    """Run every listener in this process until SIGINT/SIGTERM.
+
+    A listener with an SSL context accepts only clients presenting a certificate the
+    context trusts (mutual TLS). The first listener runs the apps' lifespan (start-up
+    and shut-down of background work).
+    """
+    servers = [
+        _server(listener, lifespan="on" if n == 0 else "off")
+        for n, listener in enumerate(listeners)
+    ]
+    for server in servers:
+        # One signal handler for all servers (uvicorn's own would stop only one).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+
+    async def run_all() -> None:
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            for server in servers:
+                server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    asyncio.run(run_all())
+
+
+def serve(app: ASGIApp, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+    """Run one app (see :func:`serve_many`)."""
+    serve_many(Listener(app, host, port, ssl_context))
 
 
 def client(ssl_context: ssl.SSLContext | None, *, timeout: float = 30.0) -> httpx.AsyncClient:

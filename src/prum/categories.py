@@ -1,0 +1,124 @@
+"""The one interface every data category implements, and the registry of them.
+
+The node, the router and the workbench handle all categories alike through this
+protocol; a vendor matcher (a commercial ABIS) can replace a built-in one by
+registering another factory. No ``if category == "face"`` outside this module.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prum.config import Settings
+from prum.errors import BadInput, CategoryNotOffered
+from prum.gallery.schema import SubjectCategory
+from prum.messages import Candidate, Category, Probe
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What national law lets this node return (DESIGN.md section 7)."""
+
+    subjects: frozenset[SubjectCategory]
+    min_age: int | None
+    unknown_age_exposed: bool = True
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    candidates: list[Candidate]
+    gallery_size: int
+
+
+class CategoryMatcher(Protocol):
+    """A national matcher of one category behind the four operations of DESIGN.md."""
+
+    category: Category
+
+    def enroll(self, sample: bytes, **record: Any) -> str:
+        """Enrol one sample; returns its opaque reference number."""
+        ...
+
+    def search(self, probe: Probe, *, max_candidates: int, exposure: Exposure) -> MatchResult:
+        """Candidates for human verification, best first, within the exposure rules."""
+        ...
+
+    def delete(self, reference: str, *, reason: str) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class FaceMatcher:
+    """The face category: a FaceGallery behind the common interface."""
+
+    category = Category.FACE
+
+    def __init__(self, settings: Settings):
+        from prum.face.gallery import FaceGallery
+
+        self.gallery = FaceGallery(settings)
+
+    def enroll(self, sample: bytes, **record: Any) -> str:
+        return self.gallery.enroll(sample, **record)
+
+    def search(self, probe: Probe, *, max_candidates: int, exposure: Exposure) -> MatchResult:
+        from prum.face import gallery as face
+        from prum.face.types import FaceBox
+
+        if probe.format != "image":
+            raise BadInput("a face search needs an image probe (JPEG, PNG, ...)")
+        box = FaceBox(*probe.face_box) if probe.face_box else None
+        result = self.gallery.search(
+            probe.data,
+            box=box,
+            max_candidates=max_candidates,
+            exposure=face.Exposure(
+                categories=exposure.subjects,
+                min_age=exposure.min_age,
+                unknown_age_exposed=exposure.unknown_age_exposed,
+            ),
+        )
+        candidates = []
+        for c in result.candidates:
+            image = self.gallery.store.image(c.reference)
+            candidates.append(
+                Candidate(
+                    rank=c.rank,
+                    reference=c.reference,
+                    score=c.score,
+                    distance=c.distance,
+                    false_match_rate=c.false_match_rate,
+                    false_match_words=c.false_match_words,
+                    provenance=c.provenance,
+                    synthetic=c.synthetic,
+                    quality=c.quality_overall,
+                    image=None if image is None else base64.b64encode(image[0]),
+                )
+            )
+        return MatchResult(candidates=candidates, gallery_size=result.gallery_size)
+
+    def delete(self, reference: str, *, reason: str) -> None:
+        self.gallery.delete(reference, reason=reason)
+
+    def describe(self) -> dict[str, Any]:
+        return self.gallery.describe()
+
+    def close(self) -> None:
+        self.gallery.close()
+
+
+REGISTRY: dict[Category, Callable[[Settings], CategoryMatcher]] = {
+    Category.FACE: FaceMatcher,
+}
+
+
+def make_matcher(category: Category, settings: Settings) -> CategoryMatcher:
+    factory = REGISTRY.get(category)
+    if factory is None:
+        raise CategoryNotOffered(f"no matcher is installed for the {category.value} category")
+    return factory(settings)

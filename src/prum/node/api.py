@@ -1,0 +1,293 @@
+"""HTTP faces of a node: the router-facing API (mutual TLS) and the national API.
+
+Handlers only translate between HTTP and one plain call of node/exchange.py or
+node/followup.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from prum.errors import BadInput, NotAuthorised, PrumError
+from prum.messages import Category, Decision, Purpose, RefusalReason
+from prum.node import exchange, followup
+from prum.node.core import Node, utcnow
+from prum.node.schema import requests_in, requests_out, searches, verifications
+from prum.node.users import Role, User, authenticate
+from prum.security.pki import client_context
+from prum.transport import HTTP_STATUS, client, peer_of, status_for
+
+HTTP_STATUS.setdefault("unknown_reference", 404)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(PrumError)
+    async def prum_error(_: Request, exc: PrumError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        body = BadInput(f"invalid request: {problems}").to_dict()
+        return JSONResponse(body, status_code=400)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadInput("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadInput("the body must be a JSON object (a signed envelope)")
+    return body
+
+
+# --- router-facing -----------------------------------------------------------------------
+
+
+def create_federation_app(node: Node) -> FastAPI:
+    app = FastAPI(title=f"Prüm node {node.party}: federation API", version="1")
+    _install_errors(app)
+
+    @app.post("/v1/search")
+    def search(request: Request, envelope: dict[str, Any]) -> dict[str, Any]:
+        return exchange.answer_search(node, envelope, peer_of(request)).to_dict()
+
+    @app.post("/v1/inbox")
+    def deliver(request: Request, envelope: dict[str, Any]) -> dict[str, Any]:
+        return followup.receive(node, envelope, peer_of(request))
+
+    @app.get("/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "party": node.party}
+
+    return app
+
+
+# --- national ------------------------------------------------------------------------------
+
+
+class SearchIn(BaseModel):
+    category: Category = Category.FACE
+    purpose: Purpose = Purpose.INVESTIGATION
+    offence: str
+    max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
+    case_reference: Annotated[str, Field(min_length=1, max_length=200)]
+    image: Annotated[str, Field(description="The probe, base64")]
+    face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
+    targets: list[str] | None = None
+    max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
+    deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
+
+
+class VerificationIn(BaseModel):
+    party: str
+    reference: str
+    decision: Decision
+    justification: Annotated[str, Field(min_length=10, max_length=4000)]
+
+
+class CoreDataRequestIn(BaseModel):
+    search_id: int
+    party: str
+    reference: str
+    facts: Annotated[str, Field(min_length=20, max_length=8000)]
+    offence: str | None = None
+
+
+class DecisionIn(BaseModel):
+    action: Annotated[str, Field(pattern="^(release|refuse|hold|resume)$")]
+    reason: RefusalReason | None = None
+
+
+def create_national_app(node: Node) -> FastAPI:
+    wake = asyncio.Event()
+    http = client(client_context(node.config.pki_dir, node.party))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(followup.run_outbox(node, http, wake))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
+
+    app = FastAPI(title=f"Prüm node {node.party}: national API", version="1", lifespan=lifespan)
+    _install_errors(app)
+    basic = HTTPBasic(auto_error=False)
+
+    def current_user(
+        credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    ) -> User:
+        if credentials is None:
+            raise NotAuthorised("log in (HTTP Basic) with a national user account")
+        return authenticate(node.engine, credentials.username, credentials.password)
+
+    Current = Annotated[User, Depends(current_user)]
+
+    @app.post("/api/searches")
+    async def new_search(form: SearchIn, user: Current) -> dict[str, Any]:
+        try:
+            image = base64.b64decode(form.image, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadInput("image must be base64") from None
+        search_id = await exchange.send_search(
+            node,
+            http,
+            user,
+            exchange.SearchForm(
+                category=form.category,
+                purpose=form.purpose,
+                offence=form.offence,
+                max_penalty_months=form.max_penalty_months,
+                case_reference=form.case_reference,
+                image=image,
+                targets=form.targets,
+                face_box=form.face_box,
+                max_candidates=form.max_candidates,
+                deadline_ms=form.deadline_ms,
+            ),
+        )
+        return _search_view(node, search_id)
+
+    @app.get("/api/searches")
+    def list_searches(user: Current, case_reference: str | None = None) -> list[dict[str, Any]]:
+        query = select(searches).order_by(searches.c.id.desc()).limit(200)
+        if case_reference:
+            query = query.where(searches.c.case_reference == case_reference)
+        with node.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_summary(dict(r._mapping)) for r in rows]
+
+    @app.get("/api/searches/{search_id}")
+    def get_search(search_id: int, user: Current) -> dict[str, Any]:
+        return _search_view(node, search_id)
+
+    @app.post("/api/searches/{search_id}/verifications")
+    def verify(search_id: int, form: VerificationIn, user: Current) -> dict[str, Any]:
+        vid = followup.verify_candidate(
+            node,
+            user,
+            search_id,
+            party=form.party,
+            reference=form.reference,
+            decision=form.decision,
+            justification=form.justification,
+        )
+        return {"verification_id": vid}
+
+    @app.post("/api/core-data-requests")
+    def request_core(form: CoreDataRequestIn, user: Current) -> dict[str, Any]:
+        rid = followup.request_core_data(
+            node,
+            user,
+            form.search_id,
+            party=form.party,
+            reference=form.reference,
+            facts=form.facts,
+            offence=form.offence,
+        )
+        wake.set()
+        return {"request_id": rid}
+
+    @app.get("/api/core-data-requests")
+    def outgoing(user: Current) -> list[dict[str, Any]]:
+        with node.engine.connect() as conn:
+            rows = conn.execute(select(requests_out).order_by(requests_out.c.id.desc())).all()
+        return [dict(r._mapping) for r in rows]
+
+    @app.get("/api/inbox")
+    def incoming(user: Current) -> list[dict[str, Any]]:
+        user.require(Role.APPROVER)
+        with node.engine.connect() as conn:
+            rows = conn.execute(select(requests_in).order_by(requests_in.c.id.desc())).all()
+        return [_inbox_view(node, r) for r in rows]
+
+    @app.post("/api/inbox/{request_id}/decision")
+    def decide(request_id: int, form: DecisionIn, user: Current) -> dict[str, Any]:
+        result = followup.decide(node, user, request_id, action=form.action, reason=form.reason)
+        wake.set()
+        return result
+
+    @app.get("/api/audit")
+    def audit(user: Current, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        user.require(Role.AUDITOR)
+        node.log(kind="log_viewed", user=user.name)
+        return [e.__dict__ for e in node.audit.entries(kind=kind, limit=limit)]
+
+    @app.get("/api/audit/verify")
+    def audit_verify(user: Current) -> dict[str, Any]:
+        user.require(Role.AUDITOR)
+        from prum.security.signing import AuditVerifier
+
+        return node.audit.verify(AuditVerifier(node.config.pki_dir)).to_dict()
+
+    @app.get("/api/stats")
+    def stats(user: Current, year: int | None = None) -> dict[str, Any]:
+        user.require(Role.AUDITOR)
+        return node.statistics.summary(year=year)
+
+    @app.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "party": node.party}
+
+    return app
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    replies = (row.get("reply") or {}).get("replies", [])
+    return {
+        "id": row["id"],
+        "message_id": row["message_id"],
+        "request_number": row["request_number"],
+        "category": row["category"],
+        "case_reference": row["case_reference"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "statuses": {r["party"]: r["status"] for r in replies},
+        "candidates": sum(len(r["candidates"]) for r in replies),
+    }
+
+
+def _search_view(node: Node, search_id: int) -> dict[str, Any]:
+    search = exchange.load_search(node, search_id)
+    with node.engine.connect() as conn:
+        decisions = conn.execute(
+            select(verifications)
+            .where(verifications.c.search_id == search_id)
+            .order_by(verifications.c.id)
+        ).all()
+        requests = conn.execute(
+            select(requests_out).where(requests_out.c.search_id == search_id)
+        ).all()
+    view = _summary(search)
+    view["purpose"] = search["purpose"]
+    view["offence"] = search["offence"]
+    view["max_penalty_months"] = search["max_penalty_months"]
+    view["replies"] = (search.get("reply") or {}).get("replies", [])
+    view["verifications"] = [dict(d._mapping) for d in decisions]
+    view["core_data_requests"] = [dict(r._mapping) for r in requests]
+    return view
+
+
+def _inbox_view(node: Node, row: Any) -> dict[str, Any]:
+    view = dict(row._mapping)
+    deadline = followup.deadline_of(node, row)
+    view["deadline_at"] = deadline
+    view["seconds_left"] = (deadline - utcnow()).total_seconds()
+    return view

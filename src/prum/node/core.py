@@ -1,0 +1,97 @@
+"""The running node: its configuration, database, keys, logs and matchers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from prum.audit.events import AuditEvent
+from prum.audit.log import AuditLog
+from prum.audit.stats import Statistics
+from prum.categories import CategoryMatcher, make_matcher
+from prum.errors import BadInput, CategoryNotOffered
+from prum.gallery.store import make_engine
+from prum.messages import Category
+from prum.node.config import NodeConfig
+from prum.security.signing import AuditSigner, ReplayGuard, Signer, Verifier
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def migrate(engine: Engine) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+class Node:
+    """Everything a node's services share; one per process."""
+
+    def __init__(self, config: NodeConfig):
+        self.config = config
+        self.party = config.party
+        self.url = config.database()
+        self.engine = make_engine(self.url)
+        migrate(self.engine)
+        self.signer = Signer(config.pki_dir, config.party)
+        self.verifier = Verifier(config.pki_dir)
+        self.replay = ReplayGuard()
+        self.statistics = Statistics(self.url)
+        self.audit = AuditLog(
+            self.url,
+            party=config.party,
+            signer=AuditSigner(self.signer),
+            statistics=self.statistics,
+        )
+        self._matchers: dict[Category, CategoryMatcher] = {}
+
+    def matcher(self, category: Category) -> CategoryMatcher:
+        """This node's matcher of a category it offers (built on first use)."""
+        if category not in self.config.categories:
+            raise CategoryNotOffered(f"{self.party} does not offer the {category.value} category")
+        if category not in self._matchers:
+            self._matchers[category] = make_matcher(category, self.config.settings())
+        return self._matchers[category]
+
+    @cached_property
+    def face_pipeline(self) -> Any:
+        """The face pipeline that checks outgoing probes (also for nodes with no faces)."""
+        from prum.face.pipeline import FacePipeline
+
+        return FacePipeline(self.config.face)
+
+    def log(self, **fields: Any) -> None:
+        """Append an audit event (``at`` defaults to now)."""
+        fields.setdefault("at", utcnow())
+        self.audit.append(AuditEvent(**fields))
+
+    def close(self) -> None:
+        for matcher in self._matchers.values():
+            matcher.close()
+        self.audit.close()
+        self.statistics.close()
+        self.engine.dispose()
+
+
+def validated(model: Any, data: Any) -> Any:
+    """``model.model_validate(data)`` with validation errors as BadInput."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise BadInput(f"invalid {model.__name__}: {problems}") from None

@@ -1,0 +1,156 @@
+"""Tables of a node's workflow: users, searches and their answers, human decisions,
+core-data requests in both directions, the durable outbox and the inbox.
+
+They live in the node's database beside the gallery, with their own Alembic chain
+(version table ``alembic_version_node``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+users = Table(
+    "node_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Searches this node sent, with the answers (candidate lists with images for the
+# examiner: reference data, kept at the requesting node only).
+searches = Table(
+    "node_searches",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("request_number", String(64), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("offence", String(16), nullable=False),
+    Column("max_penalty_months", Integer, nullable=False),
+    Column("case_reference", String(200), nullable=False),
+    Column("targets", JSON, nullable=False),
+    Column("probe", JSON, nullable=True),  # base64 probe and box, for side-by-side view
+    Column("status", String(16), nullable=False),  # sent | answered | failed
+    Column("reply", JSON, nullable=True),  # SearchReply as JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+)
+
+verifications = Table(
+    "node_verifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("search_id", BigInteger, nullable=False),
+    Column("party", String(8), nullable=False),
+    Column("reference", String(40), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("justification", Text, nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+)
+
+# Core-data requests this node sent, and what came back.
+requests_out = Table(
+    "node_core_requests_out",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("search_id", BigInteger, nullable=False),
+    Column("holder_party", String(8), nullable=False),
+    Column("reference", String(40), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("facts", Text, nullable=False),
+    Column("offence", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # sent | released | refused
+    Column("reply", JSON, nullable=True),  # CoreDataReply as JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("replied_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("search_id", "holder_party", "reference", name="uq_one_request_per_match"),
+)
+
+# Core-data requests other parties sent to this node, awaiting a human decision.
+requests_in = Table(
+    "node_core_requests_in",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("requesting_party", String(8), nullable=False),
+    Column("reference", String(40), nullable=False),
+    Column("request", JSON, nullable=False),  # the CoreDataRequest as JSON
+    Column("status", String(16), nullable=False),  # pending | on_hold | released | refused
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("hold_started_at", DateTime(timezone=True), nullable=True),
+    Column("paused_seconds", Float, nullable=False, default=0.0),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("reason", String(40), nullable=True),
+)
+
+# Core data of this node's own records, released only by a human decision.
+core_data = Table(
+    "node_core_data",
+    metadata,
+    Column("reference", String(40), primary_key=True),
+    Column("data", JSON, nullable=False),
+)
+
+# Durable outbox: a message is stored in the same transaction as the decision that
+# produced it and delivered (with retries) until the destination acknowledges it.
+outbox = Table(
+    "node_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("destination", String(8), nullable=False),
+    Column("envelope", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every message accepted from the router, by id: a redelivery is acknowledged and
+# changes nothing (exactly-once effect).
+inbox = Table(
+    "node_inbox",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("sender", String(8), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# Searches answered per requesting party, category and day (daily capacities).
+capacity = Table(
+    "node_capacity",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("requesting_party", String(8), primary_key=True),
+    Column("search_type", String(16), primary_key=True),
+    Column("used", Integer, nullable=False),
+)
