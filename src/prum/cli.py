@@ -14,9 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from prum.audit.cli import audit_app
+from prum.audit.cli import stats as audit_stats
 from prum.config import Settings
 from prum.errors import PrumError
 from prum.gallery.schema import SubjectCategory
+from prum.node.cli import node_app
 from prum.security.cli import pki_app
 
 app = typer.Typer(
@@ -27,6 +30,11 @@ app = typer.Typer(
 face_app = typer.Typer(help="The national face gallery.", no_args_is_help=True)
 app.add_typer(face_app, name="face")
 app.add_typer(pki_app, name="pki", help="The federation PKI: CA, certificates, revocation.")
+app.add_typer(audit_app, name="audit", help="Tamper-evident logs: verify, show, purge.")
+app.add_typer(node_app, name="node")
+app.command("stats", help="Statistics per party, category and purpose (no personal data).")(
+    audit_stats
+)
 
 CPUS = os.cpu_count() or 1
 console = Console()

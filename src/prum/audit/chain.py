@@ -143,10 +143,12 @@ class _Walk:
         for row in self.stream_entries(start):
             seq = int(row.seq)
             if seq != expected:
-                missing = f"{expected}" if seq == expected + 1 else f"{expected} to {seq - 1}"
-                return self.report(
-                    Problem(expected, ProblemKind.REMOVED, f"entries {missing} were removed")
+                missing = (
+                    f"entry {expected} was"
+                    if seq == expected + 1
+                    else f"entries {expected} to {seq - 1} were"
                 )
+                return self.report(Problem(expected, ProblemKind.REMOVED, f"{missing} removed"))
             problem = self.check_entry(row, expected_prev)
             if problem is not None:
                 return self.report(problem)

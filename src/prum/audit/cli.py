@@ -126,7 +126,7 @@ def verify(
         start = "" if report.anchor_seq is None else f" from the anchor at {report.anchor_seq}"
         console.print(
             f"[green]audit log verified[/]: {report.entries_checked} entries{start}, "
-            f"{report.checkpoints_checked} checkpoints, {signatures}"
+            f"{report.checkpoints_checked} checkpoint(s), {signatures}"
         )
     else:
         assert report.problem is not None
@@ -246,6 +246,7 @@ _STATS_COLUMNS = (
     ("searches", "searches"),
     ("missing_person_searches", "missing p."),
     ("hits", "hits"),
+    ("no_hits", "no hit"),
     ("candidates", "cand."),
     ("confirmed_matches", "confirmed"),
     ("core_data_requests", "core req."),
@@ -253,6 +254,8 @@ _STATS_COLUMNS = (
     ("core_data_refused", "refused"),
     ("searches_received", "received"),
     ("answers", "answers"),
+    ("timeouts", "timeouts"),
+    ("unavailable", "unavail."),
 )
 
 
@@ -273,27 +276,33 @@ def stats(
     if as_json:
         console.print_json(json.dumps(summary))
         return
+    cells = [
+        (party_code, category, purpose, month, cell)
+        for party_code, categories in summary["parties"].items()
+        for category, purposes in categories.items()
+        for purpose, months in purposes.items()
+        for month, cell in months.items()
+    ]
+    # Only the counters that occur: a router and a node count different things.
+    columns = [(k, h) for k, h in _STATS_COLUMNS if any(k in c[-1] for c in cells)]
+    timed = any("response_time" in c[-1] for c in cells)
     table = Table(title="statistics" + ("" if year is None else f" {year}"))
     for column in ("party", "category", "purpose", "month"):
         table.add_column(column)
-    for _, header in _STATS_COLUMNS:
+    for _, header in columns:
         table.add_column(header, justify="right")
-    for column in ("avail.", "p50 ms", "p95 ms"):
-        table.add_column(column, justify="right")
-    for party_code, categories in summary["parties"].items():
-        for category, purposes in categories.items():
-            for purpose, months in purposes.items():
-                for month, cell in months.items():
-                    rt = cell.get("response_time", {})
-                    availability = cell.get("availability")
-                    table.add_row(
-                        party_code,
-                        category,
-                        purpose,
-                        month,
-                        *(str(cell.get(key, "")) for key, _ in _STATS_COLUMNS),
-                        "" if availability is None else f"{availability:.1%}",
-                        str(rt.get("p50_ms", "")),
-                        str(rt.get("p95_ms", "")),
-                    )
+    if timed:
+        for column in ("avail.", "p50 ms", "p95 ms"):
+            table.add_column(column, justify="right")
+    for *keys, cell in cells:
+        row = [*keys, *(str(cell.get(key, "")) for key, _ in columns)]
+        if timed:
+            rt = cell.get("response_time", {})
+            availability = cell.get("availability")
+            row += [
+                "" if availability is None else f"{availability:.1%}",
+                str(rt.get("p50_ms", "")),
+                str(rt.get("p95_ms", "")),
+            ]
+        table.add_row(*row)
     console.print(table)

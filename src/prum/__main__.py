@@ -1,0 +1,5 @@
+"""``python -m prum`` is the ``prum`` command."""
+
+from prum.cli import app
+
+app()

@@ -1,0 +1,664 @@
+"""The audit log: a hash chain anyone can verify, on SQLite and on PostgreSQL.
+
+Tampering is done the way an insider would: raw SQL on the tables, behind the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
+
+import prum.audit.log as audit_log
+from prum.audit.cli import audit_app
+from prum.audit.events import AuditEvent, EventKind, parse_event
+from prum.audit.log import GENESIS, AuditLog, ProblemKind
+from prum.errors import AuditTampered, InvalidAuditEvent, InvalidAuditSetup
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+# --- databases ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def audit_postgres(postgres_server: str) -> Iterator[str]:
+    """One PostgreSQL database for this module (CREATE DATABASE costs ~0.5 s a test)."""
+    import psycopg
+
+    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
+    name = f"prum_test_audit_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{postgres_server.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both back ends, as in conftest; the PostgreSQL log is emptied for each test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    url = str(request.getfixturevalue("audit_postgres"))
+    AuditLog(url, party="AT").close()  # migrated (the first time, from nothing)
+    reset(url)
+    return url
+
+
+def reset(url: str) -> None:
+    """An empty log: what a fresh database holds after migration."""
+    sql(url, "DELETE FROM audit_entries")
+    sql(url, "DELETE FROM audit_checkpoints")
+    sql(url, "DELETE FROM audit_statistics")
+    sql(url, "UPDATE audit_head SET seq = 0, hash = :g", g=GENESIS)
+
+
+# --- a tiny Ed25519 implementation of the signer and verifier protocols ---------------
+
+
+@dataclass
+class Ed25519Signer:
+    party: str
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data)
+
+
+@dataclass
+class Ed25519Verifier:
+    signers: dict[str, Ed25519Signer]
+
+    def verify(self, data: bytes, signature: bytes, party: str) -> bool:
+        signer = self.signers.get(party)
+        if signer is None:
+            return False
+        try:
+            signer.key.public_key().verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@pytest.fixture
+def signer() -> Ed25519Signer:
+    return Ed25519Signer("AT")
+
+
+@pytest.fixture
+def verifier(signer: Ed25519Signer) -> Ed25519Verifier:
+    return Ed25519Verifier({"AT": signer})
+
+
+@pytest.fixture
+def log(database_url: str, signer: Ed25519Signer) -> Iterator[AuditLog]:
+    audit = AuditLog(database_url, party="AT", signer=signer, checkpoint_every=5)
+    yield audit
+    audit.close()
+
+
+def event(n: int = 0, **fields: Any) -> AuditEvent:
+    values: dict[str, Any] = {
+        "at": T0 + dt.timedelta(minutes=n),
+        "kind": "search_sent",
+        "requesting_party": "AT",
+        "requested_party": "DE",
+        "category": "face",
+        "purpose": "investigation",
+        "offence": "1500 00",
+        "max_penalty_months": 36,
+        "case_reference": f"AT/2026/{n:04d}",
+        "user": "u-4711",
+        "request_number": f"R-{n}",
+    }
+    values.update(fields)
+    return AuditEvent(**values)
+
+
+def fill(log: AuditLog, count: int) -> None:
+    for n in range(count):
+        log.append(event(n))
+
+
+def sql(url: str, statement: str, **params: Any) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def problem_of(log: AuditLog, verifier: Ed25519Verifier | None = None) -> tuple[ProblemKind, int]:
+    report = log.verify(verifier)
+    assert not report.ok and report.problem is not None, "tampering went unnoticed"
+    return report.problem.kind, report.problem.seq
+
+
+# --- appending and verifying -----------------------------------------------------------
+
+
+def test_entries_are_numbered_without_gaps_and_verify(
+    log: AuditLog, verifier: Ed25519Verifier
+) -> None:
+    seqs = [log.append(event(n)) for n in range(12)]
+    assert seqs == list(range(1, 13))
+    report = log.verify(verifier)
+    assert report.ok and report.problem is None
+    assert (report.entries_checked, report.checkpoints_checked) == (12, 2)  # at 5 and 10
+    assert report.signatures_checked and report.last_seq == 12
+
+
+def test_the_chain_is_sha256_of_previous_hash_and_canonical_body(
+    log: AuditLog, database_url: str
+) -> None:
+    fill(log, 3)
+    rows = sql(database_url, "SELECT seq, body, prev_hash, hash FROM audit_entries ORDER BY seq")
+    prev = GENESIS
+    for seq, body, prev_hash, digest in rows:
+        assert prev_hash == prev
+        assert digest == hashlib.sha256((prev_hash + body).encode()).hexdigest()
+        parsed = json.loads(body)
+        assert parsed["seq"] == seq and set(parsed) == {"event", "recorded_at", "seq"}
+        assert body == json.dumps(parsed, sort_keys=True, separators=(",", ":"))
+        prev = digest
+    assert log.head() == (3, prev)
+
+
+def test_checkpoint_signs_the_head_on_demand(log: AuditLog, verifier: Ed25519Verifier) -> None:
+    assert log.checkpoint() is None  # empty log: nothing to sign
+    fill(log, 3)
+    made = log.checkpoint()
+    assert made is not None and made.seq == 3 and made.signature is not None
+    assert log.checkpoint() == made  # idempotent at the same head
+    assert log.verify(verifier).checkpoints_checked == 1
+
+
+def test_entries_filter_for_the_log_viewer(log: AuditLog) -> None:
+    log.append(event(1))
+    log.append(event(2, kind="search_answered", outcome="no_hit", requested_party="FR"))
+    log.append(event(3, kind="refused", category="dna", reason_code="penalty_below_threshold"))
+    assert [e.seq for e in log.entries()] == [3, 2, 1]
+    assert [e.seq for e in log.entries(kind="search_answered")] == [2]
+    assert [e.seq for e in log.entries(party="FR")] == [2]
+    assert [e.seq for e in log.entries(category="dna")] == [3]
+    assert [e.seq for e in log.entries(outcome="no_hit")] == [2]
+    assert [e.seq for e in log.entries(case_reference="AT/2026/0001")] == [1]
+    assert [e.seq for e in log.entries(limit=1, offset=1)] == [2]
+    assert log.entries(until=T0) == []
+    assert len(log.entries(since=T0)) == 3
+    assert log.entries(kind="search_answered")[0].event.outcome == "no_hit"
+    with pytest.raises(InvalidAuditSetup):
+        log.entries(limit=0)
+
+
+def test_a_signer_for_another_party_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidAuditSetup, match="signs for DE"):
+        AuditLog(f"sqlite:///{tmp_path / 'a.sqlite'}", party="AT", signer=Ed25519Signer("DE"))
+
+
+# --- tampering, one kind at a time -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("body", None),  # the hashed content itself
+        ("case_reference", "AT/2026/9999"),  # a filter copy of a body field
+        ("hash", "f" * 64),  # (the property test below edits every column)
+    ],
+)
+def test_editing_any_field_is_reported_as_edited_at_its_seq(
+    log: AuditLog, database_url: str, column: str, value: str | None
+) -> None:
+    fill(log, 9)
+    if value is None:
+        [(body,)] = sql(database_url, "SELECT body FROM audit_entries WHERE seq = 6")
+        value = body.replace("AT/2026/0005", "AT/2026/0006")
+        assert value != body
+    sql(database_url, f"UPDATE audit_entries SET {column} = :v WHERE seq = 6", v=value)
+    assert problem_of(log) == (ProblemKind.EDITED, 6)
+
+
+def test_deleting_an_entry_in_the_middle_is_reported_as_removed(
+    log: AuditLog, database_url: str
+) -> None:
+    fill(log, 9)
+    sql(database_url, "DELETE FROM audit_entries WHERE seq = 4")
+    assert problem_of(log) == (ProblemKind.REMOVED, 4)
+
+
+def test_deleting_the_tail_is_reported_as_truncated(log: AuditLog, database_url: str) -> None:
+    fill(log, 12)
+    sql(database_url, "DELETE FROM audit_entries WHERE seq >= 11")
+    assert problem_of(log) == (ProblemKind.TRUNCATED, 11)
+
+
+def test_deleting_the_tail_and_rewinding_the_head_is_caught_by_the_checkpoint(
+    log: AuditLog, database_url: str
+) -> None:
+    fill(log, 12)  # automatic checkpoints at 5 and 10
+    sql(database_url, "DELETE FROM audit_entries WHERE seq >= 8")
+    sql(
+        database_url,
+        "UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_entries WHERE seq = 7)",
+    )
+    assert problem_of(log) == (ProblemKind.TRUNCATED, 8)
+
+
+def test_an_append_after_a_deleted_tail_leaves_a_gap(log: AuditLog, database_url: str) -> None:
+    fill(log, 4)
+    sql(database_url, "DELETE FROM audit_entries WHERE seq = 4")
+    assert log.append(event(99)) == 5  # the head remembers: the gap stays visible
+    assert problem_of(log) == (ProblemKind.REMOVED, 4)
+
+
+def test_swapping_two_entries_is_reported_as_reordered(log: AuditLog, database_url: str) -> None:
+    fill(log, 9)
+    columns = "recorded_at, kind, requesting_party, requested_party, category, outcome, "
+    columns += "case_reference, body, prev_hash, hash"
+    rows = {
+        r[0]: r[1:]
+        for r in sql(database_url, f"SELECT seq, {columns} FROM audit_entries WHERE seq IN (3, 7)")
+    }
+    names = [c.strip() for c in columns.split(",")]
+    for seq, other in ((3, 7), (7, 3)):
+        assignments = ", ".join(f"{n} = :{n}" for n in names)
+        values = dict(zip(names, rows[other], strict=True))
+        sql(database_url, f"UPDATE audit_entries SET {assignments} WHERE seq = {seq}", **values)
+    assert problem_of(log) == (ProblemKind.REORDERED, 3)
+
+
+def test_editing_a_checkpoint_signature_is_reported_as_bad_checkpoint(
+    log: AuditLog, database_url: str, verifier: Ed25519Verifier
+) -> None:
+    fill(log, 12)
+    [(signature,)] = sql(database_url, "SELECT signature FROM audit_checkpoints WHERE seq = 10")
+    forged = ("A" if signature[0] != "A" else "B") + signature[1:]
+    sql(database_url, "UPDATE audit_checkpoints SET signature = :s WHERE seq = 10", s=forged)
+    assert log.verify().ok  # without a verifier only hashes are checked ...
+    assert problem_of(log, verifier) == (ProblemKind.BAD_CHECKPOINT, 10)  # ... with one, not
+
+
+def test_editing_a_checkpoint_hash_is_caught_even_without_a_verifier(
+    log: AuditLog, database_url: str
+) -> None:
+    fill(log, 12)
+    sql(database_url, "UPDATE audit_checkpoints SET hash = :h WHERE seq = 5", h="0" * 64)
+    assert problem_of(log) == (ProblemKind.BAD_CHECKPOINT, 5)
+
+
+def test_a_rewritten_chain_is_caught_by_the_signed_checkpoint(
+    log: AuditLog, database_url: str
+) -> None:
+    """An insider edits entry 2 and recomputes every hash after it; the signature holds."""
+    fill(log, 7)
+    rows = sql(database_url, "SELECT seq, body FROM audit_entries ORDER BY seq")
+    prev = GENESIS
+    for seq, body in rows:
+        if seq == 2:
+            body = body.replace("AT/2026/0001", "AT/2026/0002")
+        digest = hashlib.sha256((prev + body).encode()).hexdigest()
+        sql(
+            database_url,
+            "UPDATE audit_entries SET body = :b, prev_hash = :p, hash = :h, case_reference = "
+            "CASE WHEN seq = 2 THEN 'AT/2026/0002' ELSE case_reference END WHERE seq = :s",
+            b=body,
+            p=prev,
+            h=digest,
+            s=seq,
+        )
+        prev = digest
+    assert problem_of(log) == (ProblemKind.BAD_CHECKPOINT, 5)
+
+
+def test_rewriting_the_last_entry_with_a_fresh_hash_is_reported_as_edited(
+    log: AuditLog, database_url: str
+) -> None:
+    fill(log, 7)
+    [(body, prev)] = sql(database_url, "SELECT body, prev_hash FROM audit_entries WHERE seq = 7")
+    body = body.replace('"search_sent"', '"login"')
+    digest = hashlib.sha256((prev + body).encode()).hexdigest()
+    sql(
+        database_url,
+        "UPDATE audit_entries SET body = :b, kind = 'login', hash = :h WHERE seq = 7",
+        b=body,
+        h=digest,
+    )
+    assert problem_of(log) == (ProblemKind.EDITED, 7)
+
+
+def test_an_unsigned_log_fails_verification_with_a_verifier(
+    database_url: str, verifier: Ed25519Verifier
+) -> None:
+    log = AuditLog(database_url, party="AT", checkpoint_every=2)
+    fill(log, 3)
+    assert log.verify().ok
+    assert problem_of(log, verifier) == (ProblemKind.BAD_CHECKPOINT, 2)
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[dt.datetime]:
+    """A settable 'now' for the log: clock[0]."""
+    now = [T0]
+    monkeypatch.setattr(audit_log, "utcnow", lambda: now[0])
+    return now
+
+
+def fill_by_day(log: AuditLog, clock: list[dt.datetime], days: int, per_day: int) -> None:
+    for day in range(days):
+        clock[0] = T0 + dt.timedelta(days=day)
+        for n in range(per_day):
+            log.append(event(n, at=clock[0]))
+
+
+def test_purge_deletes_old_entries_and_stays_verifiable(
+    log: AuditLog, clock: list[dt.datetime], verifier: Ed25519Verifier
+) -> None:
+    fill_by_day(log, clock, days=4, per_day=4)  # entries 1-16; day d holds 4d+1 .. 4d+4
+    clock[0] = T0 + dt.timedelta(days=10)
+    assert log.purge(T0 + dt.timedelta(days=2), verifier=verifier) == 8
+    report = log.verify(verifier)
+    assert report.ok, report.problem
+    assert report.anchor_seq == 8 and report.last_seq == 17 and report.entries_checked == 9
+    [purge_entry] = log.entries(kind="purge")
+    assert purge_entry.seq == 17 and "8 entries" in (purge_entry.event.detail or "")
+    assert [e.seq for e in log.entries(limit=1000)][-1] == 9
+    anchor = log.checkpoints()[-1]
+    assert (anchor.kind, anchor.seq, anchor.signature is not None) == ("anchor", 8, True)
+    assert log.purge(T0 + dt.timedelta(days=2)) == 0  # nothing left that old
+    fill(log, 5)
+    assert log.verify(verifier).ok
+
+
+def test_purge_twice_moves_the_anchor(log: AuditLog, clock: list[dt.datetime]) -> None:
+    fill_by_day(log, clock, days=3, per_day=2)
+    assert log.purge(T0 + dt.timedelta(days=1)) == 2
+    assert log.purge(T0 + dt.timedelta(days=2)) == 2
+    report = log.verify()
+    assert report.ok and report.anchor_seq == 4  # 1-2 (day 0), then 3-4 (day 1)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        ("UPDATE audit_entries SET kind = 'login' WHERE seq = 12", (ProblemKind.EDITED, 12)),
+        ("DELETE FROM audit_entries WHERE seq = 9", (ProblemKind.REMOVED, 9)),
+        ("DELETE FROM audit_entries WHERE seq >= 15", (ProblemKind.TRUNCATED, 15)),
+        ("DELETE FROM audit_entries WHERE seq > 8", (ProblemKind.TRUNCATED, 9)),
+        (
+            "UPDATE audit_checkpoints SET hash = :zeros WHERE kind = 'anchor'",
+            (ProblemKind.BAD_CHECKPOINT, 8),
+        ),
+        ("DELETE FROM audit_checkpoints WHERE kind = 'anchor'", (ProblemKind.REMOVED, 1)),
+    ],
+)
+def test_tampering_after_a_purge_is_still_detected(
+    log: AuditLog,
+    clock: list[dt.datetime],
+    database_url: str,
+    verifier: Ed25519Verifier,
+    tamper: str,
+    expected: tuple[ProblemKind, int],
+) -> None:
+    fill_by_day(log, clock, days=4, per_day=4)
+    clock[0] = T0 + dt.timedelta(days=10)
+    log.purge(T0 + dt.timedelta(days=2))
+    log.checkpoint()  # at the purge entry, 17
+    params = {"zeros": "0" * 64} if ":zeros" in tamper else {}
+    sql(database_url, tamper, **params)
+    assert problem_of(log, verifier) == expected
+
+
+def test_a_tampered_log_is_not_purged(
+    log: AuditLog, clock: list[dt.datetime], database_url: str
+) -> None:
+    fill_by_day(log, clock, days=3, per_day=2)
+    sql(database_url, "UPDATE audit_entries SET kind = 'login' WHERE seq = 2")
+    with pytest.raises(AuditTampered, match="refusing to purge"):
+        log.purge(T0 + dt.timedelta(days=2))
+    assert log.head()[0] == 6
+
+
+# --- concurrency -----------------------------------------------------------------------
+
+
+def test_concurrent_appends_from_four_threads_keep_a_gapless_chain(
+    log: AuditLog, verifier: Ed25519Verifier
+) -> None:
+    seqs: list[int] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            for n in range(50):
+                seq = log.append(event(n, request_number=f"W{w}-{n}"))
+                with lock:
+                    seqs.append(seq)
+        except BaseException as exc:  # surfaced below with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(seqs) == list(range(1, 201))
+    report = log.verify(verifier)
+    assert report.ok and report.entries_checked == 200 and report.checkpoints_checked == 40
+
+
+_CHILD = """
+import datetime as dt, pathlib, sys, time
+from prum.audit.log import AuditLog, AuditEvent
+url, count, name, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3], pathlib.Path(sys.argv[4])
+log = AuditLog(url, party="AT", checkpoint_every=7)
+(folder / f"ready-{name}").touch()
+while not (folder / "go").exists():  # start together, so that the appends overlap
+    time.sleep(0.005)
+for n in range(count):
+    log.append(AuditEvent(at=dt.datetime.now(dt.UTC), kind="login", user=f"p{name}-{n}"))
+"""
+
+
+def test_concurrent_appends_from_two_processes_keep_a_gapless_chain(
+    database_url: str, tmp_path: Path
+) -> None:
+    AuditLog(database_url, party="AT").close()  # migrate once, as a node's start-up does
+    args = [database_url, "40"]
+    children = [
+        subprocess.Popen([sys.executable, "-c", _CHILD, *args, str(p), str(tmp_path)])
+        for p in range(2)
+    ]
+    for _ in range(2000):
+        if all((tmp_path / f"ready-{p}").exists() for p in range(2)):
+            break
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    assert [c.wait(timeout=120) for c in children] == [0, 0]
+    log = AuditLog(database_url, party="AT")
+    report = log.verify()
+    assert report.ok and report.entries_checked == 80, report.problem
+    users = {e.event.user for e in log.entries(limit=100)}
+    assert len(users) == 80
+
+
+# --- what may be logged ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "Jane Doe"},  # no such field
+        {"image": "iVBORw0KGgo="},
+        {"detail": "x" * 201},  # oversize
+        {"detail": "line one\nline two"},  # not one line
+        {"case_reference": "c" * 201},
+        {"user": "Jane Doe"},  # a pseudonym is a token, not a name
+        {"reference": ["R"] * 101},
+        {"requesting_party": "Austria"},
+        {"offence": "not an ECRIS code"},
+        {"at": "2026-01-01T00:00:00"},  # no time zone
+        {"kind": "anything_goes"},
+        {"signature": "not base64 at all!"},
+    ],
+)
+def test_events_with_forbidden_fields_or_oversize_strings_are_refused(
+    bad: dict[str, Any],
+) -> None:
+    data = {"at": T0.isoformat(), "kind": "search_sent", **bad}
+    with pytest.raises(InvalidAuditEvent):
+        parse_event(data)
+    with pytest.raises(ValidationError):
+        AuditEvent(**data)
+
+
+def test_append_revalidates_events_built_without_validation(tmp_path: Path) -> None:
+    log = AuditLog(f"sqlite:///{tmp_path / 'a.sqlite'}", party="AT")
+    sneaky = AuditEvent.model_construct(at=T0, kind=EventKind.LOGIN, detail="x" * 10_000)
+    with pytest.raises(InvalidAuditEvent):
+        log.append(sneaky)
+    assert log.head()[0] == 0
+
+
+def test_times_are_stored_in_utc(log: AuditLog) -> None:
+    vienna = dt.timezone(dt.timedelta(hours=1))
+    log.append(event(at=dt.datetime(2026, 3, 1, 12, 0, tzinfo=vienna)))
+    [entry] = log.entries()
+    assert entry.event.at == dt.datetime(2026, 3, 1, 11, 0, tzinfo=dt.UTC)
+    assert entry.event.at.tzinfo == dt.UTC
+
+
+# --- property: verify() passes, and pinpoints any single edit ---------------------------
+
+_events = st.builds(
+    AuditEvent,
+    at=st.datetimes(
+        min_value=dt.datetime(2000, 1, 1),
+        max_value=dt.datetime(2100, 1, 1),
+        timezones=st.just(dt.UTC),
+    ),
+    kind=st.sampled_from(list(EventKind)),
+    requesting_party=st.none() | st.sampled_from(["AT", "DE", "EUROPOL"]),
+    case_reference=st.none()
+    | st.text(
+        st.characters(min_codepoint=32, exclude_characters="\x7f", codec="utf-8"),
+        min_size=1,
+        max_size=40,
+    ),
+    detail=st.none()
+    | st.text(
+        st.characters(min_codepoint=32, exclude_characters="\x7f", codec="utf-8"),
+        min_size=1,
+        max_size=60,
+    ),
+    candidate_count=st.none() | st.integers(0, 100),
+    reference=st.none() | st.lists(st.sampled_from(["AT-F-0A1B", "DE-F-77", "FR-9"])),
+)
+_EDITS = ("body", "kind", "requesting_party", "recorded_at", "hash", "prev_hash")
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    events=st.lists(_events, min_size=1, max_size=15),
+    pick=st.integers(min_value=0),
+    edit=st.sampled_from(_EDITS),
+)
+def test_any_single_edit_is_reported_at_exactly_its_seq(
+    log: AuditLog,
+    database_url: str,
+    verifier: Ed25519Verifier,
+    events: list[AuditEvent],
+    pick: int,
+    edit: str,
+) -> None:
+    reset(database_url)  # one database, emptied for each example
+    for e in events:
+        log.append(e)
+    assert log.verify(verifier).ok
+
+    seq = pick % len(events) + 1
+    [(body, kind, party)] = sql(
+        database_url,
+        "SELECT body, kind, requesting_party FROM audit_entries WHERE seq = :s",
+        s=seq,
+    )
+    parsed = json.loads(body)
+    parsed["event"]["detail"] = "edited" if parsed["event"].get("detail") != "edited" else "x"
+    value = {
+        "body": json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        "kind": "login" if kind != "login" else "logout",
+        "requesting_party": "FR" if party != "FR" else "IT",
+        "recorded_at": "1999-01-01T00:00:00.000000Z",
+        "hash": "a" * 64,
+        "prev_hash": "b" * 64,
+    }[edit]
+    sql(database_url, f"UPDATE audit_entries SET {edit} = :v WHERE seq = :s", v=value, s=seq)
+    assert problem_of(log, verifier) == (ProblemKind.EDITED, seq)
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+def test_cli_verify_exits_0_when_untouched_and_1_naming_the_edited_entry(
+    tmp_path: Path, signer: Ed25519Signer
+) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    log = AuditLog(url, party="AT", signer=signer, checkpoint_every=5)
+    fill(log, 6)
+    runner = CliRunner()
+    ok = runner.invoke(audit_app, ["verify", "--database-url", url, "--party", "AT"])
+    assert ok.exit_code == 0, ok.output
+    assert "verified" in ok.output and "6 entries" in ok.output
+
+    shown = runner.invoke(audit_app, ["show", "--database-url", url, "--party", "AT", "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.output)[0]["seq"] == 6
+
+    sql(url, "UPDATE audit_entries SET outcome = 'hit' WHERE seq = 4")
+    bad = runner.invoke(audit_app, ["verify", "--database-url", url, "--party", "AT"])
+    assert bad.exit_code == 1
+    assert "entry 4" in bad.output and "edited" in bad.output
+
+
+def test_cli_purge_and_stats(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    log = AuditLog(url, party="AT")
+    fill(log, 3)
+    runner = CliRunner()
+    purged = runner.invoke(
+        audit_app, ["purge", "--older-than-days", "1", "--database-url", url, "--party", "AT"]
+    )
+    assert purged.exit_code == 0 and "purged 0 entries" in purged.output
+    stats = runner.invoke(audit_app, ["stats", "--database-url", url, "--json"])
+    assert stats.exit_code == 0 and json.loads(stats.output)["parties"] == {}
+    missing = runner.invoke(audit_app, ["verify", "--database-url", url, "--verifier", "nope:x"])
+    assert missing.exit_code == 2 and "invalid_audit_setup" in missing.output
