@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from prum.config import Settings
 from prum.errors import SampleDataUnavailable
+from prum.face.bulk import PhotoItem, PhotoResult, extract_all
 from prum.face.samples import SampleSet, sample_faces, shared_data_dir
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -74,3 +76,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'gallery.sqlite'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def embedded(samples: SampleSet) -> list[PhotoResult]:
+    """Templates of every sample photo, computed once for the whole session."""
+    items = [PhotoItem(path=p, source_key=p.name, identity=i) for p, i in samples.images]
+    results = list(extract_all(items, Settings().face, use="enrol", workers=2, check=False))
+    return sorted((r for r in results if r.vector is not None), key=lambda r: r.item.source_key)

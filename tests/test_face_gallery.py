@@ -21,7 +21,7 @@ from prum.errors import (
     UnknownReference,
     UnreadableImage,
 )
-from prum.face.bulk import PhotoItem, PhotoResult, enrol_photos, extract_all
+from prum.face.bulk import PhotoItem, PhotoResult, enrol_photos
 from prum.face.gallery import Exposure, FaceGallery
 from prum.face.samples import SampleSet
 from prum.face.types import FaceBox, Template
@@ -29,14 +29,6 @@ from prum.gallery.schema import SubjectCategory
 from prum.gallery.store import NewRecord
 
 pytestmark = pytest.mark.realdata
-
-
-@pytest.fixture(scope="session")
-def embedded(samples: SampleSet) -> list[PhotoResult]:
-    """Templates of every sample photo, computed once for the whole session."""
-    items = [PhotoItem(path=p, source_key=p.name, identity=i) for p, i in samples.images]
-    results = list(extract_all(items, Settings().face, use="enrol", workers=2, check=False))
-    return sorted((r for r in results if r.vector is not None), key=lambda r: r.item.source_key)
 
 
 def held_out(embedded: list[PhotoResult]) -> tuple[PhotoResult, list[PhotoResult]]:

@@ -1,0 +1,402 @@
+"""A national node's rules and step-2 workflow, called in-process (the HTTP and
+multi-process paths are in test_federation.py)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prum.errors import (
+    BadInput,
+    NotAuthorised,
+    NotVerified,
+    Replay,
+    RoleRequired,
+    SeparationOfDuties,
+    WrongState,
+)
+from prum.gallery.schema import SubjectCategory
+from prum.gallery.store import NewRecord
+from prum.messages import (
+    Category,
+    CoreDataReply,
+    CoreDataRequest,
+    CountryReply,
+    Decision,
+    Purpose,
+    RefusalReason,
+    SearchRequest,
+)
+from prum.node import followup
+from prum.node.config import CategoryPolicy, NodeConfig
+from prum.node.core import Node
+from prum.node.exchange import answer_search
+from prum.node.schema import core_data, outbox, requests_in, searches
+from prum.node.users import Role, User
+from prum.security import pki
+from prum.security.signing import Signer
+
+ROUTER = pki.PeerIdentity("ROUTER", "router", 1, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+APPROVER = User("anna", frozenset({Role.APPROVER}))
+EXAMINER = User("eric", frozenset({Role.EXAMINER}))
+OFFICER = User("olga", frozenset({Role.OFFICER}))
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pki")
+    pki.init_ca(path)
+    for party in ("ROUTER", "AT", "DE"):
+        pki.issue(path, party, role="router" if party == "ROUTER" else "node")
+    return path
+
+
+def make_node(tmp_path: Path, pki_dir: Path, party: str = "DE", **policy: Any) -> Node:
+    config = NodeConfig(
+        party=party,
+        data_dir=tmp_path / party.lower(),
+        pki_dir=pki_dir,
+        router_url="https://localhost:1",
+        categories={Category.FACE: CategoryPolicy(**policy)},
+    )
+    return Node(config)
+
+
+def search_envelope(pki_dir: Path, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "request_number": "AT-1",
+        "requesting_party": "AT",
+        "requesting_user": "olga",
+        "category": "face",
+        "purpose": "investigation",
+        "offence": "0800 00",
+        "max_penalty_months": 60,
+        "case_reference": "AT/2026/123",
+        "probe": {"data": base64.b64encode(b"not looked at").decode()},
+    }
+    body.update(fields)
+    request = SearchRequest.model_validate(body)
+    return Signer(pki_dir, "AT").sign(request.model_dump(mode="json")).to_dict()
+
+
+def reply_of(envelope: Any) -> CountryReply:
+    return CountryReply.model_validate(envelope.body)
+
+
+@pytest.mark.parametrize(
+    ("policy", "fields", "code"),
+    [
+        ({"min_penalty_months": 12}, {"max_penalty_months": 6}, "penalty_below_threshold"),
+        ({}, {"purpose": "missing_person"}, "purpose_not_allowed"),
+        ({}, {"category": "dna"}, "category_not_offered"),
+    ],
+)
+def test_policy_refusals_are_explicit_signed_and_logged(
+    tmp_path: Path, pki_dir: Path, policy: dict[str, Any], fields: dict[str, Any], code: str
+) -> None:
+    node = make_node(tmp_path, pki_dir, **policy)
+    reply = reply_of(answer_search(node, search_envelope(pki_dir, **fields), ROUTER))
+    assert reply.status == "refused"
+    assert reply.error is not None and reply.error.code == code
+    [entry] = node.audit.entries(kind="search_received")
+    assert entry.event.outcome == "refused"
+    assert entry.event.reason_code == code
+
+
+def test_missing_person_search_allowed_where_national_law_says_so(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    node = make_node(tmp_path, pki_dir, purposes=[Purpose.INVESTIGATION, Purpose.MISSING_PERSON])
+    envelope = search_envelope(pki_dir, purpose="missing_person")
+    reply = reply_of(answer_search(node, envelope, ROUTER))
+    # Allowed by policy: it reaches the matcher, which finds no face in these bytes.
+    assert reply.status == "error"
+    assert reply.error is not None and reply.error.code == "unreadable_image"
+
+
+def test_daily_capacity_is_enforced_per_requesting_party(tmp_path: Path, pki_dir: Path) -> None:
+    node = make_node(tmp_path, pki_dir, daily_capacity=2)
+    statuses = [
+        reply_of(answer_search(node, search_envelope(pki_dir), ROUTER)).status for _ in range(3)
+    ]
+    assert statuses[:2] == ["error", "error"]  # counted, then the probe is unreadable
+    assert statuses[2] == "refused"
+
+
+def test_search_must_come_through_the_router_signed_by_its_requester(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    node = make_node(tmp_path, pki_dir)
+    direct = pki.PeerIdentity("AT", "node", 2, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+    with pytest.raises(NotAuthorised, match="through the router"):
+        answer_search(node, search_envelope(pki_dir), direct)
+    forged = search_envelope(pki_dir, requesting_party="DE")  # signed by AT, claims DE
+    with pytest.raises(NotAuthorised, match="signed by AT"):
+        answer_search(node, forged, ROUTER)
+
+
+def test_replayed_search_is_refused(tmp_path: Path, pki_dir: Path) -> None:
+    node = make_node(tmp_path, pki_dir)
+    envelope = search_envelope(pki_dir)
+    answer_search(node, envelope, ROUTER)
+    with pytest.raises(Replay):
+        answer_search(node, envelope, ROUTER)
+
+
+@pytest.mark.realdata
+def test_answer_carries_candidates_within_exposure_rules(
+    tmp_path: Path, pki_dir: Path, embedded: list[Any]
+) -> None:
+    node = make_node(tmp_path, pki_dir, max_candidates=3)
+    gallery = node.matcher(Category.FACE).gallery  # type: ignore[attr-defined]
+    probe, *rest = embedded
+    gallery.add_records(
+        [
+            NewRecord(
+                subject_category=SubjectCategory.VICTIM if n % 2 else SubjectCategory.CONVICTED,
+                provenance="test",
+                model_id=r.model_id,
+                template=r.vector,
+                person_key=r.item.identity,
+                image=r.image,
+            )
+            for n, r in enumerate(rest[:12])
+        ]
+    )
+    envelope = search_envelope(
+        pki_dir, probe={"data": base64.b64encode(probe.image).decode()}, max_candidates=50
+    )
+    reply = reply_of(answer_search(node, envelope, ROUTER))
+    assert reply.status == "answered"
+    assert len(reply.candidates) == 3  # the national cap beats the requester's 50
+    assert all(c.image for c in reply.candidates)
+    exposed = {gallery.store.get(c.reference).subject_category for c in reply.candidates}
+    assert exposed == {SubjectCategory.CONVICTED}
+
+
+# --- step 2 ---------------------------------------------------------------------------------
+
+
+def requester_with_answer(tmp_path: Path, pki_dir: Path) -> tuple[Node, int]:
+    """AT with a stored search whose answer has one DE candidate."""
+    node = make_node(tmp_path, pki_dir, party="AT")
+    from sqlalchemy import insert
+
+    reply = {
+        "replies": [
+            {
+                "party": "DE",
+                "status": "answered",
+                "candidates": [{"reference": "DE-F-0001", "rank": 1}],
+            }
+        ]
+    }
+    with node.engine.begin() as conn:
+        pk = conn.execute(
+            insert(searches).values(
+                message_id="5d7a2b36-1c1e-4c57-9a51-3a1d2b4c5e6f",
+                request_number="AT-1",
+                user="olga",
+                category="face",
+                purpose="investigation",
+                offence="0800 00",
+                max_penalty_months=60,
+                case_reference="AT/2026/123",
+                targets=["all"],
+                status="answered",
+                reply=reply,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        ).inserted_primary_key
+    assert pk is not None
+    return node, int(pk[0])
+
+
+def request_core(node: Node, sid: int) -> int:
+    return followup.request_core_data(
+        node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
+    )
+
+
+FACTS = "Armed robbery of a jewellery shop in Vienna on 3 November; CCTV still of the suspect."
+
+
+def test_core_data_refused_until_match_confirmed(tmp_path: Path, pki_dir: Path) -> None:
+    node, sid = requester_with_answer(tmp_path, pki_dir)
+    with pytest.raises(NotVerified, match="not verified"):
+        followup.request_core_data(
+            node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
+        )
+    followup.verify_candidate(
+        node,
+        EXAMINER,
+        sid,
+        party="DE",
+        reference="DE-F-0001",
+        decision=Decision.INCONCLUSIVE,
+        justification="Resolution too low to compare ears.",
+    )
+    with pytest.raises(NotVerified, match="inconclusive"):
+        followup.request_core_data(
+            node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
+        )
+    followup.verify_candidate(
+        node,
+        EXAMINER,
+        sid,
+        party="DE",
+        reference="DE-F-0001",
+        decision=Decision.CONFIRMED,
+        justification="Same scar above the left eyebrow, same ears.",
+    )
+    request_core(node, sid)
+    with node.engine.connect() as conn:
+        [queued] = conn.execute(outbox.select()).all()
+    assert queued.destination == "DE" and queued.kind == "core_data_request"
+    body = CoreDataRequest.model_validate(queued.envelope["body"])
+    assert body.verified_by == "eric" and body.facts == FACTS
+    with pytest.raises(WrongState):
+        followup.request_core_data(
+            node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
+        )
+
+
+def test_only_examiners_verify(tmp_path: Path, pki_dir: Path) -> None:
+    node, sid = requester_with_answer(tmp_path, pki_dir)
+    with pytest.raises(RoleRequired):
+        followup.verify_candidate(
+            node,
+            OFFICER,
+            sid,
+            party="DE",
+            reference="DE-F-0001",
+            decision=Decision.CONFIRMED,
+            justification="I think it is him, really.",
+        )
+    with pytest.raises(BadInput):
+        followup.verify_candidate(
+            node,
+            EXAMINER,
+            sid,
+            party="DE",
+            reference="DE-F-0001",
+            decision=Decision.CONFIRMED,
+            justification="yes",
+        )
+
+
+def incoming_request(
+    pki_dir: Path, *, requester: str = "AT", verified_by: str = "eric"
+) -> dict[str, Any]:
+    request = CoreDataRequest(
+        requesting_party=requester,
+        holder_party="DE",
+        reference="DE-F-0001",
+        category=Category.FACE,
+        search_message_id="5d7a2b36-1c1e-4c57-9a51-3a1d2b4c5e6f",
+        requesting_user="olga",
+        verified_by=verified_by,
+        facts=FACTS,
+        offence="0800 00",
+        max_penalty_months=60,
+        case_reference="AT/2026/123",
+    )
+    return Signer(pki_dir, requester).sign(request.model_dump(mode="json")).to_dict()
+
+
+def holder(tmp_path: Path, pki_dir: Path) -> Node:
+    node = make_node(tmp_path, pki_dir, party="DE")
+    with node.engine.begin() as conn:
+        conn.execute(
+            core_data.insert().values(
+                reference="DE-F-0001",
+                data={"surnames": ["Muster"], "first_names": ["Max"], "nationalities": ["DE"]},
+            )
+        )
+    return node
+
+
+def test_redelivered_request_is_accepted_once(tmp_path: Path, pki_dir: Path) -> None:
+    node = holder(tmp_path, pki_dir)
+    envelope = incoming_request(pki_dir)
+    assert followup.receive(node, envelope, ROUTER)["duplicate"] is False
+    assert followup.receive(node, envelope, ROUTER)["duplicate"] is True
+    with node.engine.connect() as conn:
+        assert len(conn.execute(requests_in.select()).all()) == 1
+
+
+def test_release_queues_signed_core_data_for_the_requester(tmp_path: Path, pki_dir: Path) -> None:
+    node = holder(tmp_path, pki_dir)
+    followup.receive(node, incoming_request(pki_dir), ROUTER)
+    with pytest.raises(RoleRequired):
+        followup.decide(node, OFFICER, 1, action="release")
+    followup.decide(node, APPROVER, 1, action="release")
+    with node.engine.connect() as conn:
+        [queued] = conn.execute(outbox.select()).all()
+    reply = CoreDataReply.model_validate(queued.envelope["body"])
+    assert queued.destination == "AT" and reply.decision == "released"
+    assert reply.core_data is not None and reply.core_data.surnames == ["Muster"]
+    with pytest.raises(WrongState, match="already decided"):
+        followup.decide(node, APPROVER, 1, action="refuse", reason=RefusalReason.DISPROPORTIONATE)
+
+
+def test_refusal_needs_a_reason(tmp_path: Path, pki_dir: Path) -> None:
+    node = holder(tmp_path, pki_dir)
+    followup.receive(node, incoming_request(pki_dir), ROUTER)
+    with pytest.raises(BadInput, match="reason"):
+        followup.decide(node, APPROVER, 1, action="refuse")
+    assert followup.decide(
+        node, APPROVER, 1, action="refuse", reason=RefusalReason.NATIONAL_LAW_BAR
+    )
+
+
+def test_verifier_cannot_release(tmp_path: Path, pki_dir: Path) -> None:
+    node = holder(tmp_path, pki_dir)
+    # A DE search of DE data: the examiner who confirmed is also an approver.
+    pki_signed = incoming_request(pki_dir, requester="DE", verified_by="anna")
+    pki_signed_body = pki_signed["body"]
+    pki_signed_body["holder_party"] = "DE"
+    envelope = Signer(pki_dir, "DE").sign(pki_signed_body).to_dict()
+    followup.receive(node, envelope, ROUTER)
+    with pytest.raises(SeparationOfDuties, match="anna verified this match"):
+        followup.decide(node, APPROVER, 1, action="release")
+
+
+def test_judicial_hold_pauses_the_48_hour_clock(tmp_path: Path, pki_dir: Path) -> None:
+    node = holder(tmp_path, pki_dir)
+    followup.receive(node, incoming_request(pki_dir), ROUTER)
+
+    def row() -> Any:
+        with node.engine.connect() as conn:
+            return conn.execute(requests_in.select()).first()
+
+    received = row().received_at.replace(tzinfo=dt.UTC)
+    assert followup.deadline_of(node, row()) == received + dt.timedelta(hours=48)
+    followup.decide(node, APPROVER, 1, action="hold")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)
+    assert followup.deadline_of(node, row(), later) > received + dt.timedelta(hours=52)
+    with pytest.raises(WrongState):
+        followup.decide(node, APPROVER, 1, action="hold")
+    followup.decide(node, APPROVER, 1, action="resume")
+    assert row().paused_seconds >= 0
+    assert followup.decide(node, APPROVER, 1, action="release")["status"] == "released"
+
+
+def test_reply_from_the_wrong_party_is_refused(tmp_path: Path, pki_dir: Path) -> None:
+    node, _ = requester_with_answer(tmp_path, pki_dir)
+    reply = CoreDataReply(
+        in_reply_to="5d7a2b36-1c1e-4c57-9a51-3a1d2b4c5e6f",
+        requesting_party="AT",
+        holder_party="DE",
+        reference="DE-F-0001",
+        decision="refused",
+        reason=RefusalReason.DISPROPORTIONATE,
+    )
+    # Signed by AT itself, claiming to be DE's decision.
+    envelope = Signer(pki_dir, "AT").sign(reply.model_dump(mode="json")).to_dict()
+    with pytest.raises(NotAuthorised):
+        followup.receive(node, envelope, ROUTER)
