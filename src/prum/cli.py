@@ -423,63 +423,14 @@ def schema(
 
 @app.command("demo")
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo gallery lives.")] = Path(
-        "var/demo"
-    ),
+    root: Annotated[Path, typer.Option(help="Where the demo federation lives.")] = Path("var/demo"),
+    scale: Annotated[
+        int, typer.Option(help="Synthetic background templates added per country.")
+    ] = 0,
     workers: Workers = CPUS,
 ) -> None:
-    """Enrol the real sample faces into a local gallery and run a search."""
-    from prum.face.bulk import PhotoItem, enrol_photos
-    from prum.face.gallery import FaceGallery
-    from prum.face.samples import sample_faces
+    """Start a federation (router, AT, DE, HU, NL, Europol) and run one face search
+    end to end: candidates, confirmation, core-data request, release, reply."""
+    from prum.demo import main
 
-    try:
-        samples = sample_faces()
-        console.print(f"[bold]sample faces[/]: {len(samples.images)} photos, {samples.source}")
-        # Hold one photo of the first person with several photos back as the probe.
-        probe_path, probe_identity = _pick_probe(samples.images)
-        items = [
-            PhotoItem(
-                path=path,
-                source_key=path.name,
-                identity=identity,
-                category=SubjectCategory.CONVICTED,
-                provenance="demo: real sample photo",
-            )
-            for path, identity in samples.images
-            if path != probe_path
-        ]
-        gallery = FaceGallery(Settings(data_dir=data_dir, country="XX"))
-        with _progress() as progress:
-            task = progress.add_task("enrolling", total=len(items))
-            report = enrol_photos(
-                gallery, items, workers=workers, on_progress=lambda n: progress.advance(task, n)
-            )
-        console.print(
-            f"gallery {data_dir}: enrolled {report.enrolled}, already present"
-            f" {report.already_present}, refused {report.refused_total}"
-        )
-        for key, code, message in report.refusals:
-            console.print(f"  refused {key}: ({code}) {message}")
-        console.print(f"\n[bold]search[/] with held-out photo {probe_path.name} ({probe_identity})")
-        result = gallery.search(probe_path.read_bytes())
-        _print_candidates(result)
-        mates = {i.source_key for i in items if i.identity == probe_identity}
-        top = result.candidates[0] if result.candidates else None
-        if top is not None:
-            top_key = gallery.store.source_key(top.reference)
-            verdict = "a photo of the same person" if top_key in mates else "another person"
-            console.print(f"rank 1 is {top_key}: {verdict} (the demo knows; an examiner checks)")
-        gallery.close()
-    except PrumError as exc:
-        raise _fail(exc) from exc
-
-
-def _pick_probe(images: list[tuple[Path, str]]) -> tuple[Path, str]:
-    counts: dict[str, int] = {}
-    for _, identity in images:
-        counts[identity] = counts.get(identity, 0) + 1
-    for path, identity in images:
-        if counts[identity] >= 3:
-            return path, identity
-    return images[0]
+    main(root, workers, scale)

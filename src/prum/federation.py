@@ -72,7 +72,7 @@ def lay_out(
     parties: list[str],
     *,
     policies: dict[str, dict[Category, CategoryPolicy]] | None = None,
-    europol_scope: dict[str, Any] | None = None,
+    europol_scope: dict[str, list[str]] | None = None,
     outbox_retry_seconds: float = 0.5,
 ) -> Layout:
     """Create the PKI, the router's directory and one configuration per node."""
@@ -116,14 +116,13 @@ def lay_out(
         entry: dict[str, Any] = {
             "url": plan.federation_url,
             "offers": sorted(c.value for c in categories),
-            "purposes": sorted({p.value for c in categories.values() for p in c.purposes}),
+            "accepts": sorted({p.value for c in categories.values() for p in c.purposes}),
         }
         if party == "EUROPOL":
-            scope = europol_scope or {
-                "categories": [Category.FACE.value],
-                "purposes": [Purpose.INVESTIGATION.value],
+            # Art 49: Europol's access is narrower, by configuration.
+            entry["may_search"] = europol_scope or {
+                Category.FACE.value: [Purpose.INVESTIGATION.value]
             }
-            entry["may_search"] = scope
         directory["parties"][party] = entry
     layout.directory_file.write_text(json.dumps(directory, indent=2))
     return layout

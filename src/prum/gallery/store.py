@@ -244,6 +244,14 @@ class FaceStore:
             raise UnknownReference(f"no face record has the reference {reference!r}")
         return None if row[0] is None else str(row[0])
 
+    def references(self, *, synthetic: bool | None = None) -> list[str]:
+        """Reference numbers of all records (optionally only real or only synthetic)."""
+        query = select(face_records.c.reference).order_by(face_records.c.id)
+        if synthetic is not None:
+            query = query.where(face_records.c.synthetic.is_(synthetic))
+        with self.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(query)]
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(face_records)).scalar_one())
