@@ -20,6 +20,7 @@ from prum.config import Settings
 from prum.errors import PrumError
 from prum.gallery.schema import SubjectCategory
 from prum.node.cli import node_app
+from prum.router.cli import router_app
 from prum.security.cli import pki_app
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(face_app, name="face")
 app.add_typer(pki_app, name="pki", help="The federation PKI: CA, certificates, revocation.")
 app.add_typer(audit_app, name="audit", help="Tamper-evident logs: verify, show, purge.")
 app.add_typer(node_app, name="node")
+app.add_typer(router_app, name="router")
 app.command("stats", help="Statistics per party, category and purpose (no personal data).")(
     audit_stats
 )

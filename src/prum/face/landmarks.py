@@ -31,8 +31,11 @@ viewer), seen by a virtual camera centred on the face.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import cv2
@@ -222,12 +225,11 @@ class MediaPipeLandmarker:
         self.crop_side = crop_side
         self.min_detection_confidence = min_detection_confidence
         self._mesh: Any = None
+        self._warmed = False
 
     def _face_mesh(self) -> Any:
         if self._mesh is None:
             try:
-                # MediaPipe's C++ logging (glog/absl) would flood the console with
-                # start-up notices; keep warnings and errors only.
                 os.environ.setdefault("GLOG_minloglevel", "2")
                 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
                 import mediapipe as mp
@@ -280,7 +282,15 @@ class MediaPipeLandmarker:
         crop = cv2.resize(
             rgb[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=interpolation
         )
-        result = self._face_mesh().process(np.ascontiguousarray(crop))
+        if self._warmed:
+            result = self._face_mesh().process(np.ascontiguousarray(crop))
+        else:
+            # MediaPipe's C++ side (absl, TFLite) prints start-up notices straight to
+            # file descriptor 2 while it builds and first runs the graph; no setting
+            # silences them, so stderr is muted for that one call.
+            with _quiet_stderr():
+                result = self._face_mesh().process(np.ascontiguousarray(crop))
+            self._warmed = True
         if not result.multi_face_landmarks:
             return None
         # FaceMesh coordinates are fractions of the crop, whatever its resized size.
@@ -451,3 +461,17 @@ def make_landmarker(name: str) -> Landmarker:
         f"unknown landmarker {name!r}: expected 'mediapipe' (default) or 'dlib68'",
         landmarker=name,
     )
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration (C++ libraries too)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -81,6 +81,23 @@ def create_federation_app(node: Node) -> FastAPI:
 # --- national ------------------------------------------------------------------------------
 
 
+_basic = HTTPBasic(auto_error=False)
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+) -> User:
+    """The national user behind this request (HTTP Basic; sessions come with the UI)."""
+    if credentials is None:
+        raise NotAuthorised("log in (HTTP Basic) with a national user account")
+    node: Node = request.app.state.node
+    return authenticate(node.engine, credentials.username, credentials.password)
+
+
+Current = Annotated[User, Depends(current_user)]
+
+
 class SearchIn(BaseModel):
     category: Category = Category.FACE
     purpose: Purpose = Purpose.INVESTIGATION
@@ -128,17 +145,8 @@ def create_national_app(node: Node) -> FastAPI:
         await http.aclose()
 
     app = FastAPI(title=f"Prüm node {node.party}: national API", version="1", lifespan=lifespan)
+    app.state.node = node
     _install_errors(app)
-    basic = HTTPBasic(auto_error=False)
-
-    def current_user(
-        credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    ) -> User:
-        if credentials is None:
-            raise NotAuthorised("log in (HTTP Basic) with a national user account")
-        return authenticate(node.engine, credentials.username, credentials.password)
-
-    Current = Annotated[User, Depends(current_user)]
 
     @app.post("/api/searches")
     async def new_search(form: SearchIn, user: Current) -> dict[str, Any]:
