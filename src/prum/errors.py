@@ -266,3 +266,78 @@ class InvalidCalibration(BadInput):
     """Stored calibration data is corrupt or of an unknown version."""
 
     code = "invalid_calibration"
+
+
+# --- the router -----------------------------------------------------------------------
+
+
+class MalformedRequest(BadInput):
+    """The request body is not JSON, or not a JSON object of the expected shape."""
+
+    code = "malformed_request"
+
+
+class InvalidMessage(BadInput):
+    """A signed body is not the message this endpoint takes (wrong kind, fails the schema)."""
+
+    code = "invalid_message"
+
+
+class InvalidDirectory(BadInput):
+    """The federation directory file is missing, not JSON, or inconsistent."""
+
+    code = "invalid_directory"
+
+
+class UnknownParty(BadInput):
+    """A target or destination is not a party of the federation directory."""
+
+    code = "unknown_party"
+
+
+class InvalidTargets(BadInput):
+    """The targets of a search cannot be used as given (e.g. the requester itself)."""
+
+    code = "invalid_targets"
+
+
+class OutOfScope(PolicyRefused):
+    """The requester may not search this category for this purpose (its directory scope)."""
+
+    code = "out_of_scope"
+
+
+class DeliveryRejected(PolicyRefused):
+    """The destination refused a forwarded message for good: resending will not help."""
+
+    code = "delivery_rejected"
+
+
+class DestinationUnavailable(Unavailable):
+    """The destination of a message could not take it now; the sender retries later."""
+
+    code = "destination_unavailable"
+
+
+class AuditUnavailable(Unavailable):
+    """The audit log cannot record now (failing or behind); nothing unlogged is done."""
+
+    code = "audit_unavailable"
+
+
+class NoAnswer(Unavailable):
+    """A requested party did not answer a search before its deadline."""
+
+    code = "no_answer"
+
+
+class Unreachable(Unavailable):
+    """A requested party could not be reached (connection refused or reset, no route)."""
+
+    code = "unreachable"
+
+
+class InvalidReply(PrumError):
+    """A requested party's answer cannot be used: HTTP error, not JSON, too large, invalid."""
+
+    code = "invalid_reply"
