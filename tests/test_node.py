@@ -400,3 +400,32 @@ def test_reply_from_the_wrong_party_is_refused(tmp_path: Path, pki_dir: Path) ->
     envelope = Signer(pki_dir, "AT").sign(reply.model_dump(mode="json")).to_dict()
     with pytest.raises(NotAuthorised):
         followup.receive(node, envelope, ROUTER)
+
+
+def test_a_message_held_back_for_hours_is_signed_again_with_the_same_id(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    node, sid = requester_with_answer(tmp_path, pki_dir)
+    followup.verify_candidate(
+        node,
+        EXAMINER,
+        sid,
+        party="DE",
+        reference="DE-F-0001",
+        decision=Decision.CONFIRMED,
+        justification="Same scar above the left eyebrow, same ears.",
+    )
+    request_core(node, sid)
+    with node.engine.begin() as conn:
+        row = conn.execute(outbox.select()).first()
+        assert row is not None
+        assert followup._fresh(node, row) == row.envelope  # young: sent as it is
+        body = dict(row.envelope["body"], issued_at="2026-01-01T00:00:00Z")
+        old = Signer(pki_dir, "AT").sign(body).to_dict()
+        conn.execute(outbox.update().values(envelope=old))
+        row = conn.execute(outbox.select()).first()
+    fresh = followup._fresh(node, row)
+    assert fresh["body"]["message_id"] == old["body"]["message_id"]
+    assert fresh["body"]["issued_at"] != old["body"]["issued_at"]
+    verified = node.verifier.verify(fresh, expected_signer="AT")
+    assert verified.body["facts"] == FACTS

@@ -55,6 +55,8 @@ from prum.security.pki import PeerIdentity
 
 # Retry delays of undelivered messages double from the configured start up to this.
 MAX_RETRY_SECONDS = 60.0
+# Half the 5-minute replay window of the protocol (docs/protocol.md).
+RESIGN_AFTER = dt.timedelta(seconds=150)
 
 
 # --- requesting side --------------------------------------------------------------------
@@ -428,9 +430,10 @@ async def deliver_due(node: Node, client: httpx.AsyncClient) -> int:
     delivered = 0
     for row in due:
         error = None
+        envelope = _fresh(node, row)
         try:
             response = await client.post(
-                f"{node.config.router_url}/v1/deliver", json=row.envelope, timeout=15
+                f"{node.config.router_url}/v1/deliver", json=envelope, timeout=15
             )
             if response.status_code == 200:
                 with node.engine.begin() as conn:
@@ -456,6 +459,22 @@ async def deliver_due(node: Node, client: httpx.AsyncClient) -> int:
                 )
             )
     return delivered
+
+
+def _fresh(node: Node, row: Any) -> dict[str, Any]:
+    """The envelope to send now: re-signed with a new ``issued_at`` once it is older
+    than half the router's replay window, so a message held back for hours (the
+    destination was down) is still accepted. The message id stays, so the destination
+    still recognises a repeat."""
+    envelope: dict[str, Any] = row.envelope
+    issued = dt.datetime.fromisoformat(envelope["body"]["issued_at"].replace("Z", "+00:00"))
+    if utcnow() - issued < RESIGN_AFTER:
+        return envelope
+    body = dict(envelope["body"], issued_at=utcnow().isoformat().replace("+00:00", "Z"))
+    envelope = node.signer.sign(body).to_dict()
+    with node.engine.begin() as conn:
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(envelope=envelope))
+    return envelope
 
 
 async def run_outbox(node: Node, client: httpx.AsyncClient, wake: asyncio.Event) -> None:
