@@ -1,0 +1,23 @@
+"""Accuracy regression on the shared development set (issue 2 targets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prum.face.bulk import PhotoResult
+from prum.face.evaluation import evaluate
+
+pytestmark = pytest.mark.realdata
+
+
+def test_rank1_and_eer_on_the_development_set(
+    shared_data: Path, embedded: list[PhotoResult]
+) -> None:
+    assert len(embedded) == 61, "every labelled photo must yield a template"
+    vectors = np.stack([r.vector for r in embedded if r.vector is not None])
+    report = evaluate(vectors, [r.item.identity or "" for r in embedded])
+    assert report.overall.rank1 >= 0.98
+    assert report.overall.eer <= 0.01
