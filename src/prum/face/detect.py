@@ -38,8 +38,10 @@ class FaceDetector:
         """All faces, largest first.
 
         Large photos are reduced to ``max_side`` for detection (HOG time grows with
-        pixels; 25 ms at 640 px, 94 ms at 1280 px here); small ones are upsampled once
-        so faces of ~40 px are still found.
+        pixels; 25 ms at 640 px, 94 ms at 1280 px here). Only when that finds nothing
+        in a photo smaller than ``upsample_below`` is it searched again upsampled once
+        (four times the pixels, ~0.5 s at 1 MP), so faces down to ~40 px are still
+        found without slowing down every ordinary portrait.
         """
         height, width = pixels.shape[:2]
         scale = 1.0
@@ -47,13 +49,10 @@ class FaceDetector:
         if max(height, width) > self.max_side:
             scale = self.max_side / max(height, width)
             work = _resize(pixels, scale)
-        upsample = 1 if max(work.shape[:2]) < self.upsample_below else 0
+        found = self._run(work, 0)
+        if not found and max(work.shape[:2]) < self.upsample_below:
+            found = self._run(work, 1)
         boxes: list[FaceBox] = []
-        if self.kind == "hog":
-            rects, scores, _ = self._detector.run(work, upsample, 0.0)
-            found = [(r, float(s)) for r, s in zip(rects, scores, strict=True)]
-        else:
-            found = [(d.rect, float(d.confidence)) for d in self._detector(work, upsample)]
         for rect, score in found:
             box = FaceBox(
                 left=max(0, round(rect.left() / scale)),
@@ -66,6 +65,12 @@ class FaceDetector:
                 boxes.append(box)
         boxes.sort(key=lambda b: b.width * b.height, reverse=True)
         return boxes
+
+    def _run(self, work: Pixels, upsample: int) -> list[tuple[Any, float]]:
+        if self.kind == "hog":
+            rects, scores, _ = self._detector.run(work, upsample, 0.0)
+            return [(r, float(s)) for r, s in zip(rects, scores, strict=True)]
+        return [(d.rect, float(d.confidence)) for d in self._detector(work, upsample)]
 
 
 def _resize(pixels: Pixels, scale: float) -> Pixels:
