@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
@@ -96,6 +96,8 @@ def current_user(
 
 
 Current = Annotated[User, Depends(current_user)]
+# Row ids: positive and within a 63-bit database integer.
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class SearchIn(BaseModel):
@@ -119,7 +121,7 @@ class VerificationIn(BaseModel):
 
 
 class CoreDataRequestIn(BaseModel):
-    search_id: int
+    search_id: Annotated[int, Field(ge=1, le=2**62)]
     party: str
     reference: str
     facts: Annotated[str, Field(min_length=20, max_length=8000)]
@@ -183,11 +185,11 @@ def create_national_app(node: Node) -> FastAPI:
         return [_summary(dict(r._mapping)) for r in rows]
 
     @app.get("/api/searches/{search_id}")
-    def get_search(search_id: int, user: Current) -> dict[str, Any]:
+    def get_search(search_id: RowId, user: Current) -> dict[str, Any]:
         return _search_view(node, search_id)
 
     @app.post("/api/searches/{search_id}/verifications")
-    def verify(search_id: int, form: VerificationIn, user: Current) -> dict[str, Any]:
+    def verify(search_id: RowId, form: VerificationIn, user: Current) -> dict[str, Any]:
         vid = followup.verify_candidate(
             node,
             user,
@@ -227,13 +229,17 @@ def create_national_app(node: Node) -> FastAPI:
         return [_inbox_view(node, r) for r in rows]
 
     @app.post("/api/inbox/{request_id}/decision")
-    def decide(request_id: int, form: DecisionIn, user: Current) -> dict[str, Any]:
+    def decide(request_id: RowId, form: DecisionIn, user: Current) -> dict[str, Any]:
         result = followup.decide(node, user, request_id, action=form.action, reason=form.reason)
         wake.set()
         return result
 
     @app.get("/api/audit")
-    def audit(user: Current, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def audit(
+        user: Current,
+        kind: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> list[dict[str, Any]]:
         user.require(Role.AUDITOR)
         node.log(kind="log_viewed", user=user.name)
         return [e.__dict__ for e in node.audit.entries(kind=kind, limit=limit)]
@@ -246,7 +252,9 @@ def create_national_app(node: Node) -> FastAPI:
         return node.audit.verify(AuditVerifier(node.config.pki_dir)).to_dict()
 
     @app.get("/api/stats")
-    def stats(user: Current, year: int | None = None) -> dict[str, Any]:
+    def stats(
+        user: Current, year: Annotated[int | None, Query(ge=2000, le=2100)] = None
+    ) -> dict[str, Any]:
         user.require(Role.AUDITOR)
         return node.statistics.summary(year=year)
 
