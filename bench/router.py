@@ -13,6 +13,9 @@ process; the requester is a 29th party. Every search goes to ``"all"`` (28 targe
   the client, and sustained searches/s counted until the router's audit trail has
   written every entry (1 + 28 per search), which is what the router can keep up.
 
+The section in docs/benchmarks.md shows these figures beside ``BEFORE``: the run
+before the audit trail wrote in batches and the certificate checks were cached.
+
     .venv/bin/python bench/router.py [--searches 60] [--clients 8] [--seconds 20]
 
 Writes bench/results/router.json and the "router" section of docs/benchmarks.md.
@@ -65,6 +68,26 @@ REQUESTER = "IS"  # an associated country searching the 28
 DELAY_MS = (100, 300)  # uniform: a node's own matching time
 DEADLINE_MS = 10_000
 IMAGE = os.urandom(24 * 1024)  # a candidate's image (a small JPEG)
+# The figures of commit 7f371f4 (2026-11-26, same machine type, sniffio not installed):
+# one audit transaction per entry, the certificate chain checked on every signature.
+BEFORE: dict[str, Any] = {
+    "overhead_p50_ms": 102.6,
+    "overhead_p95_ms": 124.8,
+    "wall_p50_ms": 419.2,
+    "replies_per_s": 3.31,
+    "searches_per_s": 3.18,
+    "loaded_wall_p50_ms": 2165.8,
+    "loaded_wall_p95_ms": 3687.5,
+    "latency_failures": 0,
+    "throughput_failures": 0,
+    "refused_503": 0,
+    "router_cpu_ms_per_search": 272.8,
+    "router_loop_cpu_ms_per_search": 145.1,
+    "router_audit_cpu_ms_per_search": 127.7,
+    "router_disk_bytes": 3792896,
+    "load_average_before": 2.65,
+    "load_average_1min": 2.38,
+}
 
 
 # --- the stand-in nodes ------------------------------------------------------------------
@@ -222,8 +245,14 @@ def cpu_ms(pid: int) -> tuple[float, float]:
 
 
 async def measure(
-    url: str, pki: Path, router_pid: int, searches: int, clients: int, seconds: float
+    url: str,
+    pki: Path,
+    pids: tuple[int, int],
+    searches: int,
+    clients: int,
+    seconds: float,
 ) -> dict[str, Any]:
+    router_pid, nodes_pid = pids
     signer = Signer(pki, REQUESTER)
     tls = client_context(pki, REQUESTER)
     async with httpx.AsyncClient(verify=tls, timeout=60) as client:
@@ -231,6 +260,7 @@ async def measure(
             await one_search(client, url, signer)
         await drain(client, url)
         cpu_before = cpu_ms(router_pid)
+        others_before = sum(cpu_ms(nodes_pid)), time.process_time()
         latency = [await one_search(client, url, signer) for _ in range(searches)]
         failed = [r for r in latency if not r["ok"]]
         if failed:
@@ -250,6 +280,7 @@ async def measure(
         await drain(client, url)
         drained = time.monotonic()
         cpu_after = cpu_ms(router_pid)
+        others_after = sum(cpu_ms(nodes_pid)), time.process_time()
     served = len(latency) + len(done)
     loop_ms, audit_ms = (
         after - before for after, before in zip(cpu_after, cpu_before, strict=True)
@@ -276,6 +307,9 @@ async def measure(
         "router_cpu_ms_per_search": round((loop_ms + audit_ms) / served, 1),
         "router_loop_cpu_ms_per_search": round(loop_ms / served, 1),
         "router_audit_cpu_ms_per_search": round(audit_ms / served, 1),
+        # What else a search costs this machine: the stand-in nodes and the clients.
+        "nodes_cpu_ms_per_search": round((others_after[0] - others_before[0]) / served, 1),
+        "client_cpu_ms_per_search": round((others_after[1] - others_before[1]) * 1000 / served, 1),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
@@ -330,7 +364,7 @@ def main() -> None:
         wait_up(f"{url}/v1/health", pki, router)
         load = os.getloadavg()[0]
         figures = asyncio.run(
-            measure(url, pki, router.pid, args.searches, args.clients, args.seconds)
+            measure(url, pki, (router.pid, nodes.pid), args.searches, args.clients, args.seconds)
         )
         figures["load_average_before"] = round(load, 2)
     finally:
@@ -357,40 +391,81 @@ def main() -> None:
 
 
 def markdown(r: dict[str, Any]) -> str:
+    b = BEFORE
+    total_ms = (
+        r["router_cpu_ms_per_search"] + r["nodes_cpu_ms_per_search"] + r["client_cpu_ms_per_search"]
+    )
+
+    def row(measure: str, fmt: str) -> str:
+        return f"| {measure} | {fmt.format(**b)} | {fmt.format(**r)} |"
+
+    rows = "\n".join(
+        [
+            row("added latency over the slowest node, p50", "{overhead_p50_ms} ms"),
+            row("added latency over the slowest node, p95", "{overhead_p95_ms} ms"),
+            row("wall time of a search, p50 (one at a time)", "{wall_p50_ms} ms"),
+            row(f"replies/s to {r['clients']} concurrent clients", "{replies_per_s}"),
+            row(
+                "sustained searches/s (until the audit log has written every entry)",
+                "{searches_per_s}",
+            ),
+            row(
+                "wall time under load, p50 / p95",
+                "{loaded_wall_p50_ms} / {loaded_wall_p95_ms} ms",
+            ),
+            row(
+                "failed searches, one at a time / under load",
+                "{latency_failures} / {throughput_failures}",
+            ),
+            row("of which refused by audit back-pressure (503)", "{refused_503}"),
+            row(
+                "router CPU per search: event loop + audit writer",
+                "{router_loop_cpu_ms_per_search} + {router_audit_cpu_ms_per_search} ms",
+            ),
+            row("router CPU per search, total", "{router_cpu_ms_per_search} ms"),
+            f"| CPU per search outside the router: stand-in nodes + clients | not measured | "
+            f"{r['nodes_cpu_ms_per_search']} + {r['client_cpu_ms_per_search']} ms |",
+            f"| router data on disk afterwards (metadata log only) | "
+            f"{b['router_disk_bytes'] // 1024} KiB | {r['router_disk_bytes'] // 1024} KiB |",
+            row(
+                "machine load average (1 min) before / after the run",
+                "{load_average_before} / {load_average_1min}",
+            ),
+        ]
+    )
     return f"""## Router: fan-out to {r["nodes"]} nodes (`bench/router.py`)
 
 {r["nodes"]} stand-in nodes (27 member states and Europol, one process) answer each
 search after {r["node_delay_ms"][0]}-{r["node_delay_ms"][1]} ms (uniform) with a signed
 CountryReply, a third of them with one candidate and its 24 KB image; the requester
 sends a 60 KB probe to `"all"`. Router, nodes and clients share the machine's cores.
+"Before" is commit 7f371f4 (2026-11-26): one audit transaction per entry, the
+certificate chain checked on every signature, and sniffio not installed.
 
-| measure | value |
-|---|---|
-| added latency over the slowest node, p50 | {r["overhead_p50_ms"]} ms |
-| added latency over the slowest node, p95 | {r["overhead_p95_ms"]} ms |
-| wall time of a search, p50 (one at a time) | {r["wall_p50_ms"]} ms |
-| replies/s to {r["clients"]} concurrent clients | {r["replies_per_s"]} |
-| sustained searches/s (until the audit log has written every entry) | {r["searches_per_s"]} |
-| wall time under load, p50 / p95 | {r["loaded_wall_p50_ms"]} / {r["loaded_wall_p95_ms"]} ms |
-| failed searches, one at a time / under load | {r["latency_failures"]} / \
-{r["throughput_failures"]} |
-| of which refused by audit back-pressure (503) | {r["refused_503"]} |
-| router CPU per search: event loop + audit writer | {r["router_loop_cpu_ms_per_search"]} + \
-{r["router_audit_cpu_ms_per_search"]} ms |
-| router data on disk afterwards (metadata log only) | {r["router_disk_bytes"] // 1024} KiB |
-| machine load average (1 min) before / after | {r["load_average_before"]} / \
-{r["load_average_1min"]} |
+| measure | before | now |
+|---|---|---|
+{rows}
 
 The added latency is what the router hop costs: verifying the request, TLS and HTTP to
 every node, verifying and validating {r["nodes"]} signed replies, signing the answer.
-The router spends {r["router_cpu_ms_per_search"]} ms of CPU per search: its event loop,
-and its audit writer thread, which commits 1 + {r["nodes"]} hash-chained entries per
-search (synchronous SQLite commits); both share one interpreter lock, so one router
-process tops out near {1000 / r["router_cpu_ms_per_search"]:.1f} searches/s even on an idle
-core (here the nodes and clients take the rest of the two cores). Profiling the loop
-shows where its time goes: httpcore trying `import sniffio` on every request when the
-package is absent (about a quarter), the certificate-chain check in every signature
-verification (~0.5 ms each), and httpx/anyio per-request overhead.
+The router spends {r["router_cpu_ms_per_search"]} ms of CPU per search (before:
+{b["router_cpu_ms_per_search"]} ms). Its audit writer takes everything queued in one
+transaction (`AuditLog.append_many`), so the 1 + {r["nodes"]} hash-chained entries of a
+search cost two synchronous commits (the request on arrival, the answers together)
+instead of {1 + r["nodes"]}, and under load concurrent searches share theirs; signature
+verification remembers certificates whose chain it has checked (validity and
+revocation are still checked every time). Event loop and audit writer share one
+interpreter lock, so one router process tops out near
+{1000 / r["router_cpu_ms_per_search"]:.0f} searches/s on an idle core. Here it cannot
+get there: a search also costs the stand-in nodes and the clients
+{r["nodes_cpu_ms_per_search"] + r["client_cpu_ms_per_search"]:.0f} ms of CPU, so the
+{os.cpu_count()} cores, shared with whatever else runs on the machine (mind the load
+average), serve at most {1000 * (os.cpu_count() or 1) / total_ms:.1f} searches/s. Profiling the loop
+shows where its time goes now: httpx and httpcore per request (about half: building
+the request, HTTP/1.1 framing, anyio's TLS stream, and httpcore's scan of every pooled
+connection of the party, with a socket probe each, before and after every request,
+about a tenth under 8 concurrent searches), reading the replies, and ECDSA
+verification of the {r["nodes"]} replies (about a twentieth).
 """
 
 

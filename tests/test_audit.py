@@ -25,13 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 import prum.audit.log as audit_log
 from prum.audit.cli import audit_app
 from prum.audit.events import AuditEvent, EventKind, parse_event
 from prum.audit.log import GENESIS, AuditLog, ProblemKind
-from prum.errors import AuditTampered, InvalidAuditEvent, InvalidAuditSetup
+from prum.audit.stats import Statistics
+from prum.errors import AuditTampered, InvalidAuditEvent, InvalidAuditSetup, StorageError
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -215,6 +217,117 @@ def test_entries_filter_for_the_log_viewer(log: AuditLog) -> None:
 def test_a_signer_for_another_party_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidAuditSetup, match="signs for DE"):
         AuditLog(f"sqlite:///{tmp_path / 'a.sqlite'}", party="AT", signer=Ed25519Signer("DE"))
+
+
+# --- appending in batches ----------------------------------------------------------------
+
+
+def test_a_batch_gets_consecutive_seqs_and_verifies_like_single_appends(
+    log: AuditLog, verifier: Ed25519Verifier, database_url: str
+) -> None:
+    log.append(event(0))
+    assert log.append_many([event(n) for n in range(1, 4)]) == [2, 3, 4]
+    assert log.append_many([]) == []
+    log.append(event(4))
+    report = log.verify(verifier)
+    assert report.ok and report.entries_checked == 5 and report.last_seq == 5
+    rows = sql(database_url, "SELECT body FROM audit_entries ORDER BY seq")
+    assert [json.loads(body)["event"]["request_number"] for (body,) in rows] == [
+        f"R-{n}" for n in range(5)
+    ]
+
+
+def test_a_batch_across_a_checkpoint_boundary_signs_the_checkpoint_at_its_seq(
+    log: AuditLog, verifier: Ed25519Verifier
+) -> None:
+    fill(log, 3)
+    assert log.append_many([event(n) for n in range(3, 14)]) == list(range(4, 15))
+    checkpoints = log.checkpoints()
+    assert [c.seq for c in checkpoints] == [10, 5]  # checkpoint_every=5
+    hashes = {e.seq: e.hash for e in log.entries()}
+    assert all(c.hash == hashes[c.seq] for c in checkpoints)
+    report = log.verify(verifier)
+    assert report.ok and report.checkpoints_checked == 2
+
+
+@pytest.fixture
+def counted(database_url: str) -> Iterator[AuditLog]:
+    """A log with its statistics in the same database (as the router keeps them)."""
+    stats = Statistics(database_url)
+    audit = AuditLog(database_url, party="AT", statistics=stats)
+    yield audit
+    audit.close()
+    stats.close()
+
+
+def test_an_invalid_event_in_a_batch_writes_nothing(counted: AuditLog) -> None:
+    assert counted.statistics is not None
+    counted.append(event(0))
+    before = (counted.head(), counted.statistics.summary())
+    sneaky = AuditEvent.model_construct(at=T0, kind=EventKind.LOGIN, detail="x" * 10_000)
+    with pytest.raises(InvalidAuditEvent):
+        counted.append_many([event(1), sneaky, event(2)])
+    assert (counted.head(), counted.statistics.summary()) == before
+    assert [e.seq for e in counted.entries()] == [1]
+
+
+def test_a_batch_and_its_statistics_commit_together_or_not_at_all(
+    counted: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert counted.statistics is not None
+    counted.append_many([event(0), event(1)])
+    before = (counted.head(), counted.statistics.summary())
+    assert before[1]["totals"]["AT"]["face"]["searches"] == 2
+
+    def broken(*_: Any) -> None:
+        raise OperationalError("UPDATE audit_statistics", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(counted.statistics, "record_in", broken)
+    with pytest.raises(StorageError):
+        counted.append_many([event(2), event(3)])
+    monkeypatch.undo()
+    assert (counted.head(), counted.statistics.summary()) == before
+    assert counted.verify().ok
+
+
+def test_concurrent_batches_and_single_appends_keep_a_gapless_chain(
+    log: AuditLog, verifier: Ed25519Verifier
+) -> None:
+    batches: list[list[int]] = []
+    singles: list[int] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def batcher(w: int) -> None:
+        try:
+            for b in range(10):
+                seqs = log.append_many([event(n, request_number=f"B{w}-{b}-{n}") for n in range(7)])
+                with lock:
+                    batches.append(seqs)
+        except BaseException as exc:  # surfaced below with the thread's failure
+            errors.append(exc)
+
+    def single(w: int) -> None:
+        try:
+            for n in range(30):
+                seq = log.append(event(n, request_number=f"S{w}-{n}"))
+                with lock:
+                    singles.append(seq)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=batcher, args=(w,)) for w in range(2)]
+    threads += [threading.Thread(target=single, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(singles + [seq for seqs in batches for seq in seqs]) == list(range(1, 201))
+    for seqs in batches:  # a batch is never interleaved with another writer's entries
+        assert seqs == list(range(seqs[0], seqs[0] + 7))
+    report = log.verify(verifier)
+    assert report.ok and report.entries_checked == 200 and report.checkpoints_checked == 40
 
 
 # --- tampering, one kind at a time -----------------------------------------------------

@@ -827,13 +827,15 @@ class StubLog:
         self.open = threading.Event()
         self.open.set()
         self.written: list[Any] = []
+        self.batches: list[int] = []  # events per transaction
 
-    def append(self, event: Any) -> int:
+    def append_many(self, events: list[Any]) -> list[int]:
         self.open.wait()
         if self.failing:
             raise StorageError("database is locked")
-        self.written.append(event)
-        return len(self.written)
+        self.written += events
+        self.batches.append(len(events))
+        return list(range(len(self.written) - len(events) + 1, len(self.written) + 1))
 
     def close(self) -> None:
         pass
@@ -876,6 +878,46 @@ def test_the_router_refuses_work_while_its_audit_log_is_behind() -> None:
     trail.join()
     trail.ready()
     assert [e.detail for e in log.written] == [f"refusal {n}" for n in range(11)]  # in order
+    trail.close()
+
+
+def test_the_audit_trail_writes_everything_queued_in_one_transaction() -> None:
+    log = StubLog()
+    log.open.clear()
+    trail = AuditTrail(log, backlog=100)  # type: ignore[arg-type]
+    trail.record(audit_event(EventKind.SEARCH_RECEIVED, requesting_party="AT", detail="0"))
+    for n in range(1, 29):
+        trail.record(audit_event(EventKind.SEARCH_ANSWERED, requested_party="DE", detail=f"{n}"))
+    assert trail.pending == 29  # written means committed: the one in hand counts
+    log.open.set()
+    trail.join()
+    assert trail.pending == 0
+    assert log.batches in ([1, 28], [29])  # the writer may have taken the first alone
+    assert [e.detail for e in log.written] == [str(n) for n in range(29)]
+    trail.close()
+
+
+def test_an_unloggable_event_is_dropped_alone_and_the_others_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite'}", party="ROUTER")
+    gate = threading.Event()
+    append_many = log.append_many
+
+    def gated(events: list[Any]) -> list[int]:
+        gate.wait()
+        return append_many(events)
+
+    monkeypatch.setattr(log, "append_many", gated)
+    trail = AuditTrail(log, backlog=100)
+    sneaky = audit_event(EventKind.REFUSED, detail="ok").model_copy(update={"detail": "x" * 999})
+    one, two = (audit_event(EventKind.REFUSED, detail=d) for d in ("one", "two"))
+    for event in (one, sneaky, two):
+        trail.record(event)
+    gate.set()
+    trail.join()
+    assert [e.event.detail for e in reversed(log.entries())] == ["one", "two"]
+    assert trail.failure is None
     trail.close()
 
 

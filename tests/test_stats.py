@@ -88,6 +88,13 @@ def test_a_timeout_counts_against_the_requested_partys_availability() -> None:
     assert counts == [("DE", "answers", 1), ("DE", "timeouts", 1)]  # no response time
 
 
+def test_a_received_search_counts_for_the_receiver_or_at_the_router_the_requester() -> None:
+    assert counters_for(event("search_received")) == [("DE", "searches_received", 1)]
+    # The router's entry names no requested party: it was received from AT.
+    router_entry = event("search_received", requested_party=None)
+    assert counters_for(router_entry) == [("AT", "searches_received", 1)]
+
+
 def test_release_decisions_count_for_the_holder() -> None:
     assert counters_for(event("core_data_decided", outcome="released")) == [
         ("DE", "core_data_released", 1)
@@ -190,8 +197,22 @@ def test_the_log_counts_as_it_appends_and_purging_keeps_the_counts(database_url:
     assert log.verify().ok
 
 
+def test_a_batch_counts_as_its_events_appended_one_by_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    one_by_one = Statistics(f"sqlite:///{tmp_path / 'single.sqlite'}")
+    for e in a_month_of_exchanges():
+        one_by_one.record(e)
+    stats = Statistics(database_url)
+    log = AuditLog(database_url, party="AT", statistics=stats)
+    log.append_many(a_month_of_exchanges())
+    assert stats.summary() == one_by_one.summary()
+
+
 def test_statistics_may_live_in_another_database(tmp_path: Path) -> None:
     stats = Statistics(f"sqlite:///{tmp_path / 'stats.sqlite'}")
     log = AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite'}", party="AT", statistics=stats)
     log.append(event("search_sent"))
-    assert stats.summary()["totals"]["AT"]["face"]["searches"] == 1
+    log.append_many([event("search_sent"), event("search_sent", category="dna")])
+    totals = stats.summary()["totals"]["AT"]
+    assert (totals["face"]["searches"], totals["dna"]["searches"]) == (2, 1)

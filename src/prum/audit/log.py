@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,20 +126,31 @@ class AuditLog:
 
     def append(self, event: AuditEvent) -> int:
         """Append one event in one transaction; returns its seq (1, 2, 3 ... no gaps)."""
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Append events, in order, in one transaction; returns their (consecutive) seqs.
+
+        The same chain as appending them one by one, checkpoints included, for one
+        commit: what a busy writer (the router, 1 + N entries per search) can afford.
+        All or nothing: one event that cannot be logged refuses the whole batch.
+        """
         # Re-validate: model_construct() or a mutated copy must not bypass the limits.
-        event = parse_event(event.model_dump())
+        checked = [parse_event(event.model_dump()) for event in events]
+        if not checked:
+            return []
         shared = self.statistics is not None and self.statistics.url == self.url
         try:
             with write_transaction(self.engine) as conn:
-                seq = self._append(conn, event)
+                seqs = self._append(conn, checked)
                 if shared:
                     assert self.statistics is not None
-                    self.statistics.record_in(conn, event)
+                    self.statistics.record_in(conn, *checked)
         except SQLAlchemyError as exc:
-            raise StorageError(f"the audit database refused the entry: {exc}") from exc
+            raise StorageError(f"the audit database refused the append: {exc}") from exc
         if self.statistics is not None and not shared:
-            self.statistics.record(event)
-        return seq
+            self.statistics.record(*checked)
+        return seqs
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (e.g. at shutdown); None while the log is empty."""
@@ -201,12 +213,14 @@ class AuditLog:
                 purged = int(count.rowcount)
                 self._append(
                     conn,
-                    AuditEvent(
-                        at=utcnow(),
-                        kind=EventKind.PURGE,
-                        detail=f"retention: {purged} entries recorded before {cutoff} "
-                        f"deleted, through entry {last}",
-                    ),
+                    [
+                        AuditEvent(
+                            at=utcnow(),
+                            kind=EventKind.PURGE,
+                            detail=f"retention: {purged} entries recorded before {cutoff} "
+                            f"deleted, through entry {last}",
+                        )
+                    ],
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"the audit database refused the purge: {exc}") from exc
@@ -222,32 +236,42 @@ class AuditLog:
             raise AuditTampered("the audit head row is missing: the log was tampered with")
         return int(head.seq), str(head.hash)
 
-    def _append(self, conn: Connection, event: AuditEvent) -> int:
-        prev_seq, prev_hash = self._lock_head(conn)
-        seq = prev_seq + 1
-        recorded_at = format_time(utcnow())
-        fields = event.canonical()
-        body = canonical_json({"event": fields, "recorded_at": recorded_at, "seq": seq})
-        digest = entry_hash(prev_hash, body)
-        conn.execute(
-            insert(audit_entries).values(
-                seq=seq,
-                recorded_at=recorded_at,
-                kind=fields["kind"],
-                requesting_party=fields.get("requesting_party"),
-                requested_party=fields.get("requested_party"),
-                category=fields.get("category"),
-                outcome=fields.get("outcome"),
-                case_reference=fields.get("case_reference"),
-                body=body,
-                prev_hash=prev_hash,
-                hash=digest,
+    def _append(self, conn: Connection, events: Sequence[AuditEvent]) -> list[int]:
+        """Chain ``events`` onto the head (locked here), signing checkpoints that fall due."""
+        head_seq, prev_hash = self._lock_head(conn)
+        rows: list[dict[str, Any]] = []
+        due: list[tuple[int, str]] = []
+        for seq, event in enumerate(events, start=head_seq + 1):
+            recorded_at = format_time(utcnow())
+            fields = event.canonical()
+            body = canonical_json({"event": fields, "recorded_at": recorded_at, "seq": seq})
+            digest = entry_hash(prev_hash, body)
+            rows.append(
+                {
+                    "seq": seq,
+                    "recorded_at": recorded_at,
+                    "kind": fields["kind"],
+                    "requesting_party": fields.get("requesting_party"),
+                    "requested_party": fields.get("requested_party"),
+                    "category": fields.get("category"),
+                    "outcome": fields.get("outcome"),
+                    "case_reference": fields.get("case_reference"),
+                    "body": body,
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                }
             )
+            if seq % self.checkpoint_every == 0:
+                due.append((seq, digest))
+            prev_hash = digest
+        conn.execute(insert(audit_entries), rows)
+        last = head_seq + len(rows)
+        conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=last, hash=prev_hash)
         )
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
-        if seq % self.checkpoint_every == 0:
+        for seq, digest in due:
             self._sign(conn, CHECKPOINT, seq, digest)
-        return seq
+        return [row["seq"] for row in rows]
 
     def _sign(self, conn: Connection, kind: str, seq: int, digest: str) -> Checkpoint:
         signed_at = utcnow()

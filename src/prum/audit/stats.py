@@ -12,7 +12,8 @@ Which party a counter belongs to (R = requesting party, D = requested party):
 event kind                  outcome          to    counters
 ==========================  ===============  ====  =====================================
 search_sent                 any              R     searches (+ missing_person_searches)
-search_received             any              D     searches_received
+search_received             any              D     searches_received; R when the entry
+                                                   names no D (the router's entries)
 search_answered             hit / answered   R     hits, candidates (+= candidate_count)
 search_answered             no_hit           R     no_hits
 search_answered             any              D     answers; timeouts, unavailable,
@@ -55,6 +56,7 @@ BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000)
 RESPONSE_COUNT = "response_count"
 RESPONSE_SUM = "response_ms_sum"
 _BUCKET_NAMES = (*(f"response_le_{b}" for b in BUCKETS_MS), "response_le_inf")
+_KEY = ("month", "party", "category", "purpose", "counter")  # the table's primary key
 
 _DECISIONS = {
     Outcome.CONFIRMED: "confirmed_matches",
@@ -86,7 +88,7 @@ def counters_for(event: AuditEvent) -> list[tuple[str | None, str, int]]:
         if event.purpose == Purpose.MISSING_PERSON:
             out.append((req, "missing_person_searches", 1))
     elif kind == EventKind.SEARCH_RECEIVED:
-        out.append((resp, "searches_received", 1))
+        out.append((resp or req, "searches_received", 1))
     elif kind == EventKind.SEARCH_ANSWERED:
         out.append((resp, "answers", 1))
         candidates = event.candidate_count or 0
@@ -140,42 +142,38 @@ class Statistics:
     def close(self) -> None:
         self.engine.dispose()
 
-    def record(self, event: AuditEvent) -> None:
-        """Count one event in its own transaction."""
+    def record(self, *events: AuditEvent) -> None:
+        """Count events in one transaction."""
         try:
             with write_transaction(self.engine) as conn:
-                self.record_in(conn, event)
+                self.record_in(conn, *events)
         except SQLAlchemyError as exc:
             raise StorageError(f"the statistics database refused the update: {exc}") from exc
 
-    def record_in(self, conn: Connection, event: AuditEvent) -> None:
-        """Count one event inside the caller's transaction (the log's append)."""
-        month = event.at.strftime("%Y-%m")
-        category = NONE if event.category is None else event.category.value
-        purpose = NONE if event.purpose is None else event.purpose.value
-        increments: dict[tuple[str, str], int] = defaultdict(int)
-        for party, counter, amount in counters_for(event):
-            increments[(party or NONE, counter)] += amount
+    def record_in(self, conn: Connection, *events: AuditEvent) -> None:
+        """Count events inside the caller's transaction (the log's append)."""
+        increments: dict[tuple[str, str, str, str, str], int] = defaultdict(int)
+        for event in events:
+            month = event.at.strftime("%Y-%m")
+            category = NONE if event.category is None else event.category.value
+            purpose = NONE if event.purpose is None else event.purpose.value
+            for party, counter, amount in counters_for(event):
+                increments[(month, party or NONE, category, purpose, counter)] += amount
         if not increments:
             return
         rows = [
-            {
-                "month": month,
-                "party": party,
-                "category": category,
-                "purpose": purpose,
-                "counter": counter,
-                "value": amount,
-            }
-            for (party, counter), amount in sorted(increments.items())  # fixed lock order
+            dict(zip(_KEY, key, strict=True), value=amount)
+            for key, amount in sorted(increments.items())  # one lock order for all writers
         ]
         upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        statement = upsert(audit_statistics).values(rows)
+        statement = upsert(audit_statistics)
+        # executemany of one statement: compiled once, whatever the number of rows.
         conn.execute(
             statement.on_conflict_do_update(
-                index_elements=["month", "party", "category", "purpose", "counter"],
+                index_elements=list(_KEY),
                 set_={"value": audit_statistics.c.value + statement.excluded.value},
-            )
+            ),
+            rows,
         )
 
     def summary(self, year: int | None = None, party: str | None = None) -> dict[str, Any]:

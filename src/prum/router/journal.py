@@ -3,10 +3,12 @@
 An append to the hash-chained log is a database transaction with a synchronous commit
 (milliseconds on a disk). The router must not make a requester wait for one commit per
 requested party, nor block its event loop on them; so events go into a queue that one
-thread writes in arrival order. The router does nothing it cannot log: when the log
-fails, or falls more than ``backlog`` events behind, :meth:`AuditTrail.ready` refuses
-new work (503) until it has caught up. On shutdown the queue is written out before the
-process ends.
+thread writes in arrival order, taking everything queued so far in one transaction
+(:meth:`AuditLog.append_many`): the N answers of a search cost one commit, not N, and
+the busier the router, the larger the batches. The router does nothing it cannot log: when
+the log fails, or falls more than ``backlog`` events behind, :meth:`AuditTrail.ready`
+refuses new work (503) until it has caught up. On shutdown the queue is written out
+before the process ends.
 
 Only :class:`prum.audit.events.AuditEvent` fields reach the log: parties, category,
 purpose, offence, case reference, message ids, outcomes, counts, durations and
@@ -32,6 +34,8 @@ from prum.errors import AuditUnavailable, InvalidAuditEvent, PrumError
 RETRY_SECONDS = 1.0
 # How long shutdown waits for the queue to be written out.
 DRAIN_SECONDS = 30.0
+# The most events in one transaction: a few tens of ms of SQLite's write lock.
+MAX_BATCH = 500
 
 
 def audit_event(kind: EventKind, **fields: Any) -> AuditEvent:
@@ -63,6 +67,8 @@ class AuditTrail:
         self.log = log
         self.backlog = backlog
         self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
+        self._pending = 0  # queued or being written: counted down after the commit
+        self._lock = threading.Lock()
         self._failure: str | None = None
         self._thread = threading.Thread(target=self._run, name="router-audit", daemon=True)
         self._thread.start()
@@ -70,7 +76,7 @@ class AuditTrail:
     @property
     def pending(self) -> int:
         """Events accepted but not yet committed."""
-        return self._queue.qsize()
+        return self._pending
 
     @property
     def failure(self) -> str | None:
@@ -81,14 +87,17 @@ class AuditTrail:
         """Raise AuditUnavailable when new work could not be logged now."""
         if self._failure is not None:
             raise AuditUnavailable(f"the audit log is failing ({self._failure}); try again later")
-        if self._queue.qsize() >= self.backlog:
+        pending = self._pending
+        if pending >= self.backlog:
             raise AuditUnavailable(
-                f"the audit log is {self._queue.qsize()} entries behind; try again shortly",
-                pending=self._queue.qsize(),
+                f"the audit log is {pending} entries behind; try again shortly",
+                pending=pending,
             )
 
     def record(self, event: AuditEvent) -> None:
         """Queue one event; it is committed after every event queued before it."""
+        with self._lock:
+            self._pending += 1
         self._queue.put(event)
 
     def join(self) -> None:
@@ -101,7 +110,7 @@ class AuditTrail:
         self._thread.join(DRAIN_SECONDS)
         if self._thread.is_alive():
             print(
-                f"router: {self._queue.qsize()} audit entries were not written at shutdown",
+                f"router: {self._pending} audit entries were not written at shutdown",
                 file=sys.stderr,
             )
         self.log.close()
@@ -110,22 +119,36 @@ class AuditTrail:
 
     def _run(self) -> None:
         while True:
-            event = self._queue.get()
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH and batch[-1] is not None:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            events = [event for event in batch if event is not None]
             try:
-                if event is None:
-                    return
-                self._append(event)
+                if events:
+                    self._append(events)
             finally:
-                self._queue.task_done()
+                with self._lock:
+                    self._pending -= len(events)
+                for _ in batch:
+                    self._queue.task_done()
+            if batch[-1] is None:
+                return
 
-    def _append(self, event: AuditEvent) -> None:
+    def _append(self, events: list[AuditEvent]) -> None:
         while True:
             try:
-                self.log.append(event)
+                self.log.append_many(events)
                 self._failure = None
                 return
             except InvalidAuditEvent as exc:  # cannot happen for audit_event(); never retry
-                print(f"router: audit event dropped: {exc.code}", file=sys.stderr)
+                if len(events) == 1:
+                    print(f"router: audit event dropped: {exc.code}", file=sys.stderr)
+                    return
+                for event in events:  # write the others, drop only the culprit
+                    self._append([event])
                 return
             except PrumError as exc:
                 self._failure = exc.code

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import heapq
 import json
 import threading
@@ -66,6 +67,8 @@ MESSAGE_CONTEXT = b"prum/v1/message\x00"
 BYTES_CONTEXT = b"prum/v1/bytes\x00"
 ENVELOPE_FIELDS = frozenset({"body", "signer", "cert", "alg", "signature"})
 _COORDINATE_BYTES = 32  # P-256
+# Certificates whose chain check a Verifier remembers: a few per party of the federation.
+CERTIFICATE_CACHE = 256
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -197,6 +200,16 @@ class Signer:
         return r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
 
 
+@dataclass(frozen=True)
+class _Issued:
+    """A certificate whose chain and key type checked out (cached by :class:`Verifier`)."""
+
+    cert: x509.Certificate
+    identity: pki.PeerIdentity
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
 class Verifier:
     """Verifies envelopes and byte signatures against the federation CA and its CRL.
 
@@ -208,6 +221,7 @@ class Verifier:
         self._ca = pki.load_ca_certificate(directory)
         crl = pki.load_crl(directory, self._ca)
         self._revoked = frozenset(entry.serial_number for entry in crl)
+        self._issued = functools.lru_cache(maxsize=CERTIFICATE_CACHE)(self._check_issued)
 
     def verify(
         self, envelope: Mapping[str, Any] | SignedEnvelope, *, expected_signer: str | None = None
@@ -265,6 +279,37 @@ class Verifier:
         self, cert_pem: str, *, at: dt.datetime | None
     ) -> tuple[x509.Certificate, pki.PeerIdentity]:
         """Chain, key type, validity at ``at`` (``None``: not checked) and revocation."""
+        checked = self._issued(cert_pem)
+        identity = checked.identity
+        if at is not None and at < checked.not_before:
+            raise Expired(
+                f"the certificate of {identity.party} is not valid before "
+                f"{format_time(checked.not_before)} (is a clock wrong?)",
+                party=identity.party,
+            )
+        if at is not None and at > checked.not_after:
+            raise Expired(
+                f"the certificate of {identity.party} expired on "
+                f"{format_time(checked.not_after)}; it needs a new one "
+                "(`prum pki issue`)",
+                party=identity.party,
+            )
+        if checked.cert.serial_number in self._revoked:
+            raise Revoked(
+                f"the certificate {pki.format_serial(checked.cert.serial_number)} of "
+                f"{identity.party} is revoked",
+                party=identity.party,
+                serial=pki.format_serial(checked.cert.serial_number),
+            )
+        return checked.cert, identity
+
+    def _check_issued(self, cert_pem: str) -> _Issued:
+        """What never changes for a PEM text: issued by the CA, to whom, with a P-256 key.
+
+        Cached per verifier (``_issued``): the chain check is most of a verification's
+        cost, and every message of a party carries the same certificate. Only success
+        is cached (an exception is not), and time and revocation are checked per call.
+        """
         try:
             cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
@@ -284,27 +329,7 @@ class Verifier:
             public_key.curve.name != "secp256r1"
         ):
             raise BadCertificate(f"the certificate of {identity.party} has no P-256 key")
-        if at is not None and at < cert.not_valid_before_utc:
-            raise Expired(
-                f"the certificate of {identity.party} is not valid before "
-                f"{format_time(cert.not_valid_before_utc)} (is a clock wrong?)",
-                party=identity.party,
-            )
-        if at is not None and at > cert.not_valid_after_utc:
-            raise Expired(
-                f"the certificate of {identity.party} expired on "
-                f"{format_time(cert.not_valid_after_utc)}; it needs a new one "
-                "(`prum pki issue`)",
-                party=identity.party,
-            )
-        if cert.serial_number in self._revoked:
-            raise Revoked(
-                f"the certificate {pki.format_serial(cert.serial_number)} of "
-                f"{identity.party} is revoked",
-                party=identity.party,
-                serial=pki.format_serial(cert.serial_number),
-            )
-        return cert, identity
+        return _Issued(cert, identity, cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 class AuditSigner:
