@@ -67,18 +67,28 @@ class FaceSettings(BaseModel):
 
 
 class IndexSettings(BaseModel):
+    # Figures below: bench/gallery_search.py (docs/benchmarks.md) and the measurements
+    # in the docstring of prum/gallery/vector_index.py, one thread, top 50.
     # A FAISS factory string forces one index kind; empty chooses by gallery size.
     factory: str = ""
-    # Below this many templates the exact (flat) index is both fast and simplest.
-    exact_below: int = 50_000
-    # Above exact_below and below compressed_above: HNSW over full vectors.
-    compressed_above: int = 5_000_000
+    # Below this many templates the exact (flat) index is both fast and simplest: an
+    # exact top-50 costs ~50 ns per template on one core, so 20k stay near 1 ms, inside
+    # the 2 ms latency target.
+    exact_below: int = 20_000
+    # From exact_below up to compressed_above: HNSW over full vectors; above: IVF with
+    # 4-bit fast-scan codes and exact re-ranking. 0 skips HNSW: on dlib-shaped data
+    # (several photos per person) HNSW32 found the true mate 88 % of the time at 1M
+    # (97 % at efSearch 2048, 9 ms) while IVF-PQ fast-scan found all of them in 1.6 ms.
+    compressed_above: int = 0
     hnsw_m: int = 32
-    # efConstruction >= 100 keeps mate recall >= 99.8 % (DESIGN.md section 4).
+    # efConstruction >= 100 (DESIGN.md section 4); only used when HNSW is chosen.
     hnsw_ef_construction: int = 100
     hnsw_ef_search: int = 96
-    ivf_nprobe: int = 48
-    # How many approximate candidates are re-ranked exactly, as a multiple of k.
+    # 256 of the 2048 inverted lists: scanning 1/8 of the gallery kept threshold
+    # recall (entries within 0.6) at 0.997 at 1M; 1/16 of 1024 lists gave 0.956.
+    ivf_nprobe: int = 256
+    # How many approximate candidates are re-ranked exactly, as a multiple of k:
+    # with one 4-bit code per dimension, 4 x 50 gave the same recall as 6 x 50.
     rerank_factor: int = 4
 
 

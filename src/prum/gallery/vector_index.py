@@ -10,12 +10,24 @@ an ``IDSelectorBitmap`` (never by post-filtering, which loses results).
 The index kind follows the gallery size (DESIGN.md sections 4 and 5):
 
 - ``flat``: exact ``IndexFlatL2`` below ``IndexSettings.exact_below``;
-- ``hnsw``: ``HNSW{m},Flat`` over full vectors up to ``compressed_above``;
-- ``ivf-sq8``: ``IVF{nlist}_HNSW32,SQ8`` above that: 8-bit codes (a quarter of the
-  float size) in inverted lists, an HNSW graph over the centroids, and the short list
-  (``k * rerank_factor``) re-ranked exactly from the float rows. At 30M the float rows
-  (15 GB) stay on disk in the memmap and only the 136 bytes per template of the codes
-  and ids are held by FAISS.
+- ``hnsw``: ``HNSW{m},Flat`` over full vectors from there up to ``compressed_above``;
+- ``ivf-pq128x4fs``: ``IVF{nlist},PQ{dim}x4fs`` above that: one 4-bit code per
+  dimension (64 bytes per 128-D template, an eighth of the floats) scanned with
+  FAISS's SIMD "fast-scan" kernels, then the short list (``k * rerank_factor``)
+  re-ranked exactly from the float rows. At 30M the float rows (15 GB) stay in the
+  memory-mapped file and FAISS holds 72 bytes per template (code and id).
+
+Why, measured on 1M synthetic dlib-shaped templates (``bench/synthetic.py``; one
+thread, top 50): HNSW32 (efConstruction 100) finds the true mate only 88 % of the
+time at efSearch 96 and 97 % at efSearch 2048 (9 ms). People have several photos
+each, tight clusters that HNSW's neighbour pruning leaves with few incoming links.
+IVF finds mates at any size once it scans enough of the gallery, and what it misses
+near the 0.6 threshold depends on the share scanned: with 1024 lists, 1/16 of them
+gave a threshold recall of 0.956 and 1/8 gave 0.988-0.995 (two k-means runs); with
+2048 lists, 1/8 gave 0.997. 4-bit fast-scan codes cost ~10 ns per template scanned,
+8-bit SQ codes ~50; ``PQ64x4fs`` (32 bytes) needed a short list of 2000 for the
+threshold recall ``PQ128x4fs`` reaches with 200. So the default tiers are flat, then
+IVF-PQ fast-scan (HNSW stays available through the settings).
 
 ``IndexSettings.factory`` forces a kind (``Flat``, ``HNSW..``, ``IVF..``). Adding after
 a build goes into the current structure even when the size crosses a tier boundary;
@@ -35,7 +47,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -51,13 +63,16 @@ from prum.errors import BadInput, InvalidRecord, ModelMismatch, StorageError
 # array form of IDSelectorBitmap: use the module untyped rather than scatter ignores.
 faiss: Any = _faiss
 
+Progress = Callable[[str, int, int], None]
+"""Called with (step, done, total) during long builds."""
+
 UNKNOWN_DOB: Final = int(np.iinfo(np.int32).min)
 """``dob_days`` of a record whose date of birth is unknown."""
 
 # A filter that keeps under 2 % of the gallery, or under 20k rows, is answered by an
 # exact scan of just those rows: 20k rows cost about 1 ms on one core (as much as one
-# unfiltered HNSW search), and below 2 % a graph search would need efSearch above
-# 50 x its default to keep recall, which costs more than the scan.
+# unfiltered approximate search at 1M), and below 2 % a graph search would need an
+# efSearch above 50 x its default to keep recall, which costs more than the scan.
 _SUBSET_EXACT_SHARE: Final = 0.02
 _SUBSET_EXACT_ROWS: Final = 20_000
 # Upper bound of the widened HNSW efSearch (reached at ~2 % share with the defaults).
@@ -65,8 +80,16 @@ _MAX_EF_SEARCH: Final = 8192
 # Rows per block for brute-force scans, bulk adds and compaction: 32 MiB of floats.
 _BLOCK_ROWS: Final = 65_536
 # k-means sample per inverted list: FAISS asks for >= 39; 64 costs a third more
-# training time than 39 and gave better-balanced lists on synthetic dlib-like data.
+# training time than 39 and still trains 2048 lists in well under a minute.
 _TRAIN_PER_LIST: Final = 64
+# Inverted lists of the compressed kind. With ivf_nprobe = 256 a search scans 1/8 of
+# the gallery, the share that keeps threshold recall >= 0.99 on dlib-shaped data (see
+# above). 4096 lists did slightly better at the same share (0.996 at 1/9) but double
+# k-means and coarse-quantizer time. nlist stays fixed whatever the size, so recall
+# holds and search cost grows linearly with the gallery (~1.6 ms at 1M).
+_NLIST: Final = 2048
+# Shortest exact re-ranking list of a compressed kind, whatever k is.
+_MIN_SHORTLIST: Final = 100
 # Filter bitmaps of the last few distinct filters (one bit per row: 3.75 MB at 30M).
 _MASK_CACHE_SIZE: Final = 4
 # Rebuild when more than this share of rows are tombstones.
@@ -78,16 +101,11 @@ _OWN_FILE = re.compile(r"^(vectors|attrs|index)-(\d+)\.(f32|npz|faiss)$")
 
 
 def nlist_for(n: int) -> int:
-    """Inverted lists for ``n`` templates: the power of two nearest to 2 * sqrt(n).
-
-    FAISS's guideline is 4-16 * sqrt(n); on this 2-core machine k-means training
-    cost grows with nlist squared (sample ~ nlist), and 2 * sqrt(n) (8192 at 10M,
-    ~1200 templates per list) trains in minutes while nprobe 48 scans ~0.6 % of the
-    gallery. Capped so that every list gets its k-means sample.
-    """
-    target = 2.0 * math.sqrt(max(n, 1))
-    nlist = 2 ** round(math.log2(target))
-    return int(max(16, min(nlist, 65_536, max(16, n // _TRAIN_PER_LIST))))
+    """Inverted lists for ``n`` templates: 2048, fewer when k-means would lack data."""
+    lists = 16
+    while lists * 2 <= min(_NLIST, n // _TRAIN_PER_LIST):
+        lists *= 2
+    return lists
 
 
 def kind_of(factory: str) -> str:
@@ -173,6 +191,7 @@ class _Rows:
         self.path = path
         self.count = count
         self._data: npt.NDArray[np.float32] = np.empty((0, dim), np.float32)
+        self._map_object: np.memmap[Any, Any] | None = None
         if path is not None and path.exists() and path.stat().st_size:
             self._map(path.stat().st_size // (4 * dim))
 
@@ -186,7 +205,9 @@ class _Rows:
 
     def _map(self, capacity: int) -> None:
         assert self.path is not None
-        self._data = np.memmap(self.path, np.float32, "r+", shape=(capacity, self.dim))
+        self._map_object = np.memmap(self.path, np.float32, "r+", shape=(capacity, self.dim))
+        # A plain ndarray view: np.memmap's Python-level __getitem__ costs ~30 us a call.
+        self._data = np.asarray(self._map_object)
 
     def append(self, x: npt.NDArray[np.float32]) -> None:
         need = self.count + len(x)
@@ -205,8 +226,8 @@ class _Rows:
         self.count = need
 
     def flush(self) -> None:
-        if isinstance(self._data, np.memmap):
-            self._data.flush()
+        if self._map_object is not None:
+            self._map_object.flush()
 
 
 def _grown(a: npt.NDArray[Any], need: int) -> npt.NDArray[Any]:
@@ -246,6 +267,8 @@ class VectorIndex:
         self.kind = "flat"
         self.factory = "Flat"
         self._index: Any = None  # FAISS index over rows [0, self._indexed)
+        self._structure_of: Any = None
+        self._structure_cache = ("other", 0, False)
         self._indexed = 0
         self._generation = 0
         self._vector_generation = 0
@@ -320,7 +343,6 @@ class VectorIndex:
             self._order = None if _is_sorted(self._ids) else np.argsort(self._ids, kind="stable")
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise StorageError(f"cannot load the vector index in {directory}: {e}") from e
-        self._remove_stale_files(state)
         return self
 
     def save(self) -> None:
@@ -377,6 +399,7 @@ class VectorIndex:
             self._remove_stale_files(state)
 
     def _remove_stale_files(self, state: dict[str, Any]) -> None:
+        """Delete files of older saves (and of crashed ones) once a save has succeeded."""
         assert self.directory is not None
         keep = {state["attrs"], state["index"], f"vectors-{state['vector_generation']}.f32"}
         current = self._rows.path.name if self._rows.path is not None else ""
@@ -412,7 +435,11 @@ class VectorIndex:
                         raise StorageError(f"FAISS could not add the templates: {e}") from e
                     self._indexed = self._rows.count
             if self._index is None and not defer_indexing:
-                self._swap(*self._build())
+                # The rows are stored; if a forced kind cannot be built from so few
+                # (IVF needs a sample per list), they stay searched exactly, and
+                # rebuild() reports the error.
+                with contextlib.suppress(StorageError):
+                    self._swap(*self._build())
 
     def _append(
         self,
@@ -459,15 +486,17 @@ class VectorIndex:
                 self._version += 1
             return len(pos)
 
-    def rebuild(self) -> None:
+    def rebuild(self, progress: Progress | None = None) -> None:
         """Re-choose the kind for the live size, drop tombstones, rebuild the FAISS index.
 
         Searches keep running on the old structure meanwhile (other mutations wait).
+        ``progress(step, done, total)`` is called as rows are compacted, the quantizer
+        trained and rows added (an HNSW build of 1M takes minutes on two cores).
         """
         with self._mutation:
-            self._swap(*self._build())
+            self._swap(*self._build(progress))
 
-    def _build(self) -> tuple[Any, ...]:
+    def _build(self, progress: Progress | None = None) -> tuple[Any, ...]:
         """A compacted copy of the rows and a new FAISS index over them."""
         n = self._rows.count
         keep = np.flatnonzero(self._live[:n])
@@ -482,6 +511,8 @@ class VectorIndex:
             rows = _Rows(self.dim, path)
             for lo in range(0, len(keep), _BLOCK_ROWS):
                 rows.append(self._rows.view[keep[lo : lo + _BLOCK_ROWS]])
+                if progress:
+                    progress("compact", min(len(keep), lo + _BLOCK_ROWS), len(keep))
             arrays = [a[keep] for a in (self._ids, self._categories, self._dob, self._live)]
         factory = self.settings.factory or self._default_factory(len(keep))
         kind = kind_of(factory)
@@ -493,8 +524,10 @@ class VectorIndex:
             if isinstance(hnsw, faiss.IndexHNSW):
                 hnsw.hnsw.efConstruction = self.settings.hnsw_ef_construction
             if not index.is_trained:
+                if progress:
+                    progress("train", 0, len(keep))
                 self._train(index, rows, len(keep))
-            self._add_blocks(index, 0, len(keep), rows)
+            self._add_blocks(index, 0, len(keep), rows, progress)
         except RuntimeError as e:
             raise StorageError(f"FAISS could not build {factory!r}: {e}") from e
         return rows, vgen, arrays, index, kind, factory
@@ -527,7 +560,7 @@ class VectorIndex:
             return "Flat"
         if n <= s.compressed_above:
             return f"HNSW{s.hnsw_m},Flat"
-        return f"IVF{nlist_for(n)}_HNSW32,SQ8"
+        return f"IVF{nlist_for(n)},PQ{self.dim}x4fs"
 
     def _train(self, index: Any, rows: _Rows, n: int) -> None:
         ivf = faiss.try_extract_index_ivf(index)
@@ -536,7 +569,14 @@ class VectorIndex:
         pick = np.sort(rng.choice(n, size=sample, replace=False))
         index.train(np.ascontiguousarray(rows.view[pick]))
 
-    def _add_blocks(self, index: Any, lo: int, hi: int, rows: _Rows | None = None) -> None:
+    def _add_blocks(
+        self,
+        index: Any,
+        lo: int,
+        hi: int,
+        rows: _Rows | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         view = (rows or self._rows).view
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:  # assignment through the HNSW quantizer: search it well
@@ -545,6 +585,8 @@ class VectorIndex:
                 quantizer.hnsw.efSearch = 128
         for start in range(lo, hi, _BLOCK_ROWS):
             index.add(np.ascontiguousarray(view[start : min(hi, start + _BLOCK_ROWS)]))
+            if progress:
+                progress("add", min(hi, start + _BLOCK_ROWS) - lo, hi - lo)
 
     # --- search --------------------------------------------------------------------
 
@@ -609,20 +651,22 @@ class VectorIndex:
         """Candidate rows from the FAISS structure, filtering inside the search."""
         s = self.settings
         lossy = self.kind not in ("flat", "hnsw")
-        shortlist = k * s.rerank_factor if lossy else k
+        shortlist = max(k * s.rerank_factor, _MIN_SHORTLIST) if lossy else k
         shortlist = min(shortlist, self._indexed)
         sel = None if flt.bitmap is None else faiss.IDSelectorBitmap(flt.bitmap)
-        index = faiss.downcast_index(self._index)
-        ivf = faiss.try_extract_index_ivf(index)
+        structure, nlist, hnsw_quantizer = self._structure
         params: Any
-        if isinstance(index, faiss.IndexHNSW):
+        if structure == "hnsw":
+            # Filtered-out nodes still fill the candidate queue: widen it by 1 / share.
             params = faiss.SearchParametersHNSW()
             ef = max(s.hnsw_ef_search, shortlist) / share
             params.efSearch = int(min(_MAX_EF_SEARCH, math.ceil(ef)))
-        elif ivf is not None:
+        elif structure == "ivf":
+            # The allowed near neighbours sit in the same lists whatever the filter;
+            # only the k-th allowed one is farther away, so widen by 1 / sqrt(share).
             params = faiss.SearchParametersIVF()
-            params.nprobe = int(min(ivf.nlist, math.ceil(s.ivf_nprobe / share)))
-            if isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW):
+            params.nprobe = int(min(nlist, math.ceil(s.ivf_nprobe / math.sqrt(share))))
+            if hnsw_quantizer:
                 qparams = faiss.SearchParametersHNSW()
                 qparams.efSearch = max(2 * params.nprobe, 64)
                 params.quantizer_params = qparams
@@ -633,6 +677,23 @@ class VectorIndex:
         _, labels = self._index.search(q[None], shortlist, params=params)
         found = labels[0]
         return found[found >= 0].astype(np.int64)
+
+    @property
+    def _structure(self) -> tuple[str, int, bool]:
+        """("hnsw" | "ivf" | "other", nlist, HNSW coarse quantizer?) of the FAISS index."""
+        index = self._index
+        if self._structure_of is not index:  # looked up once per index object
+            index = faiss.downcast_index(index)
+            ivf = faiss.try_extract_index_ivf(index)
+            if isinstance(index, faiss.IndexHNSW):
+                self._structure_cache = ("hnsw", 0, False)
+            elif ivf is not None:
+                quantizer = faiss.downcast_index(ivf.quantizer)
+                self._structure_cache = ("ivf", ivf.nlist, isinstance(quantizer, faiss.IndexHNSW))
+            else:
+                self._structure_cache = ("other", 0, False)
+            self._structure_of = self._index
+        return self._structure_cache
 
     def _scan(self, q: npt.NDArray[np.float32], k: int, positions: Any) -> Any:
         """The k nearest of the given rows by brute force, in blocks."""
@@ -651,12 +712,12 @@ class VectorIndex:
         max_distance: float | None,
     ) -> list[tuple[int, float]]:
         """Exact distances of the candidate rows; the k nearest, ties by record id."""
-        positions = np.unique(positions)
+        positions = np.sort(positions)  # distinct rows already; sorted reads the file in order
         diff = self._rows.view[positions].astype(np.float64) - q.astype(np.float64)
         distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         ids = self._ids[positions]
         order = np.lexsort((ids, distances))[:k]
-        results = [(int(ids[i]), float(distances[i])) for i in order]
+        results = list(zip(ids[order].tolist(), distances[order].tolist(), strict=True))
         if max_distance is not None:
             results = [r for r in results if r[1] <= max_distance]
         return results
@@ -782,12 +843,15 @@ class VectorIndex:
 
     @property
     def needs_rebuild(self) -> bool:
-        """Tombstones past 10 %, deferred rows, or the size has left the kind's tier."""
+        """Tombstones past 10 %, deferred rows, the size has left the kind's tier, or
+        the gallery has grown to want twice the inverted lists it was built with."""
         n = self._rows.count
         if n - self._n_live > _TOMBSTONE_SHARE * max(n, 1) or self._indexed < n:
             return True
         wanted = self.settings.factory or self._default_factory(self._n_live)
-        return kind_of(wanted) != self.kind
+        structure, nlist, _ = self._structure
+        grown = structure == "ivf" and not self.settings.factory
+        return kind_of(wanted) != self.kind or (grown and nlist_for(self._n_live) >= 2 * nlist)
 
     def memory_bytes(self) -> int:
         """RAM of the FAISS structure, attributes and RAM-resident rows (not memmap)."""
