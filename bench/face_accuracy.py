@@ -16,9 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import ROOT, RESULTS, write_json, write_section  # noqa: E402
-
-from prum.face.samples import shared_data_dir  # noqa: E402
+from prum.face.samples import shared_data_dir
+from report import RESULTS, ROOT, write_json, write_section
 
 
 def main() -> None:
@@ -56,15 +55,15 @@ def main() -> None:
         "face_accuracy",
         f"""## Face accuracy (`bench/face_accuracy.py`, `prum face evaluate`)
 
-On the shared development set ({report['samples']} photos embedded of 61, 13 people;
-{overall['genuine']['count']} genuine and {overall['impostor']['count']} impostor pairs),
+On the shared development set ({report["samples"]} photos embedded of 61, 13 people;
+{overall["genuine"]["count"]} genuine and {overall["impostor"]["count"]} impostor pairs),
 dlib ResNet with the default pipeline:
 
 | measure | value | target |
 |---|---|---|
 | leave-one-out rank-1 | {100 * rank1:.1f} % | >= 98 % |
-| rank-10 | {100 * overall['rank10']:.1f} % | |
-| EER | {100 * eer:.2f} % at distance {overall['eer_threshold']:.3f} | <= 1 % |
+| rank-10 | {100 * overall["rank10"]:.1f} % | |
+| EER | {100 * eer:.2f} % at distance {overall["eer_threshold"]:.3f} | <= 1 % |
 
 | threshold | FMR | FNMR |
 |---|---|---|

@@ -11,20 +11,24 @@ import io
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import write_json, write_section  # noqa: E402
+from prum.config import FaceSettings
+from prum.face.bulk import PhotoItem, extract_all
+from prum.face.decode import decode_image
+from prum.face.pipeline import FacePipeline
+from prum.face.quality import assess_quality
+from prum.face.samples import sample_faces
+from report import write_json, write_section
 
-from prum.config import FaceSettings  # noqa: E402
-from prum.face.bulk import PhotoItem, extract_all  # noqa: E402
-from prum.face.decode import decode_image  # noqa: E402
-from prum.face.pipeline import FacePipeline  # noqa: E402
-from prum.face.quality import assess_quality  # noqa: E402
-from prum.face.samples import sample_faces  # noqa: E402
+T = TypeVar("T")
 
 
 def one_megapixel_jpeg(path: Path) -> bytes:
@@ -42,21 +46,21 @@ def stage_times(data: bytes, repeats: int) -> dict[str, float]:
     pipeline.extract(data, use="probe")  # load every model once
     times: dict[str, list[float]] = {}
 
-    def timed(name: str, fn):  # type: ignore[no-untyped-def]
+    def timed(name: str, fn: Callable[..., T], *args: Any) -> T:
         t = time.perf_counter()
-        out = fn()
+        out = fn(*args)
         times.setdefault(name, []).append(1000 * (time.perf_counter() - t))
         return out
 
     for _ in range(repeats):
-        image = timed("decode", lambda: decode_image(data, max_pixels=settings.max_pixels))
-        boxes = timed("detect (HOG)", lambda: pipeline.detector.detect(image.pixels))
+        image = timed("decode", partial(decode_image, max_pixels=settings.max_pixels), data)
+        boxes = timed("detect (HOG)", pipeline.detector.detect, image.pixels)
         box = boxes[0]
-        landmarks = timed("landmarks (MediaPipe)", lambda: pipeline.landmarker.locate(image.pixels, box))
-        timed("quality", lambda: assess_quality(image.pixels, box, landmarks, len(boxes)))
-        shape = timed("align (5-point)", lambda: pipeline.aligner.shape(image.pixels, box))
-        timed("embed (dlib ResNet)", lambda: pipeline.embedder.embed(image.pixels, shape))
-        timed("whole extract", lambda: pipeline.extract(data, use="probe"))
+        landmarks = timed("landmarks (MediaPipe)", pipeline.landmarker.locate, image.pixels, box)
+        timed("quality", assess_quality, image.pixels, box, landmarks, len(boxes))
+        shape = timed("align (5-point)", pipeline.aligner.shape, image.pixels, box)
+        timed("embed (dlib ResNet)", pipeline.embedder.embed, image.pixels, shape)
+        timed("whole extract", partial(pipeline.extract, use="probe"), data)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -100,11 +104,16 @@ def main() -> None:
         )
     write_json(
         "face_pipeline",
-        {"photo": f"{w}x{h}", "stage_ms_median": stages, "enrolment": runs, "sample_set": samples.source},
+        {
+            "photo": f"{w}x{h}",
+            "stage_ms_median": stages,
+            "enrolment": runs,
+            "sample_set": samples.source,
+        },
     )
     rows = "\n".join(f"| {name} | {ms:.1f} |" for name, ms in stages.items())
     enrol = "\n".join(
-        f"| {r['workers']} | {r['images']} | {r['images_per_s_wall']} | {r['images_per_s_steady']} |"
+        "| {workers} | {images} | {images_per_s_wall} | {images_per_s_steady} |".format(**r)
         for r in runs
     )
     write_section(

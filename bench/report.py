@@ -28,7 +28,12 @@ def machine() -> dict[str, Any]:
         ram_gib = round(pages / 2**30, 1)
     except (ValueError, OSError):
         ram_gib = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib, "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": ram_gib,
+        "python": platform.python_version(),
+    }
 
 
 def write_json(name: str, data: dict[str, Any]) -> Path:

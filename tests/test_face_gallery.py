@@ -261,3 +261,24 @@ def _png(image: Image.Image) -> bytes:
 def _noise(height: int, width: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     return rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+
+
+def test_synthetic_background_is_flagged_and_imageless(
+    tmp_path: Path, embedded: list[PhotoResult]
+) -> None:
+    from prum.face.synthetic import SYNTHETIC_PROVENANCE, add_synthetic
+
+    probe, rest = held_out(embedded)
+    gallery = make_gallery(tmp_path, max_candidates=100)
+    gallery.add_records([as_record(r) for r in rest])
+    assert add_synthetic(gallery, 3_000, seed=7) == 3_000
+    assert len(gallery.index) == len(rest) + 3_000
+    assert probe.vector is not None and probe.model_id is not None
+    found = gallery.search_template(Template(probe.model_id, probe.vector), max_candidates=100)
+    synthetic = [c for c in found.candidates if c.synthetic]
+    assert synthetic, "synthetic templates centred on the gallery compete with real ones"
+    assert all(c.provenance == SYNTHETIC_PROVENANCE for c in synthetic)
+    assert all(gallery.store.image(c.reference) is None for c in synthetic)
+    # The real mate still comes first.
+    mates = {r.item.source_key for r in rest if r.item.identity == probe.item.identity}
+    assert source_of(gallery, found.candidates[0].reference) in mates

@@ -116,7 +116,7 @@ def _assign_and_enrol(
             gallery = node.matcher(Category.FACE).gallery  # type: ignore[attr-defined]
             report = enrol_photos(gallery, items, workers=workers)
             if scale:
-                from prum.face.synthetic_gallery import add_synthetic
+                from prum.face.synthetic import add_synthetic
 
                 add_synthetic(gallery, scale, seed=hash(party) % 1000)
             references = gallery.store.references(synthetic=False)
