@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from alembic import command
-from alembic.config import Config
 from numpy.typing import NDArray
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from prum.db import make_engine, upgrade
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import (
     SubjectCategory,
@@ -88,25 +87,6 @@ class TemplateRow:
     vector: NDArray[np.float32]
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            # WAL: readers never block the writer; FULL: a committed enrolment
-            # survives a crash of the process and of the machine.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 class FaceStore:
     """Records, deletions, calibration and metadata of one gallery."""
 
@@ -121,11 +101,7 @@ class FaceStore:
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        upgrade(self.engine, MIGRATIONS)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,17 +7,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
 from prum.audit.events import AuditEvent
 from prum.audit.log import AuditLog
 from prum.audit.stats import Statistics
 from prum.categories import CategoryMatcher, make_matcher
+from prum.db import make_engine, upgrade
 from prum.errors import BadInput, CategoryNotOffered
-from prum.gallery.store import make_engine
 from prum.messages import Category
 from prum.node.config import NodeConfig
 from prum.security.signing import AuditSigner, ReplayGuard, Signer, Verifier
@@ -29,14 +26,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def migrate(engine: Engine) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-
-
 class Node:
     """Everything a node's services share; one per process."""
 
@@ -45,7 +34,7 @@ class Node:
         self.party = config.party
         self.url = config.database()
         self.engine = make_engine(self.url)
-        migrate(self.engine)
+        upgrade(self.engine, MIGRATIONS)
         self.signer = Signer(config.pki_dir, config.party)
         self.verifier = Verifier(config.pki_dir)
         self.replay = ReplayGuard()

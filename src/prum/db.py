@@ -1,0 +1,43 @@
+"""Database plumbing shared by every store of a node: engines and migrations.
+
+SQLite (WAL) is the embedded default and PostgreSQL the deployment choice; each store
+(gallery, node workflow, DNA) keeps its own Alembic chain with its own version table,
+so they can share one database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            # WAL: readers never block the writer; FULL: a committed enrolment
+            # survives a crash of the process and of the machine.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(engine: Engine, migrations: Path) -> None:
+    """Run an Alembic chain to its newest revision (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
