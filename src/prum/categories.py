@@ -112,8 +112,15 @@ class FaceMatcher:
         self.gallery.close()
 
 
+def _dna_matcher(settings: Settings) -> CategoryMatcher:
+    from prum.dna.matcher import DnaMatcher  # imports this module: load on first use
+
+    return DnaMatcher(settings)
+
+
 REGISTRY: dict[Category, Callable[[Settings], CategoryMatcher]] = {
     Category.FACE: FaceMatcher,
+    Category.DNA: _dna_matcher,
 }
 
 

@@ -341,3 +341,18 @@ class InvalidReply(PrumError):
     """A requested party's answer cannot be used: HTTP error, not JSON, too large, invalid."""
 
     code = "invalid_reply"
+
+
+# --- DNA ------------------------------------------------------------------------------
+
+
+class InvalidDnaProfile(BadInput):
+    """A DNA profile is unreadable or fails the 2008/616 Annex rules (the locus is named)."""
+
+    code = "invalid_dna_profile"
+
+
+class InvalidDnaSettings(BadInput):
+    """A DNA locus set, minimum or allele-frequency table in configuration is unusable."""
+
+    code = "invalid_dna_settings"

@@ -107,7 +107,7 @@ class ErrorInfo(_Message):
 class Probe(_Message):
     """The sample searched with: an image (faces) or an ANSI/NIST-ITL transaction."""
 
-    format: Literal["image", "ansi_nist"] = "image"
+    format: Literal["image", "ansi_nist", "dna_profile"] = "image"
     data: Annotated[Base64Bytes, Field(max_length=MAX_PROBE_BYTES)]
     # The chosen face (left, top, right, bottom) when the image shows several.
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
