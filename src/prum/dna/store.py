@@ -13,15 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from prum.db import make_engine, upgrade
 from prum.dna.schema import dna_deletions, dna_records
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import SubjectCategory
-from prum.db import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -54,11 +52,7 @@ class DnaStore:
         self.country = country
         try:
             self.engine = make_engine(url)
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            with self.engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+            upgrade(self.engine, MIGRATIONS)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot open the DNA database: {exc}") from exc
 
