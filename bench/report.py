@@ -33,6 +33,8 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "ram_gib": ram_gib,
         "python": platform.python_version(),
+        # Other work on the machine skews timings; the ratios measured in one run less so.
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -50,7 +52,8 @@ def write_section(name: str, markdown: str) -> None:
     m = machine()
     stamp = (
         f"_Measured {dt.date.today().isoformat()} on {m['cpu']}, {m['cores']} cores,"
-        f" {m['ram_gib']} GiB RAM, Python {m['python']}._\n\n"
+        f" {m['ram_gib']} GiB RAM, Python {m['python']},"
+        f" load average {m['load_average_1min']} at the end of the run._\n\n"
     )
     block = f"{start}\n{stamp}{markdown.strip()}\n{end}"
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
