@@ -1,0 +1,25 @@
+"""The README's first command: the demo federation runs its case end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from prum import demo
+from prum.face.samples import SampleSet
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+
+def test_demo_case_runs_from_probe_to_released_core_data(
+    tmp_path: Path, samples: SampleSet
+) -> None:
+    out = Console(file=(tmp_path / "demo.log").open("w"), width=120)
+    result = demo.run(tmp_path / "demo", workers=2, console=out, keep_running=False)
+    statuses = {r["party"]: r["status"] for r in result["search"]["replies"]}
+    assert set(statuses) == {"DE", "HU", "NL", "EUROPOL"}
+    assert statuses["DE"] == "answered"
+    assert result["core_data"]["surnames"]
+    assert all(report["ok"] for report in result["audit"].values())
