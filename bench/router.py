@@ -33,7 +33,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from fastapi.responses import Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from prum.federation import free_port
 from prum.messages import (
     Candidate,
     CountryReply,
@@ -145,25 +145,6 @@ def run_nodes(spec_file: str) -> None:
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-_GIVEN: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range (32768 and up on Linux), so that
-    no outgoing connection takes it before the server binds it."""
-    while True:
-        port = random.randrange(20_000, 32_000)
-        if port in _GIVEN:
-            continue
-        _GIVEN.add(port)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import json
 import os
-import random
 import signal
 import socket
 import ssl
@@ -35,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from prum.audit.events import EventKind
 from prum.audit.log import AuditLog
 from prum.errors import AuditUnavailable, StorageError
+from prum.federation import free_port
 from prum.messages import (
     Candidate,
     CoreData,
@@ -170,25 +170,6 @@ def run_nodes(spec_file: str) -> None:
 
 
 # --- the federation -------------------------------------------------------------------
-
-
-_GIVEN: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range (32768 and up on Linux), so that
-    no outgoing connection takes it before the server binds it."""
-    while True:
-        port = random.randrange(20_000, 32_000)
-        if port in _GIVEN:
-            continue
-        _GIVEN.add(port)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def python(code: str, *args: str, log: Path) -> subprocess.Popen[bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,11 +27,24 @@ from prum.messages import Category, Purpose
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.security import pki
 
+_GIVEN: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range (32768 and up on Linux), so that
+    no outgoing connection takes it before the server binds it; never the same twice
+    in one process."""
+    while True:
+        port = random.randrange(20_000, 32_000)
+        if port in _GIVEN:
+            continue
+        _GIVEN.add(port)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 @dataclass
