@@ -289,12 +289,15 @@ def test_redelivery_after_a_sender_crash_changes_nothing(
 def test_audit_tampering_is_detected_by_the_cli(
     federation: Federation, probe_and_layout: tuple[PhotoResult, Layout]
 ) -> None:
-    _, layout = probe_and_layout
+    probe, layout = probe_and_layout
+    assert search(layout, probe.image or b"").status_code == 200  # HU logs its answer
     db = layout.parties["HU"].data_dir / "gallery.sqlite"
     url = f"sqlite:///{db}"
     cli = [sys.executable, "-m", "prum", "audit", "verify", "--database-url", url, "--party", "HU"]
+    cli += ["--pki-dir", str(layout.pki_dir)]
     clean = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "signatures checked" in clean.stdout
     with sqlite3.connect(db) as conn:
         conn.execute(
             "update audit_entries set body = replace(body, 'search_received', 'search_sent')"

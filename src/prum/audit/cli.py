@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -107,12 +108,24 @@ def verify(
     database_url: DatabaseUrl = None,
     party: PartyOpt = None,
     verifier: VerifierOpt = None,
+    pki_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--pki-dir",
+            envvar="PRUM_PKI_DIR",
+            help="Federation PKI folder: check checkpoint signatures against its certificates.",
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Recompute the hash chain and check the checkpoints; exit 1 if anything changed."""
     try:
         log = _open(database_url, party)
         checker: CheckpointVerifier | None = _plugin(verifier)
+        if checker is None and pki_dir is not None:
+            from prum.security.signing import AuditVerifier
+
+            checker = AuditVerifier(pki_dir)
         report = log.verify(checker)
         log.close()
     except PrumError as exc:
@@ -122,7 +135,7 @@ def verify(
     elif report.ok:
         signatures = "signatures checked"
         if not report.signatures_checked:
-            signatures = "signatures NOT checked (no --verifier)"
+            signatures = "signatures NOT checked (no --pki-dir or --verifier)"
         start = "" if report.anchor_seq is None else f" from the anchor at {report.anchor_seq}"
         console.print(
             f"[green]audit log verified[/]: {report.entries_checked} entries{start}, "
