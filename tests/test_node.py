@@ -216,6 +216,18 @@ def requester_with_answer(tmp_path: Path, pki_dir: Path) -> tuple[Node, int]:
     return node, int(pk[0])
 
 
+def confirm(node: Node, sid: int) -> int:
+    return followup.verify_candidate(
+        node,
+        EXAMINER,
+        sid,
+        party="DE",
+        reference="DE-F-0001",
+        decision=Decision.CONFIRMED,
+        justification="Same scar above the left eyebrow, same ears.",
+    )
+
+
 def request_core(node: Node, sid: int) -> int:
     return followup.request_core_data(
         node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
@@ -244,15 +256,7 @@ def test_core_data_refused_until_match_confirmed(tmp_path: Path, pki_dir: Path) 
         followup.request_core_data(
             node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
         )
-    followup.verify_candidate(
-        node,
-        EXAMINER,
-        sid,
-        party="DE",
-        reference="DE-F-0001",
-        decision=Decision.CONFIRMED,
-        justification="Same scar above the left eyebrow, same ears.",
-    )
+    confirm(node, sid)
     request_core(node, sid)
     with node.engine.connect() as conn:
         [queued] = conn.execute(outbox.select()).all()
@@ -406,15 +410,7 @@ def test_a_message_held_back_for_hours_is_signed_again_with_the_same_id(
     tmp_path: Path, pki_dir: Path
 ) -> None:
     node, sid = requester_with_answer(tmp_path, pki_dir)
-    followup.verify_candidate(
-        node,
-        EXAMINER,
-        sid,
-        party="DE",
-        reference="DE-F-0001",
-        decision=Decision.CONFIRMED,
-        justification="Same scar above the left eyebrow, same ears.",
-    )
+    confirm(node, sid)
     request_core(node, sid)
     with node.engine.begin() as conn:
         row = conn.execute(outbox.select()).first()
