@@ -104,13 +104,82 @@ class ErrorInfo(_Message):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class Probe(_Message):
-    """The sample searched with: an image (faces) or an ANSI/NIST-ITL transaction."""
+class VehicleQuery(_Message):
+    """A vehicle registration query (EUCARIS): by plate, by VIN or by holder identity.
 
-    format: Literal["image", "ansi_nist", "dna_profile"] = "image"
-    data: Annotated[Base64Bytes, Field(max_length=MAX_PROBE_BYTES)]
+    Exactly one way: ``plate`` (sent to one country), ``vin`` (to one or all), or the
+    holder's ``holder_surname`` with ``holder_first_names`` / ``holder_date_of_birth``.
+    """
+
+    plate: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
+    vin: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
+    holder_surname: ShortText | None = None
+    holder_first_names: ShortText | None = None
+    holder_date_of_birth: dt.date | None = None
+    # The date the vehicle data are wanted for (for example the day of an offence).
+    at: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> VehicleQuery:
+        ways = [self.plate is not None, self.vin is not None, self.holder_surname is not None]
+        if sum(ways) != 1:
+            raise ValueError("a vehicle query gives exactly one of plate, vin, holder_surname")
+        if self.holder_surname is None and (
+            self.holder_first_names is not None or self.holder_date_of_birth is not None
+        ):
+            raise ValueError("holder first names and date of birth go with holder_surname")
+        return self
+
+
+Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,128}$")]
+
+
+class RecordsQuery(_Message):
+    """A pseudonymised police-records query (EPRIS, ADEP technique): no clear text.
+
+    Made by the requesting node with the federation's records key (prum.records):
+    keyed hashes of normalised tokens for blocking, and Bloom-filter encodings compared
+    by the Dice coefficient at the holder.
+    """
+
+    key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
+    blocking_keys: Annotated[list[Hex], Field(min_length=1, max_length=64)]
+    name_filter: Annotated[Base64Bytes, Field(min_length=8, max_length=1024)]
+    birth_keys: Annotated[list[Hex], Field(max_length=8)] = Field(default_factory=list)
+    attribute_keys: Annotated[list[Hex], Field(max_length=16)] = Field(default_factory=list)
+
+
+ProbeFormat = Literal["image", "ansi_nist", "dna_profile", "vehicle_query", "records_query"]
+
+
+class Probe(_Message):
+    """The sample searched with: an image (faces), an ANSI/NIST-ITL transaction
+    (fingerprints), a DNA profile (JSON), or a structured query (vehicles, records)."""
+
+    format: ProbeFormat = "image"
+    data: Annotated[Base64Bytes, Field(max_length=MAX_PROBE_BYTES)] = b""
     # The chosen face (left, top, right, bottom) when the image shows several.
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
+    vehicle: VehicleQuery | None = None
+    records: RecordsQuery | None = None
+
+    @model_validator(mode="after")
+    def _fits_format(self) -> Probe:
+        if self.format == "vehicle_query":
+            ok = self.vehicle is not None and self.records is None and not self.data
+        elif self.format == "records_query":
+            ok = self.records is not None and self.vehicle is None and not self.data
+        else:
+            ok = bool(self.data) and self.vehicle is None and self.records is None
+        if not ok:
+            raise ValueError(
+                f"a probe of format {self.format!r} carries "
+                + {"vehicle_query": "'vehicle'", "records_query": "'records'"}.get(
+                    self.format, "'data' (the sample)"
+                )
+                + " and nothing else"
+            )
+        return self
 
 
 def new_message_id() -> str:
@@ -156,8 +225,69 @@ class SearchRequest(_Signed):
     case_reference: ShortText
     targets: Literal["all"] | Annotated[list[Party], Field(min_length=1, max_length=40)] = "all"
     probe: Probe
+    # Fingerprints: TP/TP, TP/UL, LT/TP, LT/UL (each with its own daily capacity).
+    search_type: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}/[A-Z]{2}$")] | None = None
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
+
+
+class DnaHit(_Message):
+    """What an Art 9 DNA answer carries about one hit, and the examiner's figures."""
+
+    kind: Literal["dna"] = "dna"
+    match: Literal["match", "near_match"]
+    identified: bool  # a person's profile, or an unidentified trace
+    matching_loci: list[str]
+    compared_loci: list[str]
+    # Loci where one allele differs (a near match has exactly one).
+    mismatched_loci: list[str] = Field(default_factory=list)
+    random_match_probability: Annotated[float, Field(ge=0.0, le=1.0)]
+    # The matching profile: locus -> alleles as designated ("*" a wildcard).
+    profile: dict[str, list[str]]
+
+
+class FingerHit(_Message):
+    """A fingerprint hit: which search type and finger, for verification."""
+
+    kind: Literal["finger"] = "finger"
+    search_type: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}/[A-Z]{2}$")]
+    finger_position: Annotated[int, Field(ge=0, le=40)] | None = None
+    matched_minutiae: Annotated[int, Field(ge=0)] | None = None
+
+
+class VehicleData(_Message):
+    """Registration data returned at once (EUCARIS), with Directive 1999/37/EC codes."""
+
+    kind: Literal["vehicle"] = "vehicle"
+    registration_country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    plate: str  # A
+    vin: str  # E
+    make: str | None = None  # D.1
+    model: str | None = None  # D.3
+    vehicle_category: str | None = None  # J
+    first_registration: dt.date | None = None  # B
+    holder_surname: str | None = None  # C.1.1
+    holder_first_names: str | None = None  # C.1.2
+    holder_address: str | None = None  # C.1.3
+    holder_since: dt.date | None = None
+    holder_until: dt.date | None = None
+    owner_name: str | None = None  # C.2.1 (where the owner is not the holder)
+    owner_address: str | None = None  # C.2.3
+    signals: list[Literal["stolen", "exported", "destroyed"]] = Field(default_factory=list)
+    insurer: str | None = None
+    insurance_valid_until: dt.date | None = None
+
+
+class RecordsHit(_Message):
+    """A police-records match: its quality and which fields agreed, never a name."""
+
+    kind: Literal["records"] = "records"
+    quality: Annotated[float, Field(ge=0.0, le=1.0)]
+    quality_words: Annotated[str, StringConstraints(max_length=200)]
+    matched_on: list[str] = Field(default_factory=list)
+
+
+HitDetails = Annotated[DnaHit | FingerHit | VehicleData | RecordsHit, Field(discriminator="kind")]
 
 
 class Candidate(_Message):
@@ -175,6 +305,8 @@ class Candidate(_Message):
     quality: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
     # The enrolled image, so the examiner can compare side by side.
     image: Base64Bytes | None = None
+    # What the category adds (DNA profile, vehicle data, ...); None for faces.
+    details: HitDetails | None = None
 
 
 class CountryReply(_Signed):
@@ -273,6 +405,7 @@ class CoreDataReply(_Signed):
 WIRE_MODELS: tuple[type[BaseModel], ...] = (
     SearchRequest,
     SearchReply,
+    Probe,
     CountryReply,
     Candidate,
     Verification,
