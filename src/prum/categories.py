@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from prum.config import Settings
 from prum.errors import BadInput, CategoryNotOffered
@@ -42,8 +42,19 @@ class CategoryMatcher(Protocol):
         """Enrol one sample; returns its opaque reference number."""
         ...
 
-    def search(self, probe: Probe, *, max_candidates: int, exposure: Exposure) -> MatchResult:
-        """Candidates for human verification, best first, within the exposure rules."""
+    def search(
+        self,
+        probe: Probe,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        search_type: str | None = None,
+    ) -> MatchResult:
+        """Candidates for human verification, best first, within the exposure rules.
+
+        ``search_type`` names the collection searched where a category has several
+        (fingerprints: TP/TP searches tenprints, TP/UL unsolved latents ...).
+        """
         ...
 
     def delete(self, reference: str, *, reason: str) -> None: ...
@@ -51,6 +62,17 @@ class CategoryMatcher(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchMatcher(Protocol):
+    """A matcher that also answers batched comparisons (DNA bulk and continuous)."""
+
+    def search_batch(
+        self, probes: list[Probe], *, max_candidates: int, exposure: Exposure
+    ) -> list[MatchResult]:
+        """One result per probe, in order; a probe that cannot be read raises."""
+        ...
 
 
 class FaceMatcher:
@@ -66,7 +88,14 @@ class FaceMatcher:
     def enroll(self, sample: bytes, **record: Any) -> str:
         return self.gallery.enroll(sample, **record)
 
-    def search(self, probe: Probe, *, max_candidates: int, exposure: Exposure) -> MatchResult:
+    def search(
+        self,
+        probe: Probe,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        search_type: str | None = None,
+    ) -> MatchResult:
         from prum.face import gallery as face
         from prum.face.types import FaceBox
 
@@ -118,9 +147,23 @@ def _dna_matcher(settings: Settings) -> CategoryMatcher:
     return DnaMatcher(settings)
 
 
+def _vehicle_matcher(settings: Settings) -> CategoryMatcher:
+    from prum.vehicle.matcher import VehicleMatcher  # imports this module: load on first use
+
+    return VehicleMatcher(settings)
+
+
+def _records_matcher(settings: Settings) -> CategoryMatcher:
+    from prum.records.matcher import RecordsMatcher  # imports this module: load on first use
+
+    return RecordsMatcher(settings)
+
+
 REGISTRY: dict[Category, Callable[[Settings], CategoryMatcher]] = {
     Category.FACE: FaceMatcher,
     Category.DNA: _dna_matcher,
+    Category.VEHICLE: _vehicle_matcher,
+    Category.RECORDS: _records_matcher,
 }
 
 

@@ -23,6 +23,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from prum import scenarios
 from prum.errors import PrumError, Unavailable
 from prum.face.bulk import PhotoItem, enrol_photos
 from prum.face.samples import SampleSet, sample_faces
@@ -35,7 +36,13 @@ from prum.node.users import Role, add_user
 
 PARTIES = ["AT", "DE", "HU", "NL", "EUROPOL"]
 REQUESTER, HOLDER = "AT", "DE"
-USERS = {"olga": Role.OFFICER, "eric": Role.EXAMINER, "anna": Role.APPROVER, "otto": Role.AUDITOR}
+USERS = {
+    "olga": Role.OFFICER,
+    "eric": Role.EXAMINER,
+    "anna": Role.APPROVER,
+    "otto": Role.AUDITOR,
+    "ada": Role.ADMIN,
+}
 # Fictional people: the sample photos are of public figures, the core data is invented.
 SURNAMES = ["Novak", "Weber", "Horvath", "de Vries", "Moreau", "Rossi", "Berg", "Kovac"]
 FIRST_NAMES = ["Anton", "Lena", "Bence", "Sanne", "Luc", "Giulia", "Erik", "Mira"]
@@ -60,13 +67,20 @@ def run(
     out.print(f"sample faces: {len(samples.images)} real photos ({samples.source})")
     if root.exists():
         shutil.rmtree(root)
-    layout = lay_out(root, PARTIES)
+    layout = lay_out(root, PARTIES, policies=scenarios.policies(PARTIES))
     probe = _assign_and_enrol(layout, samples, workers=workers, scale=scale, out=out)
+    nodes = {party: Node(layout.config(party)) for party in PARTIES}
+    try:
+        facts = scenarios.enrol(nodes, out)
+    finally:
+        for node in nodes.values():
+            node.close()
     federation = Federation(layout)
     try:
         out.print("starting the router and 5 nodes as separate processes (mutual TLS) ...")
         federation.start_all()
         result = _scenario(layout, probe, out)
+        result.update(scenarios.run_cases(facts, lambda p, u: _api(layout, p, u), _check, out))
         _print_urls(layout, out)
         if keep_running:
             out.print("\nthe federation keeps running; Ctrl-C stops every process.")

@@ -127,6 +127,18 @@ class CategoryNotOffered(PolicyRefused):
     code = "category_not_offered"
 
 
+class SearchTypeNotOffered(PolicyRefused):
+    """The request names no search type, or one this party does not offer (TP/TP ...)."""
+
+    code = "search_type_not_offered"
+
+
+class BatchNotSupported(PolicyRefused):
+    """This party's matcher of the category answers one-off searches only."""
+
+    code = "batch_not_supported"
+
+
 class PurposeNotAllowed(PolicyRefused):
     """National law does not allow searches of this category for this purpose."""
 
@@ -356,3 +368,90 @@ class InvalidDnaSettings(BadInput):
     """A DNA locus set, minimum or allele-frequency table in configuration is unusable."""
 
     code = "invalid_dna_settings"
+
+
+# --- vehicles -------------------------------------------------------------------------
+
+
+class InvalidPlate(BadInput):
+    """A registration plate is empty, too long or has a character no plate uses."""
+
+    code = "invalid_plate"
+
+
+class InvalidVin(BadInput):
+    """A VIN breaks ISO 3779 (length, I/O/Q, check digit); the position is named."""
+
+    code = "invalid_vin"
+
+
+class InvalidVehicleQuery(BadInput):
+    """A vehicle query cannot be answered as given (too broad, wrong probe format)."""
+
+    code = "invalid_vehicle_query"
+
+
+class InvalidVehicleImport(BadInput):
+    """A vehicle CSV file has bad lines (each named by line and field); nothing was stored."""
+
+    code = "invalid_vehicle_import"
+
+
+# --- fingerprints ---------------------------------------------------------------------
+
+
+class MalformedNistRecord(BadInput):
+    """An ANSI/NIST-ITL file breaks its structure (length, CNT, field); record and field named."""
+
+    code = "malformed_nist_record"
+
+
+class UnknownRecordType(BadInput):
+    """An ANSI/NIST-ITL file holds a record type this system does not read."""
+
+    code = "unknown_record_type"
+
+
+class BadWsqStream(UnreadableImage):
+    """A WSQ-compressed image is corrupt or truncated and cannot be decoded."""
+
+    code = "bad_wsq_stream"
+
+
+class InvalidFingerData(BadInput):
+    """A finger image, minutia or transaction value is out of range (position, ppi, angle)."""
+
+    code = "invalid_finger_data"
+
+
+class NoMinutiaeFound(BadInput):
+    """Too few minutiae were found in a finger image to search or enrol with."""
+
+    code = "no_minutiae_found"
+
+
+class InvalidSearchType(BadInput):
+    """A fingerprint search type is not TP/TP, TP/UL, LT/TP or LT/UL."""
+
+    code = "invalid_search_type"
+
+
+# --- police records -------------------------------------------------------------------
+
+
+class InvalidRecordsKey(BadInput):
+    """The federation's records key (file) is missing, unreadable or malformed."""
+
+    code = "invalid_records_key"
+
+
+class RecordsKeyMismatch(BadInput):
+    """A records query was pseudonymised under another key than the holder's index."""
+
+    code = "records_key_mismatch"
+
+
+class InvalidPerson(BadInput):
+    """A person's biographical data cannot be used (no name, impossible date, bad JSON)."""
+
+    code = "invalid_person"

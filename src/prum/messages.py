@@ -137,16 +137,25 @@ Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,128}$")]
 class RecordsQuery(_Message):
     """A pseudonymised police-records query (EPRIS, ADEP technique): no clear text.
 
-    Made by the requesting node with the federation's records key (prum.records):
-    keyed hashes of normalised tokens for blocking, and Bloom-filter encodings compared
-    by the Dice coefficient at the holder.
+    Made by the requesting node with the federation's records key
+    (prum.records.encode.make_query): every field is a keyed hash (64 bits, hex) of a
+    normalised token, or a Bloom filter of name bigrams compared by the Dice
+    coefficient at the holder. Month and day are keyed in one domain, so a holder can
+    tell a day/month swap from a mismatch; the neighbouring years let an off-by-one
+    year count a little.
     """
 
     key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
     blocking_keys: Annotated[list[Hex], Field(min_length=1, max_length=64)]
     name_filter: Annotated[Base64Bytes, Field(min_length=8, max_length=1024)]
-    birth_keys: Annotated[list[Hex], Field(max_length=8)] = Field(default_factory=list)
-    attribute_keys: Annotated[list[Hex], Field(max_length=16)] = Field(default_factory=list)
+    birth_year: Hex | None = None
+    birth_year_near: Annotated[list[Hex], Field(max_length=2)] = Field(default_factory=list)
+    birth_month: Hex | None = None
+    birth_day: Hex | None = None
+    gender: Hex | None = None
+    nationalities: Annotated[list[Hex], Field(max_length=4)] = Field(default_factory=list)
+    country_of_birth: Hex | None = None
+    place_of_birth: Hex | None = None
 
 
 ProbeFormat = Literal["image", "ansi_nist", "dna_profile", "vehicle_query", "records_query"]
@@ -211,8 +220,30 @@ class _Signed(_Message):
         return self
 
 
+class SearchMode(StrEnum):
+    """One-off search, or one of the DNA comparisons of Art 7 (batched)."""
+
+    SEARCH = "search"
+    INITIAL_BULK = "initial_bulk"  # a country connects: all its profiles against others'
+    CONTINUOUS = "continuous"  # every new profile, as it is enrolled
+
+
+class BatchProbe(_Message):
+    """One profile of a batched comparison, named by the requester's own reference."""
+
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    probe: Probe
+
+
+MAX_BATCH = 1000
+
+
 class SearchRequest(_Signed):
-    """Step 1: a biometric search, sent by the requesting node through the router."""
+    """Step 1: a search, sent by the requesting node through the router.
+
+    A one-off search carries one ``probe``; a bulk or continuous comparison carries a
+    ``batch`` of probes, and each hit names the probe it belongs to.
+    """
 
     kind: Literal["search_request"] = "search_request"
     request_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -220,15 +251,30 @@ class SearchRequest(_Signed):
     requesting_user: Pseudonym
     category: Category
     purpose: Purpose
-    offence: OffenceCode
+    # Mandatory for a one-off search; a bulk or continuous comparison compares whole
+    # databases and names no single offence.
+    offence: OffenceCode | None = None
     max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
     case_reference: ShortText
     targets: Literal["all"] | Annotated[list[Party], Field(min_length=1, max_length=40)] = "all"
-    probe: Probe
+    mode: SearchMode = SearchMode.SEARCH
+    probe: Probe | None = None
+    batch: Annotated[list[BatchProbe], Field(min_length=1, max_length=MAX_BATCH)] | None = None
     # Fingerprints: TP/TP, TP/UL, LT/TP, LT/UL (each with its own daily capacity).
     search_type: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}/[A-Z]{2}$")] | None = None
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
+
+    @model_validator(mode="after")
+    def _probe_or_batch(self) -> SearchRequest:
+        if self.mode is SearchMode.SEARCH:
+            if self.probe is None or self.batch is not None:
+                raise ValueError("a one-off search carries a probe and no batch")
+            if self.offence is None:
+                raise ValueError("a search names its offence category (ECRIS)")
+        elif self.batch is None or self.probe is not None:
+            raise ValueError(f"a {self.mode.value} comparison carries a batch and no probe")
+        return self
 
 
 class DnaHit(_Message):
@@ -278,13 +324,30 @@ class VehicleData(_Message):
     insurance_valid_until: dt.date | None = None
 
 
+RecordsField = Literal[
+    "names",
+    "names_similar",
+    "alias",
+    "year_of_birth",
+    "year_of_birth_near",
+    "day_and_month",
+    "day_and_month_swapped",
+    "month_of_birth",
+    "gender",
+    "nationality",
+    "country_of_birth",
+    "place_of_birth",
+]
+"""What a police-records hit agreed on: field names from a closed list, never values."""
+
+
 class RecordsHit(_Message):
     """A police-records match: its quality and which fields agreed, never a name."""
 
     kind: Literal["records"] = "records"
     quality: Annotated[float, Field(ge=0.0, le=1.0)]
     quality_words: Annotated[str, StringConstraints(max_length=200)]
-    matched_on: list[str] = Field(default_factory=list)
+    matched_on: Annotated[list[RecordsField], Field(max_length=12)] = Field(default_factory=list)
 
 
 HitDetails = Annotated[DnaHit | FingerHit | VehicleData | RecordsHit, Field(discriminator="kind")]
@@ -307,6 +370,8 @@ class Candidate(_Message):
     image: Base64Bytes | None = None
     # What the category adds (DNA profile, vehicle data, ...); None for faces.
     details: HitDetails | None = None
+    # In a batched comparison: the requester's reference of the probe this hit is for.
+    probe_reference: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
 class CountryReply(_Signed):
@@ -320,7 +385,10 @@ class CountryReply(_Signed):
     answered_at: dt.datetime | None = None
     duration_ms: Annotated[float, Field(ge=0)] | None = None
     gallery_size: Annotated[int, Field(ge=0)] | None = None
-    candidates: Annotated[list[Candidate], Field(max_length=100)] = Field(default_factory=list)
+    # Up to 100 per probe: a batched comparison answers for each of its probes.
+    candidates: Annotated[list[Candidate], Field(max_length=10 * MAX_BATCH)] = Field(
+        default_factory=list
+    )
     error: ErrorInfo | None = None
 
 

@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from prum.errors import BadInput, NotAuthorised, PrumError
-from prum.messages import Category, Decision, Purpose, RefusalReason
-from prum.node import exchange, followup
+from prum.messages import Category, Decision, Probe, Purpose, RefusalReason
+from prum.node import comparisons, exchange, followup
 from prum.node.core import Node, utcnow
 from prum.node.schema import requests_in, requests_out, searches, verifications
 from prum.node.users import Role, User, authenticate
@@ -106,8 +106,13 @@ class SearchIn(BaseModel):
     offence: str
     max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
     case_reference: Annotated[str, Field(min_length=1, max_length=200)]
-    image: Annotated[str, Field(description="The probe, base64")]
+    image: Annotated[str | None, Field(description="A face probe, base64")] = None
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
+    # Any other category: the probe as it travels (DNA profile, ANSI/NIST-ITL, vehicle
+    # query); police records: clear biographical data the node pseudonymises.
+    probe: Probe | None = None
+    person: dict[str, Any] | None = None
+    search_type: Annotated[str, Field(pattern=r"^[A-Z]{2}/[A-Z]{2}$")] | None = None
     targets: list[str] | None = None
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
@@ -128,6 +133,13 @@ class CoreDataRequestIn(BaseModel):
     offence: str | None = None
 
 
+class ComparisonIn(BaseModel):
+    parties: Annotated[
+        list[Annotated[str, Field(pattern=r"^([A-Z]{2}|EUROPOL)$")]],
+        Field(min_length=1, max_length=40),
+    ]
+
+
 class DecisionIn(BaseModel):
     action: Annotated[str, Field(pattern="^(release|refuse|hold|resume)$")]
     reason: RefusalReason | None = None
@@ -139,23 +151,43 @@ def create_national_app(node: Node) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(followup.run_outbox(node, http, wake))
+        tasks = [asyncio.create_task(followup.run_outbox(node, http, wake))]
+        if Category.DNA in node.config.categories:
+            tasks.append(asyncio.create_task(comparisons.run_comparisons(node, http)))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await http.aclose()
 
     app = FastAPI(title=f"Prüm node {node.party}: national API", version="1", lifespan=lifespan)
     app.state.node = node
     _install_errors(app)
+    # The examiner workbench (browser pages) calls the same functions as this API.
+    from fastapi.responses import RedirectResponse
+
+    from prum.web import web_router
+
+    app.include_router(web_router(node, http, wake))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/workbench/")
 
     @app.post("/api/searches")
     async def new_search(form: SearchIn, user: Current) -> dict[str, Any]:
-        try:
-            image = base64.b64decode(form.image, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadInput("image must be base64") from None
+        if sum(x is not None for x in (form.image, form.probe, form.person)) != 1:
+            raise BadInput("give exactly one of image (faces), probe, person (police records)")
+        image = b""
+        if form.image is not None:
+            try:
+                image = base64.b64decode(form.image, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadInput("image must be base64") from None
+        probe = form.probe
+        if form.person is not None:
+            probe = node.records_query(form.person)
         search_id = await exchange.send_search(
             node,
             http,
@@ -171,6 +203,8 @@ def create_national_app(node: Node) -> FastAPI:
                 face_box=form.face_box,
                 max_candidates=form.max_candidates,
                 deadline_ms=form.deadline_ms,
+                probe=probe,
+                search_type=form.search_type,
             ),
         )
         return _search_view(node, search_id)
@@ -257,6 +291,16 @@ def create_national_app(node: Node) -> FastAPI:
     ) -> dict[str, Any]:
         user.require(Role.AUDITOR)
         return node.statistics.summary(year=year)
+
+    @app.post("/api/dna/comparisons")
+    def start_comparisons(form: ComparisonIn, user: Current) -> list[dict[str, Any]]:
+        return comparisons.start(node, user, form.parties)
+
+    @app.get("/api/dna/comparisons")
+    def list_comparisons(user: Current) -> list[dict[str, Any]]:
+        if not ({Role.ADMIN, Role.AUDITOR} & user.roles):
+            user.require(Role.ADMIN)
+        return comparisons.jobs(node)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:

@@ -14,9 +14,29 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prum.config import FaceSettings, IndexSettings, Settings
-from prum.errors import BadInput
+from prum.errors import BadInput, SearchTypeNotOffered
 from prum.gallery.schema import SubjectCategory
 from prum.messages import Category, Party, Purpose
+
+
+class SearchTypePolicy(BaseModel):
+    """A search type's own limits (fingerprints: TP/TP, TP/UL, LT/TP, LT/UL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_capacity: Annotated[int, Field(ge=0)]
+    max_candidates: Annotated[int, Field(ge=1, le=100)]
+
+
+# The legacy Prüm figures (2008/616 and its manual) where they exist: TP/TP 100 a day
+# with 1 candidate, LT/TP 20 a day with 10, LT/UL 5 a day with 5. TP/UL has no legacy
+# figure; it is set like LT/UL (a tenprint against the unsolved latents), tighten it.
+LEGACY_FINGER_TYPES: dict[str, SearchTypePolicy] = {
+    "TP/TP": SearchTypePolicy(daily_capacity=100, max_candidates=1),
+    "TP/UL": SearchTypePolicy(daily_capacity=5, max_candidates=5),
+    "LT/TP": SearchTypePolicy(daily_capacity=20, max_candidates=10),
+    "LT/UL": SearchTypePolicy(daily_capacity=5, max_candidates=5),
+}
 
 
 class CategoryPolicy(BaseModel):
@@ -43,6 +63,39 @@ class CategoryPolicy(BaseModel):
     # Records of people younger than this are withheld (None: no age rule).
     min_age: Annotated[int, Field(ge=0, le=30)] | None = 18
     unknown_age_exposed: bool = True
+    # Search types with their own capacity and candidate cap (empty: the category has
+    # none; fingerprints: see LEGACY_FINGER_TYPES). A request must name one of them.
+    search_types: dict[str, SearchTypePolicy] = Field(default_factory=dict)
+    # DNA: profiles accepted per requesting party per day in bulk and continuous
+    # comparisons (counted per profile, so a connecting country is paced, not refused).
+    daily_bulk_profiles: Annotated[int, Field(ge=0)] = 2_000_000
+
+    def limits(self, search_type: str | None) -> tuple[str, int, int]:
+        """(capacity key suffix, daily capacity, candidate cap) for a search type."""
+        if not self.search_types:
+            return "", self.daily_capacity, self.max_candidates
+        chosen = self.search_types.get(search_type or "")
+        if chosen is None:
+            raise SearchTypeNotOffered(
+                f"search type {search_type!r} is not offered here; offered:"
+                f" {', '.join(sorted(self.search_types))}"
+            )
+        return f":{search_type}", chosen.daily_capacity, chosen.max_candidates
+
+
+class ComparisonSettings(BaseModel):
+    """Pacing of the DNA bulk and continuous comparisons this node runs (Art 7)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Profiles per batch at most; halved after a timeout, doubled back after successes.
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 500
+    # How long the other party may take for one batch (legacy target: 15 minutes).
+    deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 120_000
+    # Seconds between looks for new profiles (continuous comparison).
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    # Back-off after a refusal or failure: doubling from 1 s up to this.
+    max_backoff_seconds: Annotated[float, Field(gt=0)] = 600.0
 
 
 class NodeConfig(BaseModel):
@@ -68,6 +121,13 @@ class NodeConfig(BaseModel):
     index: IndexSettings = Field(default_factory=IndexSettings)
     # Seconds before an undelivered outbox message is retried (doubling, up to 60 s).
     outbox_retry_seconds: Annotated[float, Field(gt=0)] = 1.0
+    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings)
+    # The federation's police-records key (shared by the parties that take part);
+    # default: records.key in the PKI directory (``prum pki init`` does not make it).
+    records_key: Path | None = None
+
+    def records_key_path(self) -> Path:
+        return self.records_key or self.pki_dir / "records.key"
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:

@@ -15,7 +15,7 @@ from prum.audit.stats import Statistics
 from prum.categories import CategoryMatcher, make_matcher
 from prum.db import make_engine, upgrade
 from prum.errors import BadInput, CategoryNotOffered
-from prum.messages import Category
+from prum.messages import Category, Probe
 from prum.node.config import NodeConfig
 from prum.security.signing import AuditSigner, ReplayGuard, Signer, Verifier
 
@@ -61,6 +61,16 @@ class Node:
         from prum.face.pipeline import FacePipeline
 
         return FacePipeline(self.config.face)
+
+    def records_query(self, person: dict[str, Any]) -> Probe:
+        """A police-records probe from clear biographical data: pseudonymised here with
+        the federation's records key, so no clear text leaves this node."""
+        from prum.records.encode import make_query
+        from prum.records.keys import load_key_file
+        from prum.records.person import person_from_dict
+
+        key = load_key_file(self.config.records_key_path())
+        return Probe(format="records_query", records=make_query(person_from_dict(person), key))
 
     def log(self, **fields: Any) -> None:
         """Append an audit event (``at`` defaults to now)."""

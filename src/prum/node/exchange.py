@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from prum.categories import Exposure
+from prum.categories import BatchMatcher, Exposure, MatchResult
 from prum.errors import (
     BadInput,
+    BatchNotSupported,
     CapacityExhausted,
     CategoryNotOffered,
     NotAuthorised,
@@ -70,42 +72,76 @@ def check_policy(node: Node, request: SearchRequest) -> CategoryPolicy:
     return policy
 
 
-def reserve_capacity(node: Node, request: SearchRequest, policy: CategoryPolicy) -> int:
-    """Count this search against the requester's daily capacity (one transaction)."""
+def reserve_capacity(
+    node: Node, request: SearchRequest, *, key: str, daily: int, amount: int = 1
+) -> int:
+    """Count ``amount`` against the requester's daily capacity ``key`` (one transaction).
+
+    One-off searches count one each; batched comparisons count their profiles.
+    """
     day = utcnow().date()
-    key = (day, request.requesting_party, request.category.value)
+    where = (
+        capacity.c.day == day,
+        capacity.c.requesting_party == request.requesting_party,
+        capacity.c.search_type == key,
+    )
     with node.engine.begin() as conn:
-        used = conn.execute(
-            select(capacity.c.used).where(
-                capacity.c.day == key[0],
-                capacity.c.requesting_party == key[1],
-                capacity.c.search_type == key[2],
-            )
-        ).scalar_one_or_none()
-        if used is not None and used >= policy.daily_capacity:
+        used = conn.execute(select(capacity.c.used).where(*where)).scalar_one_or_none()
+        if (used or 0) + amount > daily:
             raise CapacityExhausted(
-                f"{node.party} has answered {used} {request.category.value} searches from"
-                f" {request.requesting_party} today; the daily capacity is"
-                f" {policy.daily_capacity}",
-                capacity=policy.daily_capacity,
+                f"{node.party} has answered {used or 0} {key} searches from"
+                f" {request.requesting_party} today; the daily capacity is {daily}",
+                capacity=daily,
             )
         if used is None:
             conn.execute(
                 insert(capacity).values(
-                    day=key[0], requesting_party=key[1], search_type=key[2], used=1
+                    day=day, requesting_party=request.requesting_party, search_type=key, used=amount
                 )
             )
         else:
-            conn.execute(
-                update(capacity)
-                .where(
-                    capacity.c.day == key[0],
-                    capacity.c.requesting_party == key[1],
-                    capacity.c.search_type == key[2],
-                )
-                .values(used=used + 1)
-            )
-        return (used or 0) + 1
+            conn.execute(update(capacity).where(*where).values(used=used + amount))
+        return (used or 0) + amount
+
+
+def _run_matcher(node: Node, request: SearchRequest, policy: CategoryPolicy) -> MatchResult:
+    """Capacity, then the national matcher, for a one-off search or a batch."""
+    exposure = Exposure(
+        subjects=frozenset(policy.exposed_subjects),
+        min_age=policy.min_age,
+        unknown_age_exposed=policy.unknown_age_exposed,
+    )
+    matcher = node.matcher(request.category)
+    suffix, daily, cap = policy.limits(request.search_type)
+    cap = min(request.max_candidates, cap)
+    if request.batch is None:
+        assert request.probe is not None  # SearchRequest guarantees one of the two
+        reserve_capacity(node, request, key=request.category.value + suffix, daily=daily)
+        return matcher.search(
+            request.probe, max_candidates=cap, exposure=exposure, search_type=request.search_type
+        )
+    if not isinstance(matcher, BatchMatcher):
+        raise BatchNotSupported(
+            f"{node.party} answers {request.category.value} searches one at a time"
+        )
+    reserve_capacity(
+        node,
+        request,
+        key=f"{request.category.value}:{request.mode.value}",
+        daily=policy.daily_bulk_profiles,
+        amount=len(request.batch),
+    )
+    results = matcher.search_batch(
+        [item.probe for item in request.batch], max_candidates=cap, exposure=exposure
+    )
+    candidates = [
+        candidate.model_copy(update={"probe_reference": item.reference})
+        for item, result in zip(request.batch, results, strict=True)
+        for candidate in result.candidates
+    ]
+    return MatchResult(
+        candidates=candidates, gallery_size=max((r.gallery_size for r in results), default=0)
+    )
 
 
 def answer_search(node: Node, envelope: dict[str, Any], peer: PeerIdentity) -> SignedEnvelope:
@@ -124,16 +160,7 @@ def answer_search(node: Node, envelope: dict[str, Any], peer: PeerIdentity) -> S
     status, candidates, gallery_size, error = ReplyStatus.ERROR, [], None, None
     try:
         policy = check_policy(node, request)
-        reserve_capacity(node, request, policy)
-        result = node.matcher(request.category).search(
-            request.probe,
-            max_candidates=min(request.max_candidates, policy.max_candidates),
-            exposure=Exposure(
-                subjects=frozenset(policy.exposed_subjects),
-                min_age=policy.min_age,
-                unknown_age_exposed=policy.unknown_age_exposed,
-            ),
-        )
+        result = _run_matcher(node, request, policy)
         candidates, gallery_size = result.candidates, result.gallery_size
         status = ReplyStatus.ANSWERED if candidates else ReplyStatus.NO_HIT
     except PolicyRefused as exc:
@@ -175,30 +202,53 @@ def answer_search(node: Node, envelope: dict[str, Any], peer: PeerIdentity) -> S
 
 @dataclass(frozen=True)
 class SearchForm:
-    """What an officer fills in (national API)."""
+    """What an officer fills in (national API, workbench).
+
+    A face search gives ``image`` (and ``face_box`` when the photo shows several
+    faces); every other category gives its ``probe`` (a DNA profile, an ANSI/NIST-ITL
+    transaction, a vehicle query, a pseudonymised records query).
+    """
 
     category: Category
     purpose: Purpose
     offence: str
     max_penalty_months: int
     case_reference: str
-    image: bytes
+    image: bytes = b""
     targets: list[str] | None = None  # None: all that offer the category
     face_box: list[int] | None = None
     max_candidates: int = 10
     deadline_ms: int = 10_000
+    probe: Probe | None = None
+    search_type: str | None = None
+
+    def outgoing_probe(self) -> Probe:
+        if self.probe is not None:
+            return self.probe
+        if not self.image:
+            raise BadInput(f"a {self.category.value} search needs a probe")
+        return Probe(format="image", data=base64.b64encode(self.image), face_box=self.face_box)
 
 
 def _request_number(node: Node) -> str:
     return f"{node.party}-{utcnow():%Y%m%d%H%M%S}-{time.perf_counter_ns() % 100_000:05d}"
 
 
+def _stored_probe(probe: Probe) -> dict[str, Any]:
+    """The probe as the requesting node keeps it for the examiner's side-by-side view."""
+    kept = probe.model_dump(mode="json", exclude_none=True)
+    if probe.format == "image":  # the workbench reads these two keys
+        kept["image"], kept["box"] = kept.pop("data"), kept.pop("face_box", None)
+    return kept
+
+
 async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: SearchForm) -> int:
     """Check the probe, send the search through the router, store the answers."""
     user.require(Role.OFFICER)
-    if form.category is Category.FACE:
+    probe = form.outgoing_probe()
+    if probe.format == "image" and form.category is Category.FACE:
         # Refuse a probe that cannot work here, with the reason, before it travels.
-        node.face_pipeline.extract(form.image, use="probe", box=_box(form.face_box))
+        node.face_pipeline.extract(probe.data, use="probe", box=_box(probe.face_box))
     request = validated(
         SearchRequest,
         {
@@ -211,25 +261,42 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
             "max_penalty_months": form.max_penalty_months,
             "case_reference": form.case_reference,
             "targets": form.targets or "all",
-            "probe": Probe(data=base64.b64encode(form.image), face_box=form.face_box),
+            "probe": probe,
+            "search_type": form.search_type,
             "max_candidates": form.max_candidates,
             "deadline_ms": form.deadline_ms,
         },
     )
+    return await dispatch(node, client, user.name, request, _stored_probe(probe))
+
+
+async def dispatch(
+    node: Node,
+    client: httpx.AsyncClient,
+    user_name: str,
+    request: SearchRequest,
+    stored_probe: dict[str, Any],
+    on_answer: Callable[[Connection, int, SearchReply], None] | None = None,
+) -> int:
+    """Sign, record, send through the router and store the answers of one request.
+
+    ``on_answer`` runs in the transaction that stores the answers (a bulk comparison
+    advances its cursor there, so a crash can neither lose nor repeat a batch's hits).
+    """
     envelope = node.signer.sign(request.model_dump(mode="json"))
     with node.engine.begin() as conn:
         search_id = conn.execute(
             insert(searches).values(
                 message_id=request.message_id,
                 request_number=request.request_number,
-                user=user.name,
+                user=user_name,
                 category=request.category.value,
                 purpose=request.purpose.value,
-                offence=request.offence,
+                offence=request.offence or "",
                 max_penalty_months=request.max_penalty_months,
                 case_reference=request.case_reference,
                 targets=request.targets if request.targets != "all" else ["all"],
-                probe={"image": base64.b64encode(form.image).decode(), "box": form.face_box},
+                probe=stored_probe,
                 status="sent",
                 created_at=utcnow(),
             )
@@ -243,7 +310,7 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
         "offence": request.offence,
         "max_penalty_months": request.max_penalty_months,
         "case_reference": request.case_reference,
-        "user": user.name,
+        "user": user_name,
         "message_id": request.message_id,
         "request_number": request.request_number,
     }
@@ -252,7 +319,7 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
         response = await client.post(
             f"{node.config.router_url}/v1/search",
             json=envelope.to_dict(),
-            timeout=form.deadline_ms / 1000 + 10,
+            timeout=request.deadline_ms / 1000 + 10,
         )
     except httpx.HTTPError as exc:
         _fail(node, sid)
@@ -271,6 +338,8 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
             .where(searches.c.id == sid)
             .values(status="answered", reply=reply.model_dump(mode="json"), answered_at=utcnow())
         )
+        if on_answer is not None:
+            on_answer(conn, sid, reply)
     for answer in reply.replies:
         node.log(
             kind="search_answered",

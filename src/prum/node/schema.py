@@ -154,3 +154,29 @@ capacity = Table(
     Column("search_type", String(16), primary_key=True),
     Column("used", Integer, nullable=False),
 )
+
+# DNA comparisons of Art 7 run by this node against one other party each: the initial
+# bulk comparison when it connects, then continuous comparison of new profiles. The
+# cursor (the last own profile id answered) moves in the transaction that stores the
+# batch's answer, so a crash repeats at most an unanswered batch.
+comparisons = Table(
+    "node_comparisons",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("category", String(16), nullable=False),
+    Column("mode", String(16), nullable=False),  # initial_bulk | continuous
+    Column("party", String(8), nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("upto", BigInteger, nullable=True),  # initial: the last id when it started
+    Column("status", String(16), nullable=False),  # running | done
+    Column("batch_size", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_try_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("batches", Integer, nullable=False),
+    Column("compared", BigInteger, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("category", "mode", "party", name="uq_one_comparison_per_party"),
+)
