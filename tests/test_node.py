@@ -32,7 +32,7 @@ from prum.messages import (
     SearchRequest,
 )
 from prum.node import followup
-from prum.node.config import CategoryPolicy, NodeConfig
+from prum.node.config import CategoryPolicy, NodeConfig, SearchTypePolicy
 from prum.node.core import Node
 from prum.node.exchange import answer_search
 from prum.node.schema import core_data, outbox, requests_in, searches
@@ -125,6 +125,39 @@ def test_daily_capacity_is_enforced_per_requesting_party(tmp_path: Path, pki_dir
     ]
     assert statuses[:2] == ["error", "error"]  # counted, then the probe is unreadable
     assert statuses[2] == "refused"
+
+
+def test_each_search_type_has_its_own_capacity_and_unknown_types_are_refused(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    types = {
+        "TP/TP": SearchTypePolicy(daily_capacity=1, max_candidates=1),
+        "LT/TP": SearchTypePolicy(daily_capacity=2, max_candidates=10),
+    }
+    node = make_node(tmp_path, pki_dir, search_types=types)
+
+    def status(search_type: str | None) -> tuple[str, str | None]:
+        reply = reply_of(
+            answer_search(node, search_envelope(pki_dir, search_type=search_type), ROUTER)
+        )
+        return reply.status, reply.error.code if reply.error else None
+
+    assert status("TP/TP") == ("error", "unreadable_image")  # counted, then unreadable
+    assert status("TP/TP") == ("refused", "capacity_exhausted")
+    assert status("LT/TP") == ("error", "unreadable_image")  # its own count
+    assert status("LT/UL") == ("refused", "search_type_not_offered")
+    assert status(None) == ("refused", "search_type_not_offered")
+
+
+def test_a_batch_is_refused_by_a_matcher_that_answers_one_at_a_time(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    node = make_node(tmp_path, pki_dir)
+    batch = [{"reference": "R1", "probe": {"data": base64.b64encode(b"x").decode()}}]
+    envelope = search_envelope(pki_dir, mode="initial_bulk", probe=None, batch=batch, offence=None)
+    reply = reply_of(answer_search(node, envelope, ROUTER))
+    assert reply.status == "refused"
+    assert reply.error is not None and reply.error.code == "batch_not_supported"
 
 
 def test_search_must_come_through_the_router_signed_by_its_requester(
