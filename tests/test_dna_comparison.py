@@ -77,6 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Fe
     at_node = Node(layout.config("AT"))
     at_matcher: Any = at_node.matcher(Category.DNA)
     add_user(at_node.engine, "ada", PASSWORD, {Role.ADMIN, Role.AUDITOR})
+    add_user(at_node.engine, "olga", PASSWORD, {Role.OFFICER})
     for profile in at_json:
         reference = at_matcher.enroll(profile)
         probe = at_matcher.store.records([at_matcher.index.last_id])[at_matcher.index.last_id]
@@ -178,4 +179,10 @@ def test_comparison_needs_an_admin_and_names_other_parties(
     layout, _, _ = world
     with _admin(layout) as admin:
         assert admin.post("/api/dna/comparisons", json={"parties": ["AT"]}).status_code == 400
-        assert admin.post("/api/dna/comparisons", json={"parties": []}).status_code == 422
+        assert admin.post("/api/dna/comparisons", json={"parties": []}).status_code == 400
+    with httpx.Client(
+        base_url=layout.parties["AT"].api_url, auth=("olga", PASSWORD), timeout=60
+    ) as officer:
+        refused = officer.post("/api/dna/comparisons", json={"parties": ["DE"]})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "role_required"
