@@ -221,6 +221,8 @@ def _scenario(layout: Layout, probe: Path, out: Console) -> dict[str, Any]:
                     "case_reference": "AT-LKA-2026-0412",
                     "image": base64.b64encode(probe.read_bytes()).decode(),
                     "max_candidates": 5,
+                    # Generous: on a busy 2-core machine one face search takes seconds.
+                    "deadline_ms": 30_000,
                 },
             )
         )
@@ -243,6 +245,11 @@ def _scenario(layout: Layout, probe: Path, out: Console) -> dict[str, Any]:
         )
     out.print(table)
     holder_reply = next(r for r in search["replies"] if r["party"] == HOLDER)
+    if not holder_reply["candidates"]:
+        raise Unavailable(
+            f"{HOLDER} answered {holder_reply['status']} without candidates"
+            f" ({holder_reply.get('error') or 'no error given'}); see its log in {layout.root}"
+        )
     top = holder_reply["candidates"][0]
     out.print(
         f"{next(step)}. examiner eric ({REQUESTER}) compares the probe with {HOLDER}'s"
@@ -321,8 +328,9 @@ def _print_urls(layout: Layout, out: Console) -> None:
     out.print(f"router      {layout.router_url}  (mutual TLS; PKI in {layout.pki_dir})")
     for party, plan in layout.parties.items():
         out.print(
-            f"{party:8s}    national API {plan.api_url}  (users olga/eric/anna/otto,"
-            f" password {password(party)}); federation {plan.federation_url}"
+            f"{party:8s}    workbench {plan.api_url}/workbench/  (users {'/'.join(USERS)},"
+            f" password {password(party)}); national API {plan.api_url};"
+            f" federation {plan.federation_url}"
         )
 
 
