@@ -159,9 +159,16 @@ def _records_matcher(settings: Settings) -> CategoryMatcher:
     return RecordsMatcher(settings)
 
 
+def _finger_matcher(settings: Settings) -> CategoryMatcher:
+    from prum.finger.matcher import FingerMatcher  # imports this module: load on first use
+
+    return FingerMatcher(settings)
+
+
 REGISTRY: dict[Category, Callable[[Settings], CategoryMatcher]] = {
     Category.FACE: FaceMatcher,
     Category.DNA: _dna_matcher,
+    Category.FINGER: _finger_matcher,
     Category.VEHICLE: _vehicle_matcher,
     Category.RECORDS: _records_matcher,
 }

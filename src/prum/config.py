@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     face: FaceSettings = Field(default_factory=FaceSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    # The federation's police-records key file (a node passes its PKI's records.key).
+    records_key: Path | None = None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -25,6 +25,7 @@ import httpx
 from prum.errors import Unavailable
 from prum.messages import Category, Purpose
 from prum.node.config import CategoryPolicy, NodeConfig
+from prum.records.keys import create_key_file
 from prum.security import pki
 
 _GIVEN: set[int] = set()
@@ -94,6 +95,7 @@ def lay_out(
     pki_dir = root / "pki"
     pki.init_ca(pki_dir)
     pki.issue(pki_dir, "ROUTER", role="router")
+    create_key_file(pki_dir / "records.key", "federation-1")  # police records (EPRIS)
     layout = Layout(
         root=root,
         pki_dir=pki_dir,

@@ -123,7 +123,7 @@ class NodeConfig(BaseModel):
     outbox_retry_seconds: Annotated[float, Field(gt=0)] = 1.0
     comparison: ComparisonSettings = Field(default_factory=ComparisonSettings)
     # The federation's police-records key (shared by the parties that take part);
-    # default: records.key in the PKI directory (``prum pki init`` does not make it).
+    # default: records.key in the PKI directory (``prum pki records-key`` makes one).
     records_key: Path | None = None
 
     def records_key_path(self) -> Path:
@@ -146,6 +146,7 @@ class NodeConfig(BaseModel):
             database_url=self.database_url,
             face=self.face,
             index=self.index,
+            records_key=self.records_key_path(),
         )
 
     def database(self) -> str:

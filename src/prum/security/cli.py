@@ -55,6 +55,23 @@ def init(
     console.print(f"federation CA written to {path} (key {directory / pki.CA_KEY}, mode 0600)")
 
 
+@pki_app.command("records-key")
+def records_key(
+    directory: PkiDir = DEFAULT_DIR,
+    key_id: Annotated[str, typer.Option(help="The key's id (travels with each query).")] = "k1",
+) -> None:
+    """Create the federation's police-records key (records.key): copy it to every party
+    that takes part in police records, over a secure channel, never through the router."""
+    from prum.records.keys import create_key_file
+
+    path = directory / "records.key"
+    try:
+        create_key_file(path, key_id)
+    except PrumError as exc:
+        raise _fail(exc) from None
+    console.print(f"records key {key_id!r} written to {path} (mode 0600)")
+
+
 @pki_app.command("issue")
 def issue(
     party: Annotated[str, typer.Argument(help="Party code: AT, DE ..., EUROPOL or ROUTER.")],
