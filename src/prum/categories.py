@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from prum.config import Settings
 from prum.errors import BadInput, CategoryNotOffered
 from prum.gallery.schema import SubjectCategory
-from prum.messages import Candidate, Category, Probe
+from prum.messages import Candidate, Category, CoreData, Probe
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,16 @@ class BatchMatcher(Protocol):
         self, probes: list[Probe], *, max_candidates: int, exposure: Exposure
     ) -> list[MatchResult]:
         """One result per probe, in order; a probe that cannot be read raises."""
+        ...
+
+
+@runtime_checkable
+class CoreDataSource(Protocol):
+    """A matcher whose store keeps the core data of its records itself (police
+    records); the others' core data sit in the node's ``node_core_data`` table."""
+
+    def core_data(self, reference: str) -> CoreData:
+        """The Art 47 core data of a record; raises UnknownReference."""
         ...
 
 
@@ -136,6 +146,9 @@ class FaceMatcher:
 
     def describe(self) -> dict[str, Any]:
         return self.gallery.describe()
+
+    def warm_up(self) -> None:
+        self.gallery.pipeline.warm_up()
 
     def close(self) -> None:
         self.gallery.close()

@@ -28,14 +28,36 @@ from prum.node.schema import core_data
 # Which party offers which category in the demo (every party offers faces).
 OFFERS: dict[Category, list[str]] = {
     Category.DNA: ["AT", "DE", "NL"],
+    Category.RECORDS: ["AT", "DE", "HU", "EUROPOL"],  # participation is voluntary
 }
 # DNA has no penalty threshold in the Regulation (faces and police records do).
 POLICIES: dict[Category, CategoryPolicy] = {
     Category.DNA: CategoryPolicy(
         purposes=list(Purpose), min_penalty_months=0, min_age=None, max_candidates=10
     ),
+    # Police records: offences punishable by at least a year (Art 2), adults only.
+    Category.RECORDS: CategoryPolicy(purposes=[Purpose.INVESTIGATION], max_candidates=10),
 }
 DNA_HOLDER, DNA_PROFILES, DNA_TRACES_AT_AT = "DE", 3_000, 6
+RECORDS_HOLDER, RECORDS_PEOPLE = "DE", 2_000
+# A fictional person DE holds in its police records, written in Greek letters.
+WANTED = {
+    "surnames": ["Παπαδόπουλος"],
+    "first_names": ["Δημήτριος", "Νικόλαος"],
+    "date_of_birth": "1983-04-17",
+    "place_of_birth": "Θεσσαλονίκη",
+    "country_of_birth": "GR",
+    "nationalities": ["GR"],
+    "gender": "M",
+}
+# What an Austrian officer types from a hotel register: Latin letters after another
+# transliteration scheme, the name order swapped, no middle name.
+WANTED_AS_TYPED = {
+    "surnames": ["Dimitrios"],
+    "first_names": ["Papadopulos"],
+    "date_of_birth": "1983-04-17",
+    "gender": "M",
+}
 
 
 def policies(parties: list[str]) -> dict[str, dict[Category, CategoryPolicy]]:
@@ -56,6 +78,7 @@ class Facts:
 
     dna_trace: bytes = b""  # a crime-scene trace at AT of a person DE holds
     dna_source: str = ""  # DE's reference of that person
+    records_reference: str = ""  # DE's reference of the wanted person
     notes: list[str] = field(default_factory=list)
 
 
@@ -63,6 +86,7 @@ def enrol(nodes: dict[str, Node], out: Console, *, seed: int = 7) -> Facts:
     """Fill the non-face databases (before the processes start)."""
     facts = Facts()
     _enrol_dna(nodes, out, facts, seed=seed)
+    _enrol_records(nodes, out, facts, seed=seed)
     return facts
 
 
@@ -100,6 +124,29 @@ def _enrol_dna(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: int)
     for party in OFFERS[Category.DNA]:
         held = nodes[party].matcher(Category.DNA).describe()["records"]
         out.print(f"  {party:8s} DNA database: {held} generated profiles (persons and traces)")
+
+
+def _enrol_records(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: int) -> None:
+    from prum.records.person import person_from_dict
+    from prum.records.synthetic import PersonGenerator
+
+    for party in OFFERS[Category.RECORDS]:
+        matcher: Any = nodes[party].matcher(Category.RECORDS)
+        n = RECORDS_PEOPLE if party == RECORDS_HOLDER else RECORDS_PEOPLE // 4
+        case = {
+            "offence": "armed robbery (demo)",
+            "case_number": f"{party}-PR-2025-0311",
+            "responsible_authority": f"{party} national contact point (demo)",
+            "synthetic": True,
+        }
+        people = PersonGenerator(seed=seed + ord(party[0])).people(n)
+        matcher.enroll_many([(person, case) for person in people])
+        if party == RECORDS_HOLDER:
+            facts.records_reference = matcher.enroll_many(
+                [(person_from_dict(WANTED), {**case, "category": "convicted"})]
+            )[0]
+        held = matcher.describe()["records"]
+        out.print(f"  {party:8s} police records: {held} generated persons (pseudonymised index)")
 
 
 def _core_data(node: Node, reference: str, party: str, what: str) -> None:
@@ -142,7 +189,104 @@ def poll(what: str, fetch: Callable[[], Any], timeout: float = 120) -> Any:
 
 def run_cases(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
     """One case per category; returns what each saw."""
-    return {"dna": _dna_case(facts, api, check, out)}
+    return {
+        "dna": _dna_case(facts, api, check, out),
+        "records": _records_case(facts, api, check, out),
+    }
+
+
+def _records_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
+    out.rule("[bold]AT searches the police records of the federation (pseudonymised)")
+    out.print(f"  typed at AT: {WANTED_AS_TYPED}; only keyed hashes and Bloom filters travel")
+    with api("AT", "olga") as officer:
+        search = check(
+            officer.post(
+                "/api/searches",
+                json={
+                    "category": "records",
+                    "purpose": "investigation",
+                    "offence": "0900 00",
+                    "max_penalty_months": 120,
+                    "case_reference": "AT-BK-2026-2210",
+                    "person": WANTED_AS_TYPED,
+                },
+            )
+        )
+    for reply in search["replies"]:
+        hits = reply["candidates"]
+        words = hits[0]["false_match_words"] if hits else ""
+        out.print(f"  {reply['party']:8s} {reply['status']:10s} {len(hits)} match(es) {words}")
+    hit = next(
+        c for r in search["replies"] if r["party"] == RECORDS_HOLDER for c in r["candidates"]
+    )
+    if hit["reference"] != facts.records_reference:
+        raise Unavailable("the records search did not find the wanted person first")
+    with api("AT", "eric") as examiner:
+        check(
+            examiner.post(
+                f"/api/searches/{search['id']}/verifications",
+                json={
+                    "party": RECORDS_HOLDER,
+                    "reference": hit["reference"],
+                    "decision": "confirmed",
+                    "justification": "Name, year of birth and gender agree; quality is high"
+                    " and no other candidate comes close.",
+                },
+            )
+        )
+    core = release_core_data(
+        api,
+        check,
+        search_id=search["id"],
+        holder=RECORDS_HOLDER,
+        reference=hit["reference"],
+        facts_text="Armed robbery of a jewellery shop in Vienna on 3 November 2026; the"
+        " suspect gave this name at a hotel.",
+    )
+    out.print(
+        f"  confirmed by examiner eric, requested with the facts, released by {RECORDS_HOLDER}'s"
+        f" approver anna: {core.get('surnames')} {core.get('first_names')},"
+        f" born {core.get('date_of_birth')}"
+    )
+    return {"search": search, "core_data": core}
+
+
+def release_core_data(
+    api: Api, check: Check, *, search_id: int, holder: str, reference: str, facts_text: str
+) -> dict[str, Any]:
+    """Step 2 for a confirmed candidate: request, the holder's release, the arrival."""
+    with api("AT", "olga") as officer:
+        check(
+            officer.post(
+                "/api/core-data-requests",
+                json={
+                    "search_id": search_id,
+                    "party": holder,
+                    "reference": reference,
+                    "facts": facts_text,
+                },
+            )
+        )
+    with api(holder, "anna") as approver:
+        pending = poll(
+            f"the request in {holder}'s inbox",
+            lambda: [
+                r
+                for r in check(approver.get("/api/inbox"))
+                if r["status"] == "pending" and r["reference"] == reference
+            ],
+        )
+        check(approver.post(f"/api/inbox/{pending[0]['id']}/decision", json={"action": "release"}))
+    with api("AT", "olga") as officer:
+        released = poll(
+            "the core data at AT",
+            lambda: [
+                r
+                for r in check(officer.get("/api/core-data-requests"))
+                if r["status"] == "released" and r["reference"] == reference
+            ],
+        )
+    return dict(released[0]["reply"]["core_data"])
 
 
 def _dna_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:

@@ -56,6 +56,12 @@ class FacePipeline:
     def embedder(self) -> Embedder:
         return make_embedder(self.settings.embedder)
 
+    def warm_up(self) -> None:
+        """Load every model now (a node does this at start, so that its first search
+        is not the one that pays seconds of model loading against a deadline)."""
+        for model in ("detector", "aligner", "landmarker", "embedder"):
+            getattr(self, model)
+
     @property
     def model_id(self) -> str:
         return self.embedder.model_id

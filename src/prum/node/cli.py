@@ -33,6 +33,7 @@ def serve(config: ConfigFile) -> None:
     try:
         cfg = NodeConfig.load(config)
         node = Node(cfg)
+        node.warm_up()
         federation = Listener(
             create_federation_app(node),
             cfg.federation_host,

@@ -55,11 +55,23 @@ class Node:
             self._matchers[category] = make_matcher(category, self.config.settings())
         return self._matchers[category]
 
+    def warm_up(self) -> None:
+        """Open every offered category's matcher and load the face models before the
+        node serves (the first search would otherwise spend seconds loading them)."""
+        for category in self.config.categories:
+            warm_up = getattr(self.matcher(category), "warm_up", None)
+            if warm_up is not None:
+                warm_up()
+        self.face_pipeline.warm_up()
+
     @cached_property
     def face_pipeline(self) -> Any:
-        """The face pipeline that checks outgoing probes (also for nodes with no faces)."""
+        """The face pipeline that checks outgoing probes (also for nodes with no faces);
+        the face gallery's own where there is one, so the models load once."""
         from prum.face.pipeline import FacePipeline
 
+        if Category.FACE in self.config.categories:
+            return self.matcher(Category.FACE).gallery.pipeline  # type: ignore[attr-defined]
         return FacePipeline(self.config.face)
 
     def records_query(self, person: dict[str, Any]) -> Probe:

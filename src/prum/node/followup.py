@@ -25,8 +25,10 @@ import httpx
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from prum.categories import CoreDataSource
 from prum.errors import (
     BadInput,
+    CategoryNotOffered,
     NotAuthorised,
     NotVerified,
     SeparationOfDuties,
@@ -343,7 +345,7 @@ def decide(
         if action == "release":
             stored = conn.execute(
                 select(core_data.c.data).where(core_data.c.reference == request.reference)
-            ).scalar_one_or_none()
+            ).scalar_one_or_none() or _kept_by_matcher(node, request)
             if stored is None:
                 raise UnknownReference(
                     f"no core data is recorded for {request.reference}; it cannot be released"
@@ -398,6 +400,20 @@ def decide(
 
 
 # --- the outbox ------------------------------------------------------------------------------
+
+
+def _kept_by_matcher(node: Node, request: CoreDataRequest) -> dict[str, Any] | None:
+    """Core data a category's own store keeps (police records), if it has them."""
+    try:
+        matcher = node.matcher(request.category)
+    except CategoryNotOffered:
+        return None
+    if not isinstance(matcher, CoreDataSource):
+        return None
+    try:
+        return matcher.core_data(request.reference).model_dump(mode="json", exclude_none=True)
+    except UnknownReference:
+        return None
 
 
 def _enqueue(

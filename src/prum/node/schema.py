@@ -180,3 +180,16 @@ comparisons = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("category", "mode", "party", name="uq_one_comparison_per_party"),
 )
+
+# Workbench sessions (prum.web.sessions): only a hash of the session id is stored, so
+# a copy of the database opens no session.
+web_sessions = Table(
+    "node_web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user", String(64), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -73,7 +73,11 @@ def add_user(engine: Engine, name: str, password: str, roles: set[Role]) -> User
 
 
 def authenticate(engine: Engine, name: str, password: str) -> User:
-    """The user, if the password is right and the account not locked."""
+    """The user, if the password is right and the account not locked.
+
+    A wrong password is counted in its own committed transaction (raising inside
+    the transaction would roll the count back, and lockout would never happen).
+    """
     refused = NotAuthorised("wrong user name or password")
     with engine.begin() as conn:
         row = conn.execute(select(users).where(users.c.name == name)).first()
@@ -89,7 +93,10 @@ def authenticate(engine: Engine, name: str, password: str) -> User:
             )
         try:
             _hasher.verify(row.password_hash, password)
+            wrong = False
         except (VerificationError, InvalidHashError):
+            wrong = True
+        if wrong:
             failed = row.failed_logins + 1
             conn.execute(
                 update(users)
@@ -99,9 +106,10 @@ def authenticate(engine: Engine, name: str, password: str) -> User:
                     locked_until=_now() + LOCKOUT if failed >= MAX_FAILED_LOGINS else None,
                 )
             )
-            raise refused from None
-        if row.failed_logins or row.locked_until is not None:
+        elif row.failed_logins or row.locked_until is not None:
             conn.execute(
                 update(users).where(users.c.name == name).values(failed_logins=0, locked_until=None)
             )
+    if wrong:
+        raise refused
     return User(name, frozenset(Role(r) for r in row.roles))
