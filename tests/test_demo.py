@@ -23,3 +23,8 @@ def test_demo_case_runs_from_probe_to_released_core_data(
     assert statuses["DE"] == "answered"
     assert result["core_data"]["surnames"]
     assert all(report["ok"] for report in result["audit"].values())
+    dna_hits = {r["party"]: r["candidates"] for r in result["dna"]["search"]["replies"]}
+    assert dna_hits["DE"][0]["details"]["match"] == "match"
+    initial = {job["party"]: job for job in result["dna"]["comparisons"]}
+    assert initial["DE"]["hits"] >= 6  # the traces of DE's people that AT holds
+    assert result["records"]["core_data"]["surnames"] == ["Παπαδόπουλος"]
