@@ -214,7 +214,9 @@ def test_answer_carries_candidates_within_exposure_rules(
 # --- step 2 ---------------------------------------------------------------------------------
 
 
-def requester_with_answer(tmp_path: Path, pki_dir: Path) -> tuple[Node, int]:
+def requester_with_answer(
+    tmp_path: Path, pki_dir: Path, category: str = "face"
+) -> tuple[Node, int]:
     """AT with a stored search whose answer has one DE candidate."""
     node = make_node(tmp_path, pki_dir, party="AT")
     from sqlalchemy import insert
@@ -234,7 +236,7 @@ def requester_with_answer(tmp_path: Path, pki_dir: Path) -> tuple[Node, int]:
                 message_id="5d7a2b36-1c1e-4c57-9a51-3a1d2b4c5e6f",
                 request_number="AT-1",
                 user="olga",
-                category="face",
+                category=category,
                 purpose="investigation",
                 offence="0800 00",
                 max_penalty_months=60,
@@ -300,6 +302,12 @@ def test_core_data_refused_until_match_confirmed(tmp_path: Path, pki_dir: Path) 
         followup.request_core_data(
             node, OFFICER, sid, party="DE", reference="DE-F-0001", facts=FACTS
         )
+
+
+def test_vehicle_answers_have_nothing_to_verify(tmp_path: Path, pki_dir: Path) -> None:
+    node, sid = requester_with_answer(tmp_path, pki_dir, category="vehicle")
+    with pytest.raises(WrongState, match="at once"):
+        confirm(node, sid)
 
 
 def test_only_examiners_verify(tmp_path: Path, pki_dir: Path) -> None:

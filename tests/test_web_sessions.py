@@ -3,25 +3,41 @@ call step-2 functions (FastAPI's TestClient against a real node database)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import io
+import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import insert, select
 
-from prum.messages import Category, CoreDataRequest
+from prum.messages import (
+    Candidate,
+    Category,
+    CoreDataRequest,
+    CountryReply,
+    DnaHit,
+    FingerHit,
+    RecordsHit,
+    ReplyStatus,
+    VehicleData,
+)
 from prum.node import followup
 from prum.node.api import create_national_app
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
 from prum.node.schema import core_data, outbox, requests_in, searches
 from prum.node.users import Role, add_user
+from prum.records.keys import create_key_file
 from prum.security import pki
 from prum.security.signing import Signer
 from prum.web import sessions
@@ -44,6 +60,7 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pki.init_ca(path)
     for party in ("ROUTER", "AT", "DE"):
         pki.issue(path, party, role="router" if party == "ROUTER" else "node")
+    create_key_file(path / "records.key", "federation-1")  # police records (pseudonyms)
     return path
 
 
@@ -361,3 +378,352 @@ def test_dna_form_validates_the_profile_before_it_travels(client: TestClient, no
         [search] = conn.execute(select(searches)).all()
     assert search.category == "dna" and search.status == "failed"
     assert search.probe["format"] == "dna_profile"
+
+
+# --- the other categories: forms and what their candidates carry --------------------------
+
+SEARCH_FORM = {
+    "purpose": "investigation",
+    "offence": "0800 00",
+    "max_penalty_months": "60",
+    "case_reference": "DE/2026/9",
+}
+
+
+def search_form(client: TestClient, category: str) -> dict[str, str]:
+    page = client.get("/workbench/search", params={"category": category})
+    assert page.status_code == 200
+    return {**SEARCH_FORM, "category": category, "csrf_token": token_in(page.text)}
+
+
+def stored_searches(node: Node) -> list[Any]:
+    with node.engine.connect() as conn:
+        return list(conn.execute(select(searches)).all())
+
+
+def test_category_tabs_offer_every_form(client: TestClient) -> None:
+    login(client, "olga")
+    page = client.get("/workbench/search").text
+    for category in ("face", "dna", "finger", "vehicle", "records"):
+        assert f'href="/workbench/search?category={category}"' in page
+    assert "tab-disabled" not in page
+
+
+def test_records_form_validates_then_sends_only_pseudonyms(client: TestClient, node: Node) -> None:
+    login(client, "olga")
+    form = search_form(client, "records")
+    page = client.get("/workbench/search", params={"category": "records"}).text
+    assert "Only pseudonyms leave this node" in page
+    person = {"surnames": "Dimitrios", "first_names": "Papadopulos", "gender": "M"}
+    for bad, reason in (
+        ({**person, "date_of_birth": "1983-13"}, "month of birth 13 is impossible"),
+        ({**person, "date_of_birth": "17.04.1983"}, "is not YYYY, YYYY-MM or YYYY-MM-DD"),
+        ({**person, "surnames": " "}, "needs at least one surname"),
+        ({**person, "nationalities": "Greece"}, "is not an ISO 3166 country code"),
+    ):
+        refused = client.post("/workbench/search", data={**form, **bad})
+        assert refused.status_code == 400 and 'id="search-error"' in refused.text
+        assert reason in refused.text and "invalid_person" in refused.text
+        assert 'value="Papadopulos"' in refused.text  # kept for the officer to correct
+    assert stored_searches(node) == []  # nothing was sent
+    sent = client.post(
+        "/workbench/search",
+        data={**form, **person, "date_of_birth": "1983-04", "aliases": "Papadopoulos, Dimitris"},
+    )
+    assert sent.status_code == 503 and "router cannot be reached" in sent.text
+    [search] = stored_searches(node)
+    assert search.category == "records" and search.probe["format"] == "records_query"
+    kept = json.dumps(search.probe).lower()
+    assert "papadop" not in kept and "dimitri" not in kept and "1983" not in kept
+    assert search.probe["records"]["blocking_keys"] and search.probe["records"]["birth_month"]
+
+
+def test_vehicle_form_checks_the_vin_and_sends_a_plate_to_one_country(
+    client: TestClient, node: Node
+) -> None:
+    login(client, "olga")
+    form = search_form(client, "vehicle")
+    for bad, reason in (
+        ({"way": "vin", "vin": "WVWZZZ1JZ3W38"}, "has 13 characters; it needs 17"),
+        ({"way": "vin", "vin": "WVWZZZ1JZ3W386752X"}, "has 18 characters; it needs 17"),
+        ({"way": "vin", "vin": "WVWZZZ1JZ3WO86752"}, "did you mean &#39;0&#39;"),
+        ({"way": "plate", "plate": "W-12345X"}, "choose the registration country"),
+        ({"way": "plate", "plate": "W 1234 中", "registration_country": "AT"}, "not a letter"),
+        ({"way": "holder", "holder_first_names": "Anna"}, "needs the holder&#39;s surname"),
+        (
+            {"way": "plate", "plate": "W1", "registration_country": "AT", "at": "3.11.2026"},
+            "not a date",
+        ),
+    ):
+        refused = client.post("/workbench/search", data={**form, **bad})
+        assert refused.status_code == 400, bad
+        assert 'id="search-error"' in refused.text and reason in refused.text, bad
+    assert stored_searches(node) == []
+    legacy = {"way": "vin", "vin": "WVWZZZ1JZ3W38", "vin_legacy": "1"}
+    assert client.post("/workbench/search", data={**form, **legacy}).status_code == 503
+    plate = {"way": "plate", "plate": "W-12345X", "registration_country": "at", "at": "2026-11-03"}
+    sent = client.post("/workbench/search", data={**form, **plate, "targets": ["NL", "HU"]})
+    assert sent.status_code == 503
+    first, second = stored_searches(node)
+    assert first.probe["vehicle"]["vin"] == "WVWZZZ1JZ3W38"
+    assert second.probe["format"] == "vehicle_query"
+    assert second.probe["vehicle"] == {"plate": "W-12345X", "at": "2026-11-03"}
+    assert second.targets == ["AT"]  # a plate goes to its registration country only
+
+
+def test_finger_form_reads_the_file_before_it_travels(
+    client: TestClient, node: Node, tmp_path: Path
+) -> None:
+    login(client, "olga")
+    form = search_form(client, "finger")
+    page = client.get("/workbench/search", params={"category": "finger"}).text
+    assert all(t in page for t in ("TP/TP", "TP/UL", "LT/TP", "LT/UL"))
+    cases = (
+        ({"search_type": "TP/TP"}, None, "choose an ANSI/NIST-ITL transaction"),
+        ({"search_type": "XX/YY"}, ("print.png", b"x"), "choose the search type"),
+        ({"search_type": "TP/TP"}, ("print.png", b"not an image"), "unreadable_image"),
+        ({"search_type": "LT/TP"}, ("case.an2", b"1.001:garbage"), "malformed_nist_record"),
+    )
+    for fields, upload, reason in cases:
+        files = {"finger_file": upload} if upload else None
+        refused = client.post("/workbench/search", data={**form, **fields}, files=files)
+        assert refused.status_code == 400 and reason in refused.text, reason
+    assert stored_searches(node) == []
+    rng = np.random.default_rng(3)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (400, 400), dtype=np.uint8)).save(buffer, "PNG")
+    sent = client.post(
+        "/workbench/search",
+        data={**form, "search_type": "TP/UL"},
+        files={"finger_file": ("print.png", buffer.getvalue())},
+    )
+    assert sent.status_code == 503
+    [search] = stored_searches(node)
+    assert search.category == "finger" and search.probe["format"] == "image"
+    probe = client.get(f"/workbench/searches/{search.id}/probe")
+    assert probe.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(probe.content)).size == (400, 400)
+
+
+def test_finger_form_sends_a_transaction_and_shows_its_first_image(
+    client: TestClient, node: Node
+) -> None:
+    from prum.finger.nist import write_transaction
+    from prum.finger.types import FingerImage, Transaction
+
+    pixels = np.random.default_rng(4).integers(0, 255, (320, 280), dtype=np.uint8)
+    transaction = Transaction(
+        tot="CAR",
+        originating_agency="DE",
+        destination_agency="AT",
+        control_number="DE-2026-1",
+        date=dt.date(2026, 11, 3),
+        images=[FingerImage(position=2, impression="rolled", ppi=500, pixels=pixels)],
+    )
+    login(client, "olga")
+    form = search_form(client, "finger")
+    sent = client.post(
+        "/workbench/search",
+        data={**form, "search_type": "TP/TP"},
+        files={"finger_file": ("tenprint.an2", write_transaction(transaction))},
+    )
+    assert sent.status_code == 503  # checked, then sent; this node's router does not exist
+    [search] = stored_searches(node)
+    assert search.probe["format"] == "ansi_nist"
+    shown = client.get(f"/workbench/searches/{search.id}/probe")
+    assert shown.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(shown.content)).size == (280, 320)
+
+
+def store_search(
+    node: Node, category: str, replies: list[CountryReply], probe: dict[str, Any] | None = None
+) -> int:
+    with node.engine.begin() as conn:
+        inserted = conn.execute(
+            insert(searches).values(
+                message_id=MESSAGE_ID,
+                request_number="DE-2",
+                user="olga",
+                category=category,
+                purpose="investigation",
+                offence="0800 00",
+                max_penalty_months=60,
+                case_reference="DE/2026/10",
+                targets=["all"],
+                probe=probe,
+                status="answered",
+                reply={"replies": [r.model_dump(mode="json") for r in replies]},
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        ).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+MESSAGE_ID = "5d7a2b36-1c1e-4c57-9a51-3a1d2b4c5e70"
+
+
+def reply(party: str, *candidates: Candidate) -> CountryReply:
+    return CountryReply(
+        in_reply_to=MESSAGE_ID,
+        party=party,
+        status=ReplyStatus.ANSWERED,
+        candidates=list(candidates),
+        duration_ms=12.0,
+    )
+
+
+def candidate(reference: str, details: Any, **fields: Any) -> Candidate:
+    return Candidate(
+        rank=1,
+        reference=reference,
+        score=fields.pop("score", 0.9),
+        distance=fields.pop("distance", 0.0),
+        false_match_rate=fields.pop("false_match_rate", None),
+        false_match_words=fields.pop("false_match_words", "words"),
+        provenance=fields.pop("provenance", "DE national collection"),
+        details=details,
+        **fields,
+    )
+
+
+def test_dna_candidate_shows_the_profile_aligned_with_the_probe(
+    client: TestClient, node: Node
+) -> None:
+    probe = {
+        "identified": False,
+        "loci": {
+            "D3S1358": ["15", "16"],
+            "vWA": ["17", "18"],
+            "TH01": ["6", "9.3"],
+            "FGA": ["21", "*"],
+        },
+    }
+    hit = DnaHit(
+        match="near_match",
+        identified=True,
+        matching_loci=["D3S1358", "TH01", "FGA"],
+        compared_loci=["D3S1358", "vWA", "TH01", "FGA"],
+        mismatched_loci=["vWA"],
+        random_match_probability=3.2e-10,
+        profile={
+            "D3S1358": ["15", "16"],
+            "vWA": ["17", "19"],
+            "TH01": ["6", "9.3"],
+            "FGA": ["21", "24"],
+            "D21S11": ["29", "30"],
+        },
+    )
+    search_id = store_search(
+        node,
+        "dna",
+        [reply("AT", candidate("AT-D-0001", hit, score=0.75, distance=1.0))],
+        {"format": "dna_profile", "data": base64.b64encode(json.dumps(probe).encode()).decode()},
+    )
+    login(client, "eric")
+    results = client.get(f"/workbench/searches/{search_id}").text
+    assert "near match" in results and "identified person" in results
+    assert "3 of 4 compared loci match; mismatched: vWA" in results
+    assert "random match probability about 1 in 3.1 billion" in results
+    compare = client.get(f"/workbench/searches/{search_id}/candidates/AT/AT-D-0001").text
+    table = compare[compare.index('id="dna-profile"') :]
+    rows = re.findall(r'<tr class="locus ([a-z-]+)">\s*<th scope="row">([^<]+)</th>', table)
+    # The probe's loci in its order, then the candidate's extra locus.
+    assert rows == [
+        ("match", "D3S1358"),
+        ("mismatch", "vWA"),
+        ("match", "TH01"),
+        ("match", "FGA"),
+        ("not-compared", "D21S11"),
+    ]
+    assert "<td>17, 18</td>\n  <td>17, 19</td>" in table and "<td>21, *</td>" in table
+    assert 'id="verify-form"' in compare  # the same verification form
+
+
+def test_vehicle_data_show_directive_codes_and_signals_without_step_two(
+    client: TestClient, node: Node
+) -> None:
+    data = VehicleData(
+        registration_country="AT",
+        plate="W-12345X",
+        vin="WVWZZZ1JZ3W386752",
+        make="Volkswagen",
+        model="Golf",
+        vehicle_category="M1",
+        first_registration=dt.date(2019, 3, 1),
+        holder_surname="Huber",
+        holder_first_names="Anna",
+        holder_address="Ringstraße 1, 1010 Wien",
+        signals=["stolen"],
+    )
+    search_id = store_search(node, "vehicle", [reply("AT", candidate("AT-V-0001", data))])
+    login(client, "olga")
+    page = client.get(f"/workbench/searches/{search_id}").text
+    cells = re.findall(
+        r'<td class="code">([^<]+)</td><th scope="row">([^<]+)</th><td>([^<]+)</td>', page
+    )
+    codes = {code: value for code, _, value in cells}
+    assert codes["A"] == "W-12345X" and codes["E"] == "WVWZZZ1JZ3W386752"
+    assert codes["D.1"] == "Volkswagen" and codes["D.3"] == "Golf" and codes["J"] == "M1"
+    assert codes["C.1.1"] == "Huber" and codes["C.1.2"] == "Anna" and codes["B"] == "2019-03-01"
+    assert codes["C.1.3"] == "Ringstraße 1, 1010 Wien"
+    assert '<span class="status signal">reported stolen</span>' in page
+    assert "no second step" in page
+    assert "Compare" not in page and "not verified" not in page  # no step 2
+    compare = client.get(f"/workbench/searches/{search_id}/candidates/AT/AT-V-0001").text
+    assert "reported stolen" in compare and 'id="vehicle-note"' in compare
+    assert 'id="verify-form"' not in compare and "core-data" not in compare
+
+
+def test_records_hit_shows_quality_and_fields_never_a_name(client: TestClient, node: Node) -> None:
+    hit = RecordsHit(
+        quality=0.87,
+        quality_words="strong match (quality 0.87); agrees on: names, year of birth",
+        matched_on=["names_similar", "year_of_birth", "day_and_month", "gender"],
+    )
+    search_id = store_search(
+        node,
+        "records",
+        [reply("DE", candidate("DE-R-0042", hit, false_match_words="high; no calibrated rate"))],
+    )
+    login(client, "eric")
+    page = client.get(f"/workbench/searches/{search_id}").text
+    assert "quality 87 %: strong match</p>" in page
+    assert (
+        "agreed on: names similar (spelling or transliteration), year of birth,"
+        " day and month of birth, gender" in page
+    )
+    compare = client.get(f"/workbench/searches/{search_id}/candidates/DE/DE-R-0042").text
+    agreed = re.findall(r'<tr class="agreed"><th scope="row">([^<]+)</th>', compare)
+    assert agreed == [
+        "names similar (spelling or transliteration)",
+        "year of birth",
+        "day and month of birth",
+        "gender",
+    ]
+    assert compare.count('<tr class="not-agreed">') == 8
+    assert "never with a name" in compare and 'id="verify-form"' in compare
+
+
+def test_finger_hit_shows_type_position_minutiae_and_both_prints(
+    client: TestClient, node: Node
+) -> None:
+    rng = np.random.default_rng(5)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (300, 300), dtype=np.uint8)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    hit = FingerHit(search_type="LT/TP", finger_position=7, matched_minutiae=14)
+    search_id = store_search(
+        node,
+        "finger",
+        [reply("NL", candidate("NL-F-0007", hit, image=base64.b64encode(png)))],
+        {"format": "image", "image": base64.b64encode(png).decode(), "box": None},
+    )
+    login(client, "eric")
+    page = client.get(f"/workbench/searches/{search_id}").text
+    assert "LT/TP (latent against ten-prints); left index finger; 14 matched minutiae" in page
+    compare = client.get(f"/workbench/searches/{search_id}/candidates/NL/NL-F-0007").text
+    assert "<dd>left index finger</dd>" in compare and "<dd>14</dd>" in compare
+    assert f"/workbench/searches/{search_id}/probe" in compare
+    image = client.get(f"/workbench/searches/{search_id}/candidates/NL/NL-F-0007/image")
+    assert image.headers["content-type"] == "image/png" and image.content == png

@@ -178,6 +178,9 @@ def _finger_matcher(settings: Settings) -> CategoryMatcher:
     return FingerMatcher(settings)
 
 
+# Categories whose answer is the data itself (EUCARIS): no verification, no step 2.
+ANSWERED_AT_ONCE: frozenset[Category] = frozenset({Category.VEHICLE})
+
 REGISTRY: dict[Category, Callable[[Settings], CategoryMatcher]] = {
     Category.FACE: FaceMatcher,
     Category.DNA: _dna_matcher,

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from prum.categories import CoreDataSource
+from prum.categories import ANSWERED_AT_ONCE, CoreDataSource
 from prum.errors import (
     BadInput,
     CategoryNotOffered,
@@ -36,6 +36,7 @@ from prum.errors import (
     WrongState,
 )
 from prum.messages import (
+    Category,
     CoreData,
     CoreDataReply,
     CoreDataRequest,
@@ -78,6 +79,7 @@ def verify_candidate(
     user.require(Role.EXAMINER)
     search = load_search(node, search_id)
     find_candidate(search, party, reference)
+    _two_steps(search)
     text = justification.strip()
     if len(text) < 10:
         raise BadInput("a justification of at least 10 characters is required")
@@ -108,6 +110,14 @@ def verify_candidate(
     return int(pk[0])
 
 
+def _two_steps(search: dict[str, Any]) -> None:
+    if Category(search["category"]) in ANSWERED_AT_ONCE:
+        raise WrongState(
+            f"{search['category']} answers carry the data at once: there is nothing to"
+            " verify and no core data to request"
+        )
+
+
 def latest_verification(conn: Connection, search_id: int, party: str, reference: str) -> Any:
     return conn.execute(
         select(verifications)
@@ -136,6 +146,7 @@ def request_core_data(
         user.require(Role.OFFICER)
     search = load_search(node, search_id)
     find_candidate(search, party, reference)
+    _two_steps(search)
     with node.engine.connect() as conn:
         verification = latest_verification(conn, search_id, party, reference)
     if verification is None or verification.decision != Decision.CONFIRMED.value:

@@ -36,7 +36,18 @@ from prum.web.sessions import COOKIE, Session
 PREFIX = "/workbench"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals.update(prefix=PREFIX, offence_name=views.offence_name)
+templates.env.globals.update(
+    prefix=PREFIX,
+    offence_name=views.offence_name,
+    rmp_words=views.rmp_words,
+    finger_position=views.finger_position,
+    dna_rows=views.dna_rows,
+    vehicle_rows=views.vehicle_rows,
+    records_fields=views.records_fields,
+    vehicle_signals=views.VEHICLE_SIGNALS,
+    records_words=views.RECORDS_FIELDS,
+    finger_search_types=views.FINGER_SEARCH_TYPES,
+)
 MAX_UPLOAD = 30 * 1024 * 1024
 # Only this node's own scripts; Plotly inserts its styles at run time.
 CSP = (

@@ -4,6 +4,7 @@ request: step 1 and the requesting half of step 2."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from typing import Annotated, Any
 
 import httpx
@@ -12,9 +13,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from prum.errors import BadInput, PrumError
-from prum.messages import Category, Decision, Probe, Purpose
+from prum.messages import Category, Decision, Probe, Purpose, VehicleQuery
 from prum.node import exchange, followup
-from prum.node.core import Node
+from prum.node.core import Node, validated
 from prum.node.schema import requests_out, verifications
 from prum.node.users import Role
 from prum.offences import OFFENCES
@@ -35,14 +36,19 @@ from prum.web.base import (
 
 router = APIRouter(route_class=HtmlRoute)
 
-# Categories with a search form; the others are listed as coming (issue 4: they slot in
-# as a form template and a branch of submit_search that builds their Probe).
-FORMS = {Category.FACE: "face", Category.DNA: "DNA profile"}
-COMING = {
+# Categories with a search form (a form template and a branch of submit_search that
+# builds their Probe); COMING lists any category still without one.
+FORMS = {
+    Category.FACE: "face",
+    Category.DNA: "DNA profile",
     Category.FINGER: "fingerprints",
     Category.VEHICLE: "vehicle registration",
     Category.RECORDS: "police records",
 }
+COMING: dict[Category, str] = {}
+FINGER_SEARCH_TYPES = views.FINGER_SEARCH_TYPES
+NIST_SUFFIXES = (".an2", ".nist", ".eft")
+GENDERS = {"": "unknown", "F": "female", "M": "male", "X": "other"}
 
 
 async def search_page(
@@ -59,6 +65,8 @@ async def search_page(
         purposes=[p.value for p in Purpose],
         offences=OFFENCES,
         parties=await _parties(bench.node, bench.http, category),
+        search_types=FINGER_SEARCH_TYPES,
+        genders=GENDERS,
         **context,
     )
 
@@ -94,7 +102,46 @@ async def submit_search(
     image: Annotated[UploadFile | None, File()] = None,
     profile_text: Annotated[str, Form(max_length=100_000)] = "",
     profile_file: Annotated[UploadFile | None, File()] = None,
+    finger_file: Annotated[UploadFile | None, File()] = None,
+    search_type: Annotated[str, Form(max_length=8)] = "",
+    way: Annotated[str, Form(max_length=8)] = "plate",
+    plate: Annotated[str, Form(max_length=40)] = "",
+    registration_country: Annotated[str, Form(max_length=8)] = "",
+    vin: Annotated[str, Form(max_length=40)] = "",
+    vin_legacy: Annotated[str, Form(max_length=8)] = "",
+    holder_surname: Annotated[str, Form(max_length=200)] = "",
+    holder_first_names: Annotated[str, Form(max_length=200)] = "",
+    holder_date_of_birth: Annotated[str, Form(max_length=10)] = "",
+    at: Annotated[str, Form(max_length=10)] = "",
+    surnames: Annotated[str, Form(max_length=400)] = "",
+    first_names: Annotated[str, Form(max_length=400)] = "",
+    aliases: Annotated[str, Form(max_length=4000)] = "",
+    date_of_birth: Annotated[str, Form(max_length=10)] = "",
+    place_of_birth: Annotated[str, Form(max_length=200)] = "",
+    country_of_birth: Annotated[str, Form(max_length=8)] = "",
+    nationalities: Annotated[str, Form(max_length=40)] = "",
+    gender: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
+    typed = {
+        "search_type": search_type,
+        "way": way,
+        "plate": plate,
+        "registration_country": registration_country,
+        "vin": vin,
+        "vin_legacy": bool(vin_legacy),
+        "holder_surname": holder_surname,
+        "holder_first_names": holder_first_names,
+        "holder_date_of_birth": holder_date_of_birth,
+        "at": at,
+        "surnames": surnames,
+        "first_names": first_names,
+        "aliases": aliases,
+        "date_of_birth": date_of_birth,
+        "place_of_birth": place_of_birth,
+        "country_of_birth": country_of_birth,
+        "nationalities": nationalities,
+        "gender": gender,
+    }
     values = {
         "purpose": purpose.value,
         "offence": offence,
@@ -103,9 +150,11 @@ async def submit_search(
         "targets": targets or [],
         "profile_text": profile_text,
         "deadline_s": deadline_s,
+        **typed,
     }
+    chosen = [t for t in targets if t != "all"] if targets else None
     try:
-        photo, probe = b"", None
+        photo, probe, kind = b"", None, None
         if category is Category.FACE:
             if image is None or not image.filename:
                 raise BadInput("choose or drop a probe image")
@@ -113,7 +162,16 @@ async def submit_search(
         elif category is Category.DNA:
             profile = _dna_profile(profile_text, profile_file)
             probe = Probe(format="dna_profile", data=base64.b64encode(profile))
-        else:
+        elif category is Category.FINGER:
+            if search_type not in FINGER_SEARCH_TYPES:
+                raise BadInput(f"choose the search type: one of {', '.join(FINGER_SEARCH_TYPES)}")
+            probe, kind = _finger_probe(finger_file), search_type
+        elif category is Category.VEHICLE:
+            probe, forced = _vehicle_probe(typed)
+            chosen = forced if forced is not None else chosen
+        elif category is Category.RECORDS:
+            probe = _records_probe(bench.node, typed)
+        else:  # pragma: no cover - every Category has a form
             raise BadInput(f"the workbench has no {category.value} search form yet")
         search_id = await exchange.send_search(
             bench.node,
@@ -127,9 +185,10 @@ async def submit_search(
                 case_reference=case_reference.strip(),
                 image=photo,
                 probe=probe,
-                targets=[t for t in targets if t != "all"] if targets else None,
+                targets=chosen,
                 face_box=_box(face_box),
                 deadline_ms=deadline_s * 1000,
+                search_type=kind,
             ),
         )
     except PrumError as exc:
@@ -154,6 +213,7 @@ def results(request: Request, bench: Bench, search_id: int, user: Investigator) 
         "results.html",
         search=search,
         replies=(search.get("reply") or {}).get("replies", []),
+        probe_profile=views.probe_profile(search.get("probe")),
         decided=_decisions(bench.node, search_id),
         requested=requested,
     )
@@ -162,8 +222,13 @@ def results(request: Request, bench: Bench, search_id: int, user: Investigator) 
 @router.get("/searches/{search_id}/probe")
 def probe_image(bench: Bench, search_id: int, user: Investigator) -> Response:
     search = exchange.load_search(bench.node, search_id)
-    data = decode_image((search.get("probe") or {}).get("image"))
-    return Response(data, media_type="image/jpeg")
+    probe = search.get("probe") or {}
+    if search["category"] == Category.FINGER.value:
+        stored = probe.get("image") or probe.get("data")
+        png = views.finger_png(decode_image(stored), str(probe.get("format", "image")))
+        return Response(png, media_type="image/png")
+    data = decode_image(probe.get("image"))
+    return Response(data, media_type=views.image_type(data))
 
 
 @router.get("/searches/{search_id}/candidates/{party}/{reference}/image")
@@ -172,7 +237,8 @@ def candidate_image(
 ) -> Response:
     search = exchange.load_search(bench.node, search_id)
     candidate = exchange.find_candidate(search, party, reference)
-    return Response(decode_image(candidate.get("image")), media_type="image/jpeg")
+    data = decode_image(candidate.get("image"))
+    return Response(data, media_type=views.image_type(data))
 
 
 @router.get("/searches/{search_id}/faces/probe.jpg")
@@ -232,6 +298,7 @@ def compare(
         latest=history[-1] if history else None,
         faces=faces,
         face_problem=problem,
+        probe_profile=views.probe_profile(search.get("probe")),
         asked=asked,
         decisions=[d.value for d in Decision],
         offence_list=list(OFFENCES.items()),
@@ -315,14 +382,108 @@ def _dna_profile(text: str, upload: UploadFile | None) -> bytes:
     return parse_profile(raw, loci=LocusSet("prum")).to_json()
 
 
-async def _parties(node: Node, http: httpx.AsyncClient, category: Category) -> list[str]:
-    """Parties offering ``category``, from the router's directory; [] if it cannot be
+def _finger_probe(upload: UploadFile | None) -> Probe:
+    """An ANSI/NIST-ITL transaction (by its name or its first bytes) or one fingerprint
+    image, read here first so a file that cannot be searched with never travels."""
+    if upload is None or not upload.filename:
+        raise BadInput(
+            "choose an ANSI/NIST-ITL transaction (.an2, .nist, .eft) or a fingerprint image"
+        )
+    data = read_upload(upload)
+    if upload.filename.lower().endswith(NIST_SUFFIXES) or data[:6] == b"1.001:":
+        from prum.finger.nist import read_transaction
+
+        transaction = read_transaction(data)
+        if not transaction.images and not any(transaction.minutiae.values()):
+            raise BadInput("the transaction holds no finger image and no minutiae")
+        return Probe(format="ansi_nist", data=base64.b64encode(data))
+    from prum.finger.images import decode_image as decode_finger
+
+    decode_finger(data)
+    return Probe(format="image", data=base64.b64encode(data))
+
+
+def _date(text: str, what: str) -> dt.date | None:
+    if not text.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(f"{what} {text.strip()!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _vehicle_probe(typed: dict[str, Any]) -> tuple[Probe, list[str] | None]:
+    """A vehicle query by plate (to its registration country only), by VIN (one or every
+    country) or by holder; the targets it forces (a plate), else None."""
+    from prum.vehicle.normalise import plate_key
+    from prum.vehicle.vin import validate_vin
+
+    when = _date(typed["at"], "the date")
+    way = typed["way"]
+    if way == "plate":
+        plate = str(typed["plate"]).strip()
+        country = str(typed["registration_country"]).strip().upper()
+        if not plate:
+            raise BadInput("type the registration number (plate)")
+        if not country:
+            raise BadInput("a plate search goes to one country: choose the registration country")
+        key = plate_key(plate)
+        query = {"plate": plate if len(plate) <= 20 else key, "at": when}
+        forced: list[str] | None = [country]
+    elif way == "vin":
+        if not str(typed["vin"]).strip():
+            raise BadInput("type the vehicle identification number (VIN)")
+        query = {"vin": validate_vin(typed["vin"], legacy=bool(typed["vin_legacy"])), "at": when}
+        forced = None
+    elif way == "holder":
+        if not str(typed["holder_surname"]).strip():
+            raise BadInput("a search by holder needs the holder's surname")
+        query = {
+            "holder_surname": typed["holder_surname"],
+            "holder_first_names": str(typed["holder_first_names"]).strip() or None,
+            "holder_date_of_birth": _date(typed["holder_date_of_birth"], "the date of birth"),
+            "at": when,
+        }
+        forced = None
+    else:
+        raise BadInput("search a vehicle by plate, by VIN or by holder")
+    vehicle = validated(VehicleQuery, query)
+    return Probe(format="vehicle_query", vehicle=vehicle), forced
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _records_probe(node: Node, typed: dict[str, Any]) -> Probe:
+    """The clear data typed, validated, then pseudonymised by this node (records key):
+    only keyed hashes and a Bloom filter of name bigrams leave it."""
+    from prum.records.person import person_from_dict
+
+    person = {
+        "surnames": _names(typed["surnames"]),
+        "first_names": _names(typed["first_names"]),
+        "aliases": [a.strip() for a in str(typed["aliases"]).splitlines() if a.strip()],
+        "date_of_birth": str(typed["date_of_birth"]).strip() or None,
+        "place_of_birth": str(typed["place_of_birth"]).strip() or None,
+        "country_of_birth": str(typed["country_of_birth"]).strip().upper() or None,
+        "nationalities": [n.upper() for n in _names(typed["nationalities"].replace(" ", ","))],
+        "gender": typed["gender"] or None,
+    }
+    person_from_dict(person)  # InvalidPerson with the reason, before the key is used
+    return node.records_query(person)
+
+
+async def _parties(node: Node, http: httpx.AsyncClient, category: Category) -> list[str] | None:
+    """Parties offering ``category``, from the router's directory; None if it cannot be
     read (the search then goes to "all", and the router resolves it)."""
     try:
         response = await http.get(f"{node.config.router_url}/v1/directory", timeout=5)
-        entries = response.json()["parties"] if response.status_code == 200 else []
+        entries = response.json()["parties"] if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return []
+        return None
+    if entries is None:
+        return None
     return [
         str(e["party"])
         for e in entries

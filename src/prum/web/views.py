@@ -183,3 +183,164 @@ def chart_data(summary: dict[str, Any], own_party: str) -> dict[str, Any]:
             for party, series in sorted(response.items())
         },
     }
+
+
+# --- what the other categories add to a candidate ----------------------------------------
+
+# Directive 1999/37/EC codes of the registration certificate, in the order shown.
+VEHICLE_FIELDS = (
+    ("A", "registration number", "plate"),
+    ("E", "vehicle identification number", "vin"),
+    ("D.1", "make", "make"),
+    ("D.3", "commercial description (model)", "model"),
+    ("J", "vehicle category", "vehicle_category"),
+    ("B", "date of first registration", "first_registration"),
+    ("C.1.1", "holder: surname or business name", "holder_surname"),
+    ("C.1.2", "holder: other names or initials", "holder_first_names"),
+    ("C.1.3", "holder: address", "holder_address"),
+    ("", "holder since", "holder_since"),
+    ("", "holder until", "holder_until"),
+    ("C.2.1", "owner: surname or business name", "owner_name"),
+    ("C.2.3", "owner: address", "owner_address"),
+    ("", "insurer", "insurer"),
+    ("", "insurance valid until", "insurance_valid_until"),
+)
+VEHICLE_SIGNALS = {
+    "stolen": "reported stolen",
+    "exported": "exported (deregistered here)",
+    "destroyed": "destroyed (end of life)",
+}
+# What a police-records hit agreed on (prum.messages.RecordsField), in words.
+RECORDS_FIELDS = {
+    "names": "names agree",
+    "names_similar": "names similar (spelling or transliteration)",
+    "alias": "an alias agrees",
+    "year_of_birth": "year of birth",
+    "year_of_birth_near": "year of birth one year off",
+    "day_and_month": "day and month of birth",
+    "day_and_month_swapped": "day and month of birth, swapped",
+    "month_of_birth": "month of birth",
+    "gender": "gender",
+    "nationality": "a nationality",
+    "country_of_birth": "country of birth",
+    "place_of_birth": "place of birth",
+}
+FINGER_SEARCH_TYPES = {
+    "TP/TP": "ten-print against ten-prints",
+    "TP/UL": "ten-print against unsolved latents",
+    "LT/TP": "latent against ten-prints",
+    "LT/UL": "latent against unsolved latents",
+}
+# ANSI/NIST-ITL finger positions (Table 8 of the standard).
+FINGER_POSITIONS = {
+    0: "unknown finger",
+    1: "right thumb",
+    2: "right index finger",
+    3: "right middle finger",
+    4: "right ring finger",
+    5: "right little finger",
+    6: "left thumb",
+    7: "left index finger",
+    8: "left middle finger",
+    9: "left ring finger",
+    10: "left little finger",
+    11: "plain right thumb",
+    12: "plain left thumb",
+    13: "plain right four fingers",
+    14: "plain left four fingers",
+    15: "plain thumbs",
+}
+
+
+def rmp_words(rmp: float) -> str:
+    """The random match probability in words ("about 1 in 3 billion")."""
+    from prum.dna.match import rmp_words as words
+
+    return words(rmp)
+
+
+def finger_position(position: int | None) -> str:
+    if position is None:
+        return "not given"
+    return FINGER_POSITIONS.get(position, f"position {position}")
+
+
+def probe_profile(probe: dict[str, Any] | None) -> dict[str, list[str]]:
+    """The DNA profile searched with (locus -> alleles), as the node stored it."""
+    import base64
+    import binascii
+    import json
+
+    if not probe or probe.get("format") != "dna_profile" or not probe.get("data"):
+        return {}
+    try:
+        loci = json.loads(base64.b64decode(probe["data"]))["loci"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        return {}
+    return {str(k): [str(a) for a in v] for k, v in loci.items()} if isinstance(loci, dict) else {}
+
+
+def dna_rows(probe: dict[str, list[str]], hit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The probe's and the candidate's alleles locus by locus: the probe's loci first,
+    in its order, then those only the candidate has; each with its state."""
+    held: dict[str, list[str]] = hit.get("profile") or {}
+    matching = set(hit.get("matching_loci") or [])
+    mismatched = set(hit.get("mismatched_loci") or [])
+    compared = set(hit.get("compared_loci") or [])
+    rows = []
+    for locus in [*probe, *[name for name in held if name not in probe]]:
+        if locus in mismatched:
+            state = "mismatch"
+        elif locus in matching:
+            state = "match"
+        elif locus in compared:
+            state = "compared"
+        else:
+            state = "not compared"
+        rows.append(
+            {
+                "locus": locus,
+                "probe": probe.get(locus),
+                "candidate": held.get(locus),
+                "state": state,
+            }
+        )
+    return rows
+
+
+def vehicle_rows(data: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(code, field, value) of the registration data present."""
+    return [
+        (code, label, data[key])
+        for code, label, key in VEHICLE_FIELDS
+        if data.get(key) not in (None, "")
+    ]
+
+
+def records_fields(matched: list[str]) -> list[tuple[str, bool]]:
+    """Every field a police-records hit may agree on, and whether this one did."""
+    return [(words, key in matched) for key, words in RECORDS_FIELDS.items()]
+
+
+def image_type(data: bytes) -> str:
+    """The media type of a stored image by its first bytes: PNG, else JPEG (as before)."""
+    return "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+
+
+def finger_png(data: bytes, fmt: str) -> bytes:
+    """A fingerprint probe for display: the first finger image of an ANSI/NIST-ITL
+    transaction, or the image (WSQ, TIFF ... decoded), as PNG."""
+    if fmt == "ansi_nist":
+        from prum.finger.nist import read_transaction
+
+        images = read_transaction(data).images
+        if not images:
+            raise BadInput("the transaction holds no finger image (minutiae only)")
+        pixels = images[0].pixels
+    else:
+        from prum.finger.images import decode_image
+
+        pixels = decode_image(data).pixels
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
