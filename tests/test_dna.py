@@ -20,7 +20,7 @@ from prum.categories import Exposure, make_matcher
 from prum.config import Settings
 from prum.dna.frequencies import AlleleFrequencies, shared_frequency_file
 from prum.dna.generate import Generator, profile_of
-from prum.dna.index import DnaIndex, naive_search
+from prum.dna.index import DnaIndex, naive_search, plan
 from prum.dna.loci import ESS_7, ESS_12, LocusSet, canonical_locus
 from prum.dna.match import Kind, MatchRules, compare, random_match_probability, rmp_words
 from prum.dna.profile import WILDCARD, Rules, build_profile, parse_csv, parse_json
@@ -271,8 +271,8 @@ def to_row(profile: dict[str, tuple[str, str]]) -> np.ndarray:
     return built.codes(LOCI)
 
 
-@pytest.mark.parametrize("min_loci", [6, 4])
-def test_index_agrees_with_the_oracle_on_generated_cases(min_loci: int) -> None:
+@pytest.mark.parametrize(("min_loci", "min_kit_rows"), [(6, 1000), (4, 1000), (6, 1), (4, 1)])
+def test_index_agrees_with_the_oracle_on_generated_cases(min_loci: int, min_kit_rows: int) -> None:
     rnd = random.Random(min_loci)
     seeds = [random_profile(rnd) for _ in range(12)]
     gallery = [
@@ -281,7 +281,10 @@ def test_index_agrees_with_the_oracle_on_generated_cases(min_loci: int) -> None:
     ]
     probes = [mutate(rnd.choice(seeds), rnd) for _ in range(8)]
     codes = np.stack([to_row(p) for p in gallery])
-    index = DnaIndex.build(codes)
+    # min_kit_rows 1: every set of loci is a kit (kits, locus pairs); 1000: none is.
+    index = DnaIndex.build(codes, min_kit_rows=min_kit_rows)
+    assert (len(index.kit_masks) > 10) == (min_kit_rows == 1)
+    assert index.mixed_pairs or min_kit_rows == 1  # all mixed: pair keys of few loci
     seen = {"match": 0, "near_match": 0, None: 0}
     for probe in probes:
         row = to_row(probe)
@@ -357,6 +360,30 @@ def generated() -> tuple[Generator, np.ndarray]:
     return generator, generator.database(20_000, seed=3, trace_share=0.005).codes
 
 
+def test_kit_index_equals_the_naive_scan_on_a_generated_database(
+    generated: tuple[Generator, np.ndarray],
+) -> None:
+    generator, codes = generated
+    index = DnaIndex.build(codes, min_kit_rows=500)
+    assert index.kit_rows[0] > 0 and index.kit_rows[1] > 10_000  # a kit and a mixed part
+    rng = np.random.default_rng(4)
+    found = 0
+    for i in range(60):
+        source = codes[int(rng.integers(len(codes)))]
+        probe = source if i % 3 else generator.trace(source, rng, keep=int(rng.integers(6, 13)))
+        got = sorted(h.row for h in index.search(probe, 6))
+        assert got == sorted(naive_search(codes, probe, 6).tolist())
+        found += len(got)
+    assert found >= 40
+
+
+def test_plan_counts_the_rarest_lists_and_demands_what_a_hit_must_share() -> None:
+    lengths = np.array([10, 20, 5000, 9000, 9000], dtype=np.int64)
+    j, t = plan(lengths, 4, 10_000)  # a hit is in 4 of 5: in 1 of the 2 shortest
+    assert (j, t) == (j, j - 1) and j <= 3
+    assert plan(np.array([0, 0, 9000], dtype=np.int64), 3, 10_000) == (1, 1)
+
+
 def test_traces_of_stored_profiles_find_their_source(
     generated: tuple[Generator, np.ndarray],
 ) -> None:
@@ -426,6 +453,16 @@ def test_matcher_through_the_category_interface(tmp_path: Path) -> None:
             and "one allele differs at vWA (17,17 / 16,17)" in second.false_match_words
         )
         assert best.provenance == "identified person; lab 7"
+        assert best.details is not None and best.details.kind == "dna"
+        assert best.details.match == "match" and best.details.identified
+        assert len(best.details.matching_loci) == 12 and best.details.mismatched_loci == []
+        assert best.details.random_match_probability == best.false_match_rate
+        assert best.details.profile["TH01"] == ["9.3"] * 2
+        assert best.details.profile["Amelogenin"] == ["X", "Y"]
+        assert second.details is not None and second.details.match == "near_match"
+        assert second.details.mismatched_loci == ["vWA"]
+        assert second.details.profile["vWA"] == ["16", "17"]  # the stored profile, not ours
+        assert "vWA" not in second.details.matching_loci
         convicted_only = Exposure(subjects=frozenset({SubjectCategory.CONVICTED}), min_age=None)
         only = matcher.search(_probe(PERSON), max_candidates=10, exposure=convicted_only)
         assert [c.reference for c in only.candidates] == [ref]

@@ -47,8 +47,9 @@ def locus_differences(
 ) -> tuple[NDArray[np.int8], NDArray[np.bool_]]:
     """Differing alleles per locus ``(C, L)`` (0 where not present in both) and the
     matching-locus mask (fully designated in both and identical)."""
-    a1, a2 = probe[:, 0].astype(np.int32), probe[:, 1].astype(np.int32)
-    b1, b2 = rows[:, :, 0].astype(np.int32), rows[:, :, 1].astype(np.int32)
+    # ``probe`` is one row ``(L, 2)`` or one row per compared row ``(C, L, 2)``.
+    a1, a2 = probe[..., 0].astype(np.int32), probe[..., 1].astype(np.int32)
+    b1, b2 = rows[..., 0].astype(np.int32), rows[..., 1].astype(np.int32)
 
     def differs(x: NDArray[np.int32], y: NDArray[np.int32]) -> NDArray[np.int8]:
         out: NDArray[np.int8] = ((x != y) & (x != WILDCARD) & (y != WILDCARD)).astype(np.int8)

@@ -6,13 +6,19 @@ the examiner's figures: the opaque reference, whether the matching profile is of
 person or a trace (in ``provenance``), ``score`` = the share of the loci present in
 both profiles that match, ``distance`` = the number of differing alleles (0 or 1),
 ``false_match_rate`` = the random match probability of the matching loci, and
-``false_match_words`` saying which kind of hit it is in words. There is no image.
+``false_match_words`` saying which kind of hit it is in words, and ``details`` (a
+:class:`prum.messages.DnaHit`: the kind of hit, the matching, compared and differing
+loci, the random match probability and the matching profile as stored). There is no
+image. :meth:`DnaMatcher.search_batch` answers a batch of profiles at once with the
+bulk comparison engine (prum.dna.bulk).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +26,7 @@ from numpy.typing import NDArray
 
 from prum.categories import Exposure, MatchResult
 from prum.config import Settings
+from prum.dna.bulk import BulkComparison, Progress
 from prum.dna.config import DnaSettings
 from prum.dna.frequencies import AlleleFrequencies
 from prum.dna.index import DnaIndex, Hit
@@ -29,7 +36,7 @@ from prum.dna.profile import Profile, Rules, parse_json, parse_profile
 from prum.dna.store import DnaRecord, DnaStore
 from prum.errors import InvalidDnaProfile, InvalidRecord, StorageError
 from prum.gallery.schema import SubjectCategory
-from prum.messages import Candidate, Category, Probe
+from prum.messages import Candidate, Category, DnaHit, Probe
 
 # Stored profiles were checked when enrolled; reloading them must not fail when the
 # minimums are raised later (they then simply stop matching).
@@ -55,6 +62,7 @@ class DnaMatcher:
         self.index_dir = settings.data_dir / "dna_index"
         self._lock = threading.Lock()
         self._unsaved = 0
+        self._bulk: BulkComparison | None = None
         self.index = self._open_index()
 
     # --- the index, derived from the store ------------------------------------------
@@ -139,17 +147,63 @@ class DnaMatcher:
                     self._save()
         return reference
 
-    def search(self, probe: Probe, *, max_candidates: int, exposure: Exposure) -> MatchResult:
+    def search(
+        self,
+        probe: Probe,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        search_type: str | None = None,
+    ) -> MatchResult:
+        profile = self._parse_probe(probe)
+        return self.search_profile(profile, max_candidates=max_candidates, exposure=exposure)
+
+    def _parse_probe(self, probe: Probe) -> Profile:
         if probe.format != "dna_profile":
             raise InvalidDnaProfile("a DNA search needs a probe of format 'dna_profile' (JSON)")
-        profile = parse_json(probe.data, loci=self.loci, rules=self.rules)
-        return self.search_profile(profile, max_candidates=max_candidates, exposure=exposure)
+        return parse_json(probe.data, loci=self.loci, rules=self.rules)
 
     def search_profile(
         self, profile: Profile, *, max_candidates: int, exposure: Exposure
     ) -> MatchResult:
         probe = profile.codes(self.loci)
         hits = self.index.search(probe, self.match_rules.min_loci)
+        return self._answer(probe, hits, max_candidates, exposure)
+
+    def search_batch(
+        self,
+        profiles: Sequence[Profile | Probe],
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        progress: Progress | None = None,
+    ) -> list[MatchResult]:
+        """One answer per profile (or ``dna_profile`` probe), as :meth:`search` gives
+        them, computed by the bulk comparison engine (prum.dna.bulk) for the whole batch
+        at once. An invalid probe refuses the whole batch (InvalidDnaProfile)."""
+        if not profiles:
+            return []
+        parsed = [p if isinstance(p, Profile) else self._parse_probe(p) for p in profiles]
+        probes = np.stack([p.codes(self.loci) for p in parsed])
+        if self._bulk is None or self._bulk.index is not self.index:
+            # Kept between batches: it holds the index side's sorted join keys.
+            self._bulk = BulkComparison(self.index, self.match_rules.min_loci)
+        positions = np.arange(len(profiles), dtype=np.int64)
+        found: list[list[Hit]] = [[] for _ in profiles]
+        for h in self._bulk.compare(positions, probes, progress=progress):
+            found[h.probe].append(Hit(h.row, h.id, h.kind, h.matching))
+        return [
+            self._answer(probe, hits, max_candidates, exposure)
+            for probe, hits in zip(probes, found, strict=True)
+        ]
+
+    def _answer(
+        self,
+        probe: NDArray[np.uint16],
+        hits: list[Hit],
+        max_candidates: int,
+        exposure: Exposure,
+    ) -> MatchResult:
         records = self.store.records([h.id for h in hits])
         found: list[tuple[Comparison, DnaRecord]] = []
         for hit in hits:
@@ -228,6 +282,16 @@ def _candidate(rank: int, comparison: Comparison, record: DnaRecord) -> Candidat
         )
     words = f"{what}; {rmp_words(comparison.random_match_probability)}"
     kind = "identified person" if record.identified else "unidentified trace"
+    details = DnaHit(
+        match="match" if comparison.kind == Kind.MATCH else "near_match",
+        identified=record.identified,
+        matching_loci=list(comparison.matching_loci),
+        compared_loci=list(comparison.compared_loci),
+        mismatched_loci=[m.locus for m in comparison.mismatches],
+        random_match_probability=comparison.random_match_probability,
+        # The stored (normalised) profile: locus -> allele texts, "*" a wildcard.
+        profile=json.loads(record.profile)["loci"],
+    )
     return Candidate(
         rank=rank,
         reference=record.reference,
@@ -237,4 +301,5 @@ def _candidate(rank: int, comparison: Comparison, record: DnaRecord) -> Candidat
         false_match_words=words[:200],
         provenance=f"{kind}; {record.provenance}"[:200],
         synthetic=record.synthetic,
+        details=details,
     )
