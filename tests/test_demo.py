@@ -28,3 +28,5 @@ def test_demo_case_runs_from_probe_to_released_core_data(
     initial = {job["party"]: job for job in result["dna"]["comparisons"]}
     assert initial["DE"]["hits"] >= 6  # the traces of DE's people that AT holds
     assert result["records"]["core_data"]["surnames"] == ["Παπαδόπουλος"]
+    assert "stolen" in result["vehicle"]["vehicle"]["signals"]
+    assert result["finger"]["found"]  # TP/TP: another impression of the probe's finger

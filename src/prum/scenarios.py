@@ -13,6 +13,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from prum.errors import Unavailable
 from prum.messages import Category, Purpose
-from prum.node.config import CategoryPolicy
+from prum.node.config import LEGACY_FINGER_TYPES, CategoryPolicy
 from prum.node.core import Node
 from prum.node.schema import core_data
 
@@ -29,6 +30,8 @@ from prum.node.schema import core_data
 OFFERS: dict[Category, list[str]] = {
     Category.DNA: ["AT", "DE", "NL"],
     Category.RECORDS: ["AT", "DE", "HU", "EUROPOL"],  # participation is voluntary
+    Category.VEHICLE: ["AT", "DE", "HU", "NL"],
+    Category.FINGER: ["AT", "DE", "NL"],
 }
 # DNA has no penalty threshold in the Regulation (faces and police records do).
 POLICIES: dict[Category, CategoryPolicy] = {
@@ -37,7 +40,19 @@ POLICIES: dict[Category, CategoryPolicy] = {
     ),
     # Police records: offences punishable by at least a year (Art 2), adults only.
     Category.RECORDS: CategoryPolicy(purposes=[Purpose.INVESTIGATION], max_candidates=10),
+    # Fingerprints: each search type with the legacy capacity and candidate cap.
+    Category.FINGER: CategoryPolicy(
+        purposes=list(Purpose),
+        min_penalty_months=0,
+        min_age=None,
+        search_types=dict(LEGACY_FINGER_TYPES),
+    ),
+    # Vehicle registrations: no penalty threshold, no subject categories.
+    Category.VEHICLE: CategoryPolicy(purposes=list(Purpose), min_penalty_months=0, min_age=None),
 }
+VEHICLES_PER_COUNTRY, STOLEN_IN = 2_000, "NL"
+# Fingerprints: the FVC development prints (../shared/data), finger F impression I.
+FINGER_HOLDER, FINGER_PROBE = "DE", (105, 8)
 DNA_HOLDER, DNA_PROFILES, DNA_TRACES_AT_AT = "DE", 3_000, 6
 RECORDS_HOLDER, RECORDS_PEOPLE = "DE", 2_000
 # A fictional person DE holds in its police records, written in Greek letters.
@@ -79,6 +94,10 @@ class Facts:
     dna_trace: bytes = b""  # a crime-scene trace at AT of a person DE holds
     dna_source: str = ""  # DE's reference of that person
     records_reference: str = ""  # DE's reference of the wanted person
+    stolen_plate: str = ""  # a Dutch car signalled stolen, as registered
+    stolen_vin: str = ""
+    finger_probe: bytes = b""  # an ANSI/NIST-ITL tenprint transaction made at AT
+    finger_source: set[str] = field(default_factory=set)  # DE's records of that finger
     notes: list[str] = field(default_factory=list)
 
 
@@ -87,6 +106,8 @@ def enrol(nodes: dict[str, Node], out: Console, *, seed: int = 7) -> Facts:
     facts = Facts()
     _enrol_dna(nodes, out, facts, seed=seed)
     _enrol_records(nodes, out, facts, seed=seed)
+    _enrol_vehicles(nodes, out, facts, seed=seed)
+    _enrol_fingers(nodes, out, facts)
     return facts
 
 
@@ -149,6 +170,75 @@ def _enrol_records(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: 
         out.print(f"  {party:8s} police records: {held} generated persons (pseudonymised index)")
 
 
+def _enrol_vehicles(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: int) -> None:
+    from prum.vehicle.generate import Generator as VehicleGenerator
+
+    for party in OFFERS[Category.VEHICLE]:
+        matcher: Any = nodes[party].matcher(Category.VEHICLE)
+        registrations = VehicleGenerator(party).registrations(
+            VEHICLES_PER_COUNTRY, seed=seed + ord(party[1])
+        )
+        if party == STOLEN_IN:
+            stolen = registrations[0].model_copy(
+                update={"stolen_since": dt.date.today() - dt.timedelta(days=3)}
+            )
+            registrations[0] = stolen
+            facts.stolen_plate, facts.stolen_vin = stolen.plate, stolen.vin
+        with matcher.store.writer() as writer:
+            writer.add_many(registrations)
+        out.print(f"  {party:8s} vehicle register: {len(registrations)} generated registrations")
+
+
+def fingerprint_prints() -> Path | None:
+    """The FVC development prints, when ../shared/data is beside the checkout."""
+    from prum.face.samples import shared_data_dir
+
+    root = shared_data_dir()
+    folder = root / "fingerprints" / "fvc_db4_b" if root else None
+    return folder if folder and folder.is_dir() else None
+
+
+def _finger_transaction(path: Path, position: int, control: str) -> bytes:
+    from prum.finger.images import decode_image
+    from prum.finger.nist import write_transaction
+    from prum.finger.types import FingerImage, Transaction
+
+    decoded = decode_image(path.read_bytes())
+    image = FingerImage(position=position, impression="plain", ppi=500, pixels=decoded.pixels)
+    return write_transaction(
+        Transaction(
+            tot="CAR",
+            originating_agency="ATNCP0000",
+            destination_agency="DENCP0000",
+            control_number=control,
+            date=dt.date.today(),
+            images=[image],
+        )
+    )
+
+
+def _enrol_fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
+    prints = fingerprint_prints()
+    if prints is None:
+        out.print("  fingerprints: no development prints (../shared/data); that case is skipped")
+        return
+    holder: Any = nodes[FINGER_HOLDER].matcher(Category.FINGER)
+    finger, impression = FINGER_PROBE
+    for f in range(101, 111):
+        for i in range(1, 5):  # four impressions of each finger on record
+            reference = holder.enroll(
+                _finger_transaction(prints / f"{f}_{i}.tif", f - 100, f"DE-{f}-{i}"),
+                collection="tenprint",
+                provenance="DE national AFIS (FVC development prints)",
+            )
+            if f == finger:
+                facts.finger_source.add(reference)
+    facts.finger_probe = _finger_transaction(
+        prints / f"{finger}_{impression}.tif", finger - 100, "AT-2026-0001"
+    )
+    out.print(f"  {FINGER_HOLDER:8s} AFIS: 40 tenprint records of 10 fingers")
+
+
 def _core_data(node: Node, reference: str, party: str, what: str) -> None:
     with node.engine.begin() as conn:
         conn.execute(
@@ -192,7 +282,78 @@ def run_cases(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, A
     return {
         "dna": _dna_case(facts, api, check, out),
         "records": _records_case(facts, api, check, out),
+        "vehicle": _vehicle_case(facts, api, check, out),
+        "finger": _finger_case(facts, api, check, out),
     }
+
+
+def _finger_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
+    if not facts.finger_probe:
+        return {}
+    out.rule("[bold]AT searches the federation with a tenprint (TP/TP, ANSI/NIST-ITL)")
+    with api("AT", "olga") as officer:
+        search = check(
+            officer.post(
+                "/api/searches",
+                json={
+                    "category": "finger",
+                    "purpose": "investigation",
+                    "offence": "0900 00",
+                    "max_penalty_months": 120,
+                    "case_reference": "AT-BK-2026-2210",
+                    "search_type": "TP/TP",
+                    "probe": {
+                        "format": "ansi_nist",
+                        "data": base64.b64encode(facts.finger_probe).decode(),
+                    },
+                },
+            )
+        )
+    for reply in search["replies"]:
+        hits = reply["candidates"]
+        words = f"score {hits[0]['score']:.3f}, {hits[0]['false_match_words']}" if hits else ""
+        out.print(f"  {reply['party']:8s} {reply['status']:10s} {len(hits)} candidate(s) {words}")
+    top = next(
+        (c for r in search["replies"] if r["party"] == FINGER_HOLDER for c in r["candidates"]),
+        None,
+    )
+    found = top is not None and top["reference"] in facts.finger_source
+    out.print(
+        f"  {FINGER_HOLDER}'s candidate is "
+        + ("another impression of the same finger" if found else "NOT the probe's finger")
+        + " (TP/TP returns 1 candidate: the legacy cap)"
+    )
+    return {"search": search, "found": found}
+
+
+def _vehicle_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
+    out.rule("[bold]AT asks the Netherlands about a plate seen at the robbery (EUCARIS)")
+    typed = facts.stolen_plate.lower().replace("-", " ")  # as a witness wrote it down
+    with api("AT", "olga") as officer:
+        search = check(
+            officer.post(
+                "/api/searches",
+                json={
+                    "category": "vehicle",
+                    "purpose": "investigation",
+                    "offence": "0900 00",
+                    "max_penalty_months": 120,
+                    "case_reference": "AT-BK-2026-2210",
+                    "targets": [STOLEN_IN],
+                    "probe": {"format": "vehicle_query", "vehicle": {"plate": typed}},
+                },
+            )
+        )
+    [reply] = search["replies"]
+    if not reply["candidates"]:
+        raise Unavailable(f"{STOLEN_IN} answered {reply['status']} for plate {typed!r}")
+    data = reply["candidates"][0]["details"]
+    out.print(
+        f"  typed {typed!r}; {STOLEN_IN} answered at once (no step 2): A {data['plate']},"
+        f" E {data['vin']}, D.1 {data['make']}, D.3 {data['model']},"
+        f" C.1.1 {data['holder_surname']}, signals: {', '.join(data['signals']) or 'none'}"
+    )
+    return {"search": search, "vehicle": data}
 
 
 def _records_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
