@@ -22,6 +22,7 @@ from prum.gallery.schema import SubjectCategory
 from prum.node.cli import node_app
 from prum.router.cli import router_app
 from prum.security.cli import pki_app
+from prum.vehicle.cli import app as vehicle_app
 
 app = typer.Typer(
     help="Prüm: federated police data exchange (national node tools).",
@@ -34,6 +35,7 @@ app.add_typer(pki_app, name="pki", help="The federation PKI: CA, certificates, r
 app.add_typer(audit_app, name="audit", help="Tamper-evident logs: verify, show, purge.")
 app.add_typer(node_app, name="node")
 app.add_typer(router_app, name="router")
+app.add_typer(vehicle_app, name="vehicle")
 app.command("stats", help="Statistics per party, category and purpose (no personal data).")(
     audit_stats
 )

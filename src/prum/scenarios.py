@@ -225,7 +225,7 @@ def _enrol_fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
     holder: Any = nodes[FINGER_HOLDER].matcher(Category.FINGER)
     finger, impression = FINGER_PROBE
     for f in range(101, 111):
-        for i in range(1, 5):  # four impressions of each finger on record
+        for i in range(1, 7):  # six impressions of each finger on record
             reference = holder.enroll(
                 _finger_transaction(prints / f"{f}_{i}.tif", f - 100, f"DE-{f}-{i}"),
                 collection="tenprint",
@@ -236,7 +236,7 @@ def _enrol_fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
     facts.finger_probe = _finger_transaction(
         prints / f"{finger}_{impression}.tif", finger - 100, "AT-2026-0001"
     )
-    out.print(f"  {FINGER_HOLDER:8s} AFIS: 40 tenprint records of 10 fingers")
+    out.print(f"  {FINGER_HOLDER:8s} AFIS: 60 tenprint records of 10 fingers")
 
 
 def _core_data(node: Node, reference: str, party: str, what: str) -> None:

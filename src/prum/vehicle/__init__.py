@@ -1,0 +1,1 @@
+"""Vehicle registration data (EUCARIS): plates, VINs, holders over time, signals."""
