@@ -272,6 +272,9 @@ class SearchRequest(_Signed):
                 raise ValueError("a one-off search carries a probe and no batch")
             if self.offence is None:
                 raise ValueError("a search names its offence category (ECRIS)")
+            plate = self.probe.vehicle is not None and self.probe.vehicle.plate is not None
+            if plate and (self.targets == "all" or len(self.targets) != 1):
+                raise ValueError("a plate query goes to one country: the plate's")
         elif self.batch is None or self.probe is not None:
             raise ValueError(f"a {self.mode.value} comparison carries a batch and no probe")
         return self
