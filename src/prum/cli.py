@@ -17,6 +17,7 @@ from rich.table import Table
 from prum.audit.cli import audit_app
 from prum.audit.cli import stats as audit_stats
 from prum.config import Settings
+from prum.dna.cli import app as dna_app
 from prum.errors import PrumError
 from prum.gallery.schema import SubjectCategory
 from prum.node.cli import node_app
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit", help="Tamper-evident logs: verify, show, 
 app.add_typer(node_app, name="node")
 app.add_typer(router_app, name="router")
 app.add_typer(vehicle_app, name="vehicle")
+app.add_typer(dna_app, name="dna")
 app.command("stats", help="Statistics per party, category and purpose (no personal data).")(
     audit_stats
 )

@@ -315,7 +315,18 @@ def parse_csv(
 
 
 def parse_profile(data: bytes | str, *, loci: LocusSet, rules: Rules = Rules()) -> Profile:
-    """JSON (starts with ``{``) or CSV."""
+    """JSON (starts with ``{``), an ANSI/NIST-ITL transaction with one Type-18 record
+    (starts with ``1.001:``; prum.dna.nist) or CSV."""
+    if isinstance(data, bytes) and data.startswith(b"1.001:"):
+        from prum.dna.nist import read_profiles  # prum.dna.nist imports this module
+
+        profiles = read_profiles(data, loci=loci, rules=rules)
+        if len(profiles) != 1:
+            raise InvalidDnaProfile(
+                f"the transaction holds {len(profiles)} DNA profiles (Type-18 records), not"
+                " one; import several with `prum dna import`"
+            )
+        return profiles[0]
     text = _text(data)
     if text.lstrip().startswith("{"):
         return parse_json(text, loci=loci, rules=rules)
