@@ -1,6 +1,7 @@
 """The workbench's other categories in a real browser (Debian's chromium driven by
 Playwright) against the real demo federation: router and five nodes as processes over
-mutual TLS, the demo's generated DNA profiles and police records (prum.scenarios).
+mutual TLS, the demo's generated DNA profiles, police records and vehicle registrations
+and DE's AFIS of FVC development prints (prum.scenarios).
 
 Set PRUM_SCREENSHOTS=docs/screenshots to refresh the documentation's screenshots
 (13-... here); otherwise they go to a temporary directory.
@@ -20,7 +21,6 @@ from rich.console import Console
 
 from prum import demo, scenarios
 from prum.federation import Federation, lay_out
-from prum.messages import Category
 from prum.node.core import Node
 from prum.node.users import add_user
 from test_web_browser import CHROMIUM, Demo, log_in, new_page, shot
@@ -174,18 +174,50 @@ def test_vehicle_form_refuses_a_short_vin_before_sending(
     assert page.input_value("#vin") == "WVWZZZ1JZ3W38"  # kept to correct
     assert page.is_visible("#vin")  # the chosen way stays open
     shot(page, fed, "19-vehicle-refused")
-    if Category.VEHICLE not in scenarios.OFFERS:
-        return  # no party of the demo offers vehicles yet: nothing to search
-    holder = next(p for p in scenarios.OFFERS[Category.VEHICLE] if p != "AT")
-    page.fill("#vin", "")
-    page.check("input[name=way][value=plate]")
-    page.fill("#plate", "NO-SUCH-1")
-    page.select_option("#registration_country", holder)
+
+
+def test_vehicle_plate_search_shows_the_stolen_dutch_car_without_a_second_step(
+    federation: Categories, browser: Browser
+) -> None:
+    fed = federation
+    plate = fed.facts.stolen_plate
+    assert plate, "the demo signals no stolen car"
+    page = new_page(browser)
+    log_in(page, fed, "AT", "olga")
+    page.goto(fed.url("AT", "/workbench/search?category=vehicle"))
+    page.fill("#plate", plate.lower().replace("-", " "))  # as a witness wrote it down
+    page.select_option("#registration_country", "NL")
+    fill_grounds(page, "0900 00", "120", "AT-BK-2026-2210")
     page.click("#submit-search")
     page.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=90_000)
     assert "no second step" in (page.text_content("#vehicle-note") or "")
-    statuses = page.text_content("#statuses") or ""
-    assert set(re.findall(r"[A-Z]{2,7}", statuses)) - {"AT"} == {holder}  # one country only
+    asked = page.locator("#statuses tbody th").all_text_contents()
+    assert [a.strip() for a in asked] == ["NL"]  # a plate goes to one country only
+    assert re.search(r"NL\s+answered", page.text_content("#statuses") or "")
+    hit = page.locator("#candidates-NL + details li.candidate")
+    assert hit.count() == 1
+    table = hit.locator("table.vehicle")
+    assert "Directive 1999/37/EC" in (table.locator("caption").text_content() or "")
+    codes = [c.strip() for c in table.locator("td.code").all_text_contents()]
+    assert {"A", "E", "D.1"} <= set(codes)
+    rows = {
+        (r.locator("td.code").text_content() or "").strip(): r.locator("td").last.text_content()
+        for r in table.locator("tbody tr").all()
+    }
+    assert rows["A"] == plate and rows["E"] == fed.facts.stolen_vin
+    signal = hit.locator(".signals .status.signal")
+    assert signal.all_text_contents() == ["reported stolen"]
+    assert hit.locator(".signals").get_attribute("role") == "alert"
+    colour = signal.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour not in ("rgba(0, 0, 0, 0)", "transparent")  # highlighted
+    # Registration data come at once: nothing to compare, verify or request.
+    assert hit.locator("a.button").count() == 0
+    assert page.locator("#verify-form, #core-data-form").count() == 0
+    shot(page, fed, "21-vehicle-results")
+    reference = (hit.locator(".ref").text_content() or "").strip()
+    page.goto(f"{page.url}/candidates/NL/{reference}")
+    page.wait_for_selector("#vehicle-heading")
+    assert page.locator("#verify-form, #core-data-form, #decisions").count() == 0
 
 
 def test_finger_form_offers_the_search_types(federation: Categories, browser: Browser) -> None:
@@ -212,3 +244,46 @@ def test_finger_form_offers_the_search_types(federation: Categories, browser: Br
     assert "malformed_nist_record" in (page.text_content("#search-error") or "")
     assert page.input_value("#search_type") == "LT/TP"
     shot(page, fed, "20-finger-refused")
+
+
+def test_finger_tenprint_search_finds_de_and_compares_the_prints(
+    federation: Categories, browser: Browser, tmp_path: Path
+) -> None:
+    fed = federation
+    if not fed.facts.finger_probe:
+        pytest.skip("no FVC development prints (../shared/data/fingerprints)")
+    probe = tmp_path / "AT-2026-0001.an2"
+    probe.write_bytes(fed.facts.finger_probe)
+    officer = new_page(browser)
+    log_in(officer, fed, "AT", "olga")
+    officer.goto(fed.url("AT", "/workbench/search?category=finger"))
+    officer.set_input_files("#finger_file", probe)
+    officer.select_option("#search_type", "TP/TP")
+    fill_grounds(officer, "0900 00", "120", "AT-BK-2026-2210")
+    officer.click("#submit-search")
+    officer.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=120_000)
+    assert re.search(r"DE\s+answered", officer.text_content("#statuses") or "")
+    hits = officer.locator("#candidates-DE + details li.candidate")
+    assert hits.count() == 1  # TP/TP: the legacy cap of one candidate
+    hit = hits.first
+    assert (hit.locator(".ref").text_content() or "").strip() in fed.facts.finger_source
+    summary = hit.locator(".finger-summary").text_content() or ""
+    assert summary.startswith("TP/TP (ten-print against ten-prints); right little finger")
+    assert re.search(r"; \d+ matched minutiae$", summary.strip())
+    assert "impostors scored this high" in (hit.locator(".fmr").text_content() or "")
+    shot(officer, fed, "22-finger-results")
+
+    examiner = new_page(browser)
+    log_in(examiner, fed, "AT", "eric")
+    examiner.goto(officer.url)
+    examiner.locator("#candidates-DE + details li.candidate a.button").first.click()
+    examiner.wait_for_selector("#finger-heading")
+    facts = examiner.text_content("section[aria-labelledby=finger-heading] dl") or ""
+    assert "TP/TP" in facts and "right little finger" in facts
+    images = examiner.locator("section[aria-labelledby=finger-heading] img.finger")
+    assert images.count() == 2  # probe and candidate side by side
+    for image in images.all():
+        image.evaluate("e => e.decode()")
+        assert image.evaluate("e => e.complete && e.naturalWidth > 0")
+    assert examiner.is_visible("#verify-form")
+    shot(examiner, fed, "23-finger-compare")
