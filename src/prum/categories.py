@@ -8,6 +8,7 @@ registering another factory. No ``if category == "face"`` outside this module.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -25,6 +26,31 @@ class Exposure:
     subjects: frozenset[SubjectCategory]
     min_age: int | None
     unknown_age_exposed: bool = True
+
+    def allows(
+        self,
+        subject: SubjectCategory,
+        date_of_birth: dt.date | None,
+        *,
+        birth_year: int | None = None,
+    ) -> bool:
+        """Whether a record of this subject category and birth date may be returned.
+
+        With only a ``birth_year``, the youngest the person can be is used.
+        """
+        if subject not in self.subjects:
+            return False
+        if self.min_age is None:
+            return True
+        today = dt.date.today()
+        if date_of_birth is not None:
+            born = date_of_birth
+            age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        elif birth_year is not None:
+            age = today.year - birth_year - 1
+        else:
+            return self.unknown_age_exposed
+        return age >= self.min_age
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ class DnaMatcher:
         found: list[tuple[Comparison, DnaRecord]] = []
         for hit in hits:
             rec = records.get(hit.id)
-            if rec is None or not _exposed(rec, exposure):
+            if rec is None or not exposure.allows(rec.subject_category, rec.date_of_birth):
                 continue
             comparison = compare(
                 probe, self._hit_row(hit, rec), self.loci, self.match_rules, self.frequencies
@@ -255,19 +255,6 @@ class DnaMatcher:
             if self._unsaved:
                 self._save()
         self.store.close()
-
-
-def _exposed(record: DnaRecord, exposure: Exposure) -> bool:
-    if record.subject_category not in exposure.subjects:
-        return False
-    if exposure.min_age is None:
-        return True
-    if record.date_of_birth is None:
-        return exposure.unknown_age_exposed
-    today = dt.date.today()
-    born = record.date_of_birth
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return age >= exposure.min_age
 
 
 def _candidate(rank: int, comparison: Comparison, record: DnaRecord) -> Candidate:

@@ -12,7 +12,6 @@ the quality in words and the names of the fields that agreed.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -144,7 +143,9 @@ class RecordsMatcher:
         candidates: list[Candidate] = []
         for hit in hits:
             row = rows.get(hit.record_id)
-            if row is None or not _exposed(row, exposure):
+            if row is None or not exposure.allows(
+                row.subject_category, row.date_of_birth, birth_year=row.birth_year
+            ):
                 continue
             candidates.append(_candidate(len(candidates) + 1, hit, row))
             if len(candidates) == max_candidates:
@@ -190,22 +191,6 @@ class RecordsMatcher:
 
     def close(self) -> None:
         self.store.close()
-
-
-def _exposed(row: RecordRow, exposure: Exposure) -> bool:
-    if row.subject_category not in exposure.subjects:
-        return False
-    if exposure.min_age is None:
-        return True
-    today = dt.date.today()
-    if row.date_of_birth is not None:
-        born = row.date_of_birth
-        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    elif row.birth_year is not None:
-        age = today.year - row.birth_year - 1  # the youngest the person can be
-    else:
-        return exposure.unknown_age_exposed
-    return age >= exposure.min_age
 
 
 def _candidate(rank: int, hit: Hit, row: RecordRow) -> Candidate:
