@@ -1,8 +1,8 @@
 """Database plumbing shared by every store of a node: engines and migrations.
 
 SQLite (WAL) is the embedded default and PostgreSQL the deployment choice; each store
-(gallery, node workflow, DNA) keeps its own Alembic chain with its own version table,
-so they can share one database.
+(gallery, node workflow, audit, DNA, fingerprints, vehicles, police records) keeps its
+own Alembic chain with its own version table, so they can share one database.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from prum.errors import StorageError
 
 
 def make_engine(url: str) -> Engine:
@@ -41,3 +44,14 @@ def upgrade(engine: Engine, migrations: Path) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def open_store(url: str, migrations: Path, what: str) -> Engine:
+    """An engine on ``url`` with ``migrations`` applied; a StorageError naming ``what``
+    (for example "the DNA database") when the database cannot be opened."""
+    try:
+        engine = make_engine(url)
+        upgrade(engine, migrations)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot open {what}: {exc}") from exc
+    return engine

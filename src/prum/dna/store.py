@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import make_engine, upgrade
+from prum.db import open_store
 from prum.dna.schema import dna_deletions, dna_records
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import SubjectCategory
@@ -50,11 +50,7 @@ class DnaStore:
 
     def __init__(self, url: str, *, country: str = "XX"):
         self.country = country
-        try:
-            self.engine = make_engine(url)
-            upgrade(self.engine, MIGRATIONS)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the DNA database: {exc}") from exc
+        self.engine = open_store(url, MIGRATIONS, "the DNA database")
 
     def close(self) -> None:
         self.engine.dispose()

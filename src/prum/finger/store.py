@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import make_engine, upgrade
+from prum.db import open_store
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.finger.schema import finger_deletions, finger_records, finger_templates
 from prum.gallery.schema import SubjectCategory
@@ -71,11 +71,7 @@ class FingerStore:
 
     def __init__(self, url: str, *, country: str = "XX"):
         self.country = country
-        try:
-            self.engine = make_engine(url)
-            upgrade(self.engine, MIGRATIONS)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the fingerprint database: {exc}") from exc
+        self.engine = open_store(url, MIGRATIONS, "the fingerprint database")
 
     def close(self) -> None:
         self.engine.dispose()

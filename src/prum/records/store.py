@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import make_engine, upgrade
+from prum.db import open_store
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import SubjectCategory
 from prum.messages import CoreData
@@ -77,11 +77,7 @@ class RecordsStore:
 
     def __init__(self, url: str, *, country: str = "XX"):
         self.country = country
-        try:
-            self.engine = make_engine(url)
-            upgrade(self.engine, MIGRATIONS)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the police-records database: {exc}") from exc
+        self.engine = open_store(url, MIGRATIONS, "the police-records database")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import make_engine, upgrade
+from prum.db import open_store
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.vehicle.normalise import name_key, plate_key
 from prum.vehicle.record import Registration, Role
@@ -180,11 +180,7 @@ class VehicleStore:
 
     def __init__(self, url: str, *, country: str = "XX"):
         self.country = country
-        try:
-            self.engine = make_engine(url)
-            upgrade(self.engine, MIGRATIONS)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the vehicle database: {exc}") from exc
+        self.engine = open_store(url, MIGRATIONS, "the vehicle database")
 
     def close(self) -> None:
         self.engine.dispose()
