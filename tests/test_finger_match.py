@@ -100,6 +100,30 @@ def test_index_finds_the_same_top_candidate_as_exhaustive_matching(
     assert agree >= 9
 
 
+@pytest.mark.realdata
+def test_first_pass_puts_the_mate_near_the_top_of_a_long_short_list(
+    templates: dict[tuple[int, int], Template],
+) -> None:
+    """The cheap score that trims the voted fingers to the short list (index.py)."""
+    index = FingerIndex()
+    rng = np.random.default_rng(2)
+    for f in range(101, 111):
+        index.add(f, cylinders(templates[(f, 1)]), Label(f, 0, False))
+    for i in range(40):
+        base = new_identity(templates[(101 + i % 10, 1 + i % 8)].minutiae, rng)
+        index.add(1000 + i, cylinders(base), Label(1000 + i, 0, False))
+    fingers = index.fingers()
+    near = 0
+    for f in range(101, 111):
+        cheap = index.first_pass(cylinders(templates[(f, 2)]), fingers)
+        top = [fingers[i] for i in np.argsort(-cheap)[:5]]
+        near += f in top
+    assert near >= 8
+    probe = cylinders(templates[(101, 2)])
+    assert len(index.search(probe, max_candidates=10, shortlist=3)) <= 3
+    assert index.first_pass(cylinders(np.zeros((0, 5), np.float32)), fingers).sum() == 0.0
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(

@@ -7,9 +7,10 @@ of all enrolled fingers go into one nearest-neighbour index (their paper hashes
 sampled bits; here a FAISS ``IndexBinaryIVF`` over the same bits, Hamming distance).
 A search looks up each probe cylinder's nearest enrolled cylinders, lets every finger
 collect votes (the best similarity of each probe cylinder with one of its cylinders,
-summed), and re-ranks only the short list of the best voted fingers with the full
-LSS-R comparison of prum.finger.match. A search so compares a few dozen fingers in
-full instead of all of them.
+above a floor, summed and divided by the square root of the finger's cylinders),
+ranks the best voted fingers by a cheap first-pass score, and re-ranks only the short
+list of the best of those with the full LSS-R comparison of prum.finger.match. A
+search so compares a few dozen fingers in full instead of all of them.
 
 The index is derived data: it is rebuilt from the stored templates (prum.finger.store)
 and saved beside the database; deleted fingers are dropped from the short list at
@@ -46,12 +47,13 @@ class IndexParams:
     # FAISS's guideline of about sqrt(rows) clusters, rounded to a power of two for
     # 5 M cylinders (100,000 fingers of about 50 minutiae).
     nlist: int = 2048
-    # Clusters visited per probe cylinder; measured by bench/finger.py (rank-1 against
-    # exhaustive matching on 100,000 fingers).
-    nprobe: int = 16
-    # Nearest enrolled cylinders looked at per probe cylinder: 16 and 32 found the mate
-    # in the short list equally often on 10,000 synthetic fingers (95% and 92.5%).
-    neighbours: int = 16
+    # Clusters visited per probe cylinder (docs/fingerprints.md, "1:N search": 16, 32
+    # and 64 measured on 10,000 and 100,000 synthetic fingers).
+    nprobe: int = 32
+    # Nearest enrolled cylinders looked at per probe cylinder: on 100,000 fingers 128
+    # to 256 put the mate in the vote's top 30 more often than 16 to 64 (on 10,000
+    # the number made no difference); the vote's cost barely depends on it.
+    neighbours: int = 128
     # Cylinders with fewer bits set (few neighbouring minutiae) are near every other
     # sparse cylinder in Hamming distance: they fill the nearest-neighbour lists and
     # one inverted list with noise, so they are not indexed (they still count in the
@@ -59,6 +61,20 @@ class IndexParams:
     min_bits: int = 64
     # Fingers re-ranked with the full comparison.
     shortlist: int = 30
+    # The vote (measured on 10,000 and 100,000 synthetic fingers, 200 probes): a
+    # probe cylinder's similarity with its best cylinder of a finger counts only above
+    # this floor (unrelated dense cylinders are 0.3 or so similar, and summing that
+    # noise favoured fingers with many dense cylinders) ...
+    vote_floor: float = 0.4
+    # ... and a finger's total is divided by its indexed cylinders to this power
+    # (0.5: between favouring large fingers, 0, and small ones, 1).
+    vote_norm: float = 0.5
+    # The best voted fingers (this many) are first ranked by a cheap score, the mean
+    # of the ``prefilter_pairs`` best cylinder similarities (no validity masks, no
+    # pairing, no relaxation: one matrix product for all of them), and the best
+    # ``shortlist`` of those get the full comparison. 0: no first pass.
+    prefilter: int = 100
+    prefilter_pairs: int = 5
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,7 @@ class FingerIndex:
         self._by_record: dict[int, list[int]] = {}
         self._owner = array("q")  # FAISS row -> finger id
         self._ones = array("i")  # FAISS row -> bits set in its cylinder
+        self._indexed: dict[int, int] = {}  # finger -> its cylinders in FAISS
         self._faiss: Any = faiss.IndexBinaryFlat(self.mcc.bits)
         self.last_id = 0
 
@@ -155,6 +172,7 @@ class FingerIndex:
             self._faiss.add(bits[informative])
             self._owner.extend([finger] * int(informative.sum()))
             self._ones.extend(ones[informative].tolist())
+        self._indexed[finger] = int(informative.sum())
         self._fingers[finger] = _Packed(bits, packed.valid, packed.xy, packed.angle, rows, label)
         self._by_record.setdefault(label.record, []).append(finger)
         self.last_id = max(self.last_id, finger)
@@ -166,6 +184,7 @@ class FingerIndex:
     def remove(self, finger: int) -> None:
         """Forget a finger: it leaves the short list now, the FAISS rows at rebuild."""
         packed = self._fingers.pop(finger, None)
+        self._indexed.pop(finger, None)
         if packed is not None:
             siblings = self._by_record.get(packed.label.record, [])
             if finger in siblings:
@@ -185,6 +204,7 @@ class FingerIndex:
         fingers = sorted(self._fingers)
         owner = array("q")
         ones = array("i")
+        indexed: dict[int, int] = {}
         rows = []
         for f in fingers:
             packed = self._fingers[f].bits
@@ -193,6 +213,7 @@ class FingerIndex:
             rows.append(packed[informative])
             owner.extend([f] * int(informative.sum()))
             ones.extend(count[informative].tolist())
+            indexed[f] = int(informative.sum())
         data = np.concatenate(rows) if rows else np.zeros((0, self.mcc.bits // 8), np.uint8)
         index: Any
         quantizer: Any = None
@@ -224,6 +245,7 @@ class FingerIndex:
         self._quantizer = quantizer  # FAISS does not own it: keep it alive
         self._owner = owner
         self._ones = ones
+        self._indexed = indexed
 
     def compact(self) -> None:
         """Drop deleted fingers' rows from FAISS (and retrain the clusters)."""
@@ -260,7 +282,7 @@ class FingerIndex:
         # bits set in both (the binary similarity of the MCC paper, all cells valid).
         ones = bits.sum(axis=1, keepdims=True) + np.frombuffer(self._ones, np.int32)[at]
         sim = np.clip(1.0 - distances / np.maximum(ones, 1.0), 0.0, 1.0)
-        sim = np.where(found, sim, 0.0)
+        sim = np.where(found, np.maximum(sim - self.params.vote_floor, 0.0), 0.0)
         # Each probe cylinder votes once per finger: with its best cylinder there.
         q = np.repeat(np.arange(len(bits)), k)
         f = fingers.ravel()
@@ -274,6 +296,9 @@ class FingerIndex:
         f, s = f[first], s[first]
         unique, inverse = np.unique(f, return_inverse=True)
         totals = np.bincount(inverse, weights=s)
+        if self.params.vote_norm:
+            sizes = np.array([self._indexed.get(int(u), 1) for u in unique], np.float64)
+            totals = totals / np.maximum(sizes, 1.0) ** self.params.vote_norm
         ranked = np.argsort(-totals, kind="stable")
         out: list[tuple[int, float]] = []
         for i in ranked:
@@ -295,13 +320,38 @@ class FingerIndex:
         shortlist: int | None = None,
     ) -> list[Hit]:
         """Vote, then re-rank the short list with the full comparison."""
-        voted = self.vote(probe, allowed=allowed, limit=shortlist)
+        limit = self.params.shortlist if shortlist is None else shortlist
+        voted = self.vote(probe, allowed=allowed, limit=max(limit, self.params.prefilter))
+        if len(voted) > limit:
+            cheap = self.first_pass(probe, [f for f, _ in voted])
+            voted = [voted[i] for i in np.argsort(-cheap, kind="stable")[:limit]]
         hits = [
             Hit(finger, compare(probe, self.cylinders_of(finger), self.mcc), votes)
             for finger, votes in voted
         ]
         hits.sort(key=lambda h: -h.comparison.score)
         return hits[:max_candidates]
+
+    def first_pass(self, probe: Cylinders, fingers: list[int]) -> NDArray[np.float64]:
+        """A cheap score per finger: the mean of its best cylinder similarities with
+        the probe (MCC's binary similarity, 2|a & b| / (|a| + |b|), all cells valid)."""
+        blocks = [self._fingers[f].bits for f in fingers]
+        sizes = np.array([len(b) for b in blocks])
+        out = np.zeros(len(fingers))
+        if len(probe) == 0 or sizes.sum() == 0:
+            return out
+        a = probe.bits.astype(np.float32)
+        b = np.unpackbits(np.concatenate(blocks), axis=1, count=self.mcc.bits)
+        b = b.astype(np.float32)
+        sim = 2.0 * (a @ b.T) / np.maximum(a.sum(1)[:, None] + b.sum(1)[None, :], 1.0)
+        start = 0
+        for i, n in enumerate(sizes.tolist()):
+            block = sim[:, start : start + n].ravel()
+            start += n
+            k = min(self.params.prefilter_pairs, block.size)
+            if k:
+                out[i] = float(np.partition(block, -k)[-k:].mean())
+        return out
 
     def exhaustive(
         self, probe: Cylinders, *, max_candidates: int, allowed: Filter | None = None

@@ -327,7 +327,9 @@ class FingerMatcher:
             ((c, t, records[r]) for r, (c, t) in best.items() if r in records),
             key=lambda x: -x[0].score,
         )
-        exposed = [x for x in ranked if _exposed(x[2], exposure)][:max_candidates]
+        exposed = [x for x in ranked if exposure.allows(x[2].subject_category, x[2].date_of_birth)][
+            :max_candidates
+        ]
         with self._lock:
             calibration = self._current_calibration()
         candidates = [
@@ -440,16 +442,3 @@ def _stored_template(template_id: int, data: bytes) -> Template:
         return Template.from_bytes(data)
     except ValueError as exc:
         raise StorageError(f"finger template {template_id} in the store is corrupt: {exc}") from exc
-
-
-def _exposed(record: FingerRecord, exposure: Exposure) -> bool:
-    if record.subject_category not in exposure.subjects:
-        return False
-    if exposure.min_age is None:
-        return True
-    if record.date_of_birth is None:
-        return exposure.unknown_age_exposed
-    today = dt.date.today()
-    born = record.date_of_birth
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return age >= exposure.min_age
