@@ -7,6 +7,7 @@ own Alembic chain with its own version table, so they can share one database.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,12 @@ def open_store(url: str, migrations: Path, what: str) -> Engine:
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot open {what}: {exc}") from exc
     return engine
+
+
+def new_reference(country: str, letter: str) -> str:
+    """An opaque reference number: country, category letter, 96 random bits.
+
+    Random rather than sequential so that it reveals nothing about the person, the
+    enrolment order or the size of the database.
+    """
+    return f"{country}-{letter}-{secrets.token_hex(12).upper()}"

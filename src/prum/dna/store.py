@@ -8,7 +8,6 @@ its last deletion sequence).
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import open_store
+from prum.db import new_reference, open_store
 from prum.dna.schema import dna_deletions, dna_records
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import SubjectCategory
@@ -26,11 +25,6 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_reference(country: str) -> str:
-    """Country, "D" for DNA, 96 random bits: reveals neither person nor enrolment order."""
-    return f"{country}-D-{secrets.token_hex(12).upper()}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ class DnaStore:
                     ).first()
                     if found is not None:
                         return int(found[0]), str(found[1])
-                reference = new_reference(self.country)
+                reference = new_reference(self.country, "D")
                 result = conn.execute(
                     insert(dna_records).values(
                         reference=reference,

@@ -8,7 +8,6 @@ index (prum.finger.index) is derived from this store and rebuilt or caught up fr
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import open_store
+from prum.db import new_reference, open_store
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.finger.schema import finger_deletions, finger_records, finger_templates
 from prum.gallery.schema import SubjectCategory
@@ -30,11 +29,6 @@ COLLECTIONS = (TENPRINT, LATENT)
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_reference(country: str) -> str:
-    """Country, "F" for fingerprints, 96 random bits: reveals neither person nor order."""
-    return f"{country}-F-{secrets.token_hex(12).upper()}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +97,7 @@ class FingerStore:
                     ).first()
                     if found is not None:
                         return int(found[0]), str(found[1]), []
-                reference = new_reference(self.country)
+                reference = new_reference(self.country, "F")
                 result = conn.execute(
                     insert(finger_records).values(
                         reference=reference,

@@ -9,7 +9,6 @@ can always be rebuilt from it.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from numpy.typing import NDArray
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from prum.db import make_engine, upgrade
+from prum.db import make_engine, new_reference, upgrade
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import (
     SubjectCategory,
@@ -35,15 +34,6 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_reference(country: str) -> str:
-    """An opaque reference number: country, category letter, 96 random bits.
-
-    Random rather than sequential so that it reveals nothing about the person, the
-    enrolment order or the gallery size.
-    """
-    return f"{country}-F-{secrets.token_hex(12).upper()}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +133,7 @@ class FaceStore:
                         if existing is not None:
                             out.append((int(existing[0]), str(existing[1])))
                             continue
-                    reference = new_reference(self.country)
+                    reference = new_reference(self.country, "F")
                     result = conn.execute(
                         insert(face_records).values(
                             reference=reference,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import open_store
+from prum.db import new_reference, open_store
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.gallery.schema import SubjectCategory
 from prum.messages import CoreData
@@ -34,11 +33,6 @@ CASE_FIELDS = ("offence", "case_number", "responsible_authority")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_reference(country: str) -> str:
-    """Country, "R" for records, 96 random bits: reveals neither person nor order."""
-    return f"{country}-R-{secrets.token_hex(12).upper()}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +99,7 @@ class RecordsStore:
             ).first()
             if found is not None:
                 return Stored(int(found[0]), str(found[1]), new=False)
-        reference = new_reference(self.country)
+        reference = new_reference(self.country, "R")
         person = record.person
         result = conn.execute(
             insert(records_persons).values(

@@ -8,7 +8,6 @@ indexes on the normalised plate, the VIN and the holder's folded name and birth 
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from prum.db import open_store
+from prum.db import new_reference, open_store
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.vehicle.normalise import name_key, plate_key
 from prum.vehicle.record import Registration, Role
@@ -62,11 +61,6 @@ BULK_PARTY_COLUMNS = (
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_reference(country: str) -> str:
-    """Country, "V" for vehicle, 96 random bits: reveals neither vehicle nor holder."""
-    return f"{country}-V-{secrets.token_hex(12).upper()}"
 
 
 @dataclass(frozen=True)
@@ -163,7 +157,7 @@ class Writer:
         if not registrations:
             return []
         now = utcnow()
-        references = [new_reference(self.country) for _ in registrations]
+        references = [new_reference(self.country, "V") for _ in registrations]
         result = self.conn.execute(
             insert(vehicle_records).returning(vehicle_records.c.id, sort_by_parameter_order=True),
             [_vehicle_row(r, ref, now) for r, ref in zip(registrations, references, strict=True)],
