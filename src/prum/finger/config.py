@@ -18,11 +18,10 @@ class FingerSettings(BaseSettings):
     # first pass: every mate that reaches these 30 is ranked first (bench/finger.py);
     # the loss against exhaustive matching is in the vote (docs/fingerprints.md).
     shortlist: int = Field(default=30, ge=1, le=1000)
-    # Nearest enrolled cylinders per probe cylinder, and inverted-file clusters visited.
-    # 128 and 32: rank-1 0.795 at 100,000 fingers against 0.75 with 16 and 16
-    # (p95 150 ms against 84 ms; docs/fingerprints.md).
+    # Nearest enrolled cylinders per probe cylinder, and inverted lists visited
+    # (prum.finger.index.IndexParams says where these defaults come from).
     neighbours: int = Field(default=128, ge=1, le=1024)
-    nprobe: int = Field(default=32, ge=1, le=4096)
+    nprobe: int = Field(default=96, ge=1, le=65536)
     # Fewer minutiae than this cannot be compared with any confidence (MCC needs
     # neighbours around each minutia; 12 is the historical court "point" standard's
     # order of magnitude and what Bozorth3 needs to score at all).

@@ -1,26 +1,37 @@
-"""1:N fingerprint search: MCC cylinders in a FAISS binary index, then re-ranking.
+"""1:N fingerprint search: MCC cylinders as neighbours in FAISS, a vote, re-ranking.
 
 After Cappelli, Ferrara and Maltoni, "Fingerprint indexing based on Minutia
-Cylinder-Code", IEEE TPAMI 33(5), 2011: a binary cylinder is a fixed-length local
-descriptor that survives rotation, translation and partial overlap, so the cylinders
-of all enrolled fingers go into one nearest-neighbour index (their paper hashes
-sampled bits; here a FAISS ``IndexBinaryIVF`` over the same bits, Hamming distance).
-A search looks up each probe cylinder's nearest enrolled cylinders, lets every finger
-collect votes (the best similarity of each probe cylinder with one of its cylinders,
-above a floor, summed and divided by the square root of the finger's cylinders),
-ranks the best voted fingers by a cheap first-pass score, and re-ranks only the short
-list of the best of those with the full LSS-R comparison of prum.finger.match. A
-search so compares a few dozen fingers in full instead of all of them.
+Cylinder-Code", IEEE TPAMI 33(5), 2011: a cylinder is a fixed-length local descriptor
+that survives rotation, translation and partial overlap, so the cylinders of all
+enrolled fingers go into one nearest-neighbour index and a probe's cylinders vote for
+the fingers they find. Stages, each measured in bench/finger.py (docs/fingerprints.md):
+
+1. Neighbours. Each probe cylinder's nearest enrolled cylinders by the binary MCC
+   similarity 2|a & b| / (|a| + |b|) (Dice). Small galleries compare with every
+   cylinder (popcounts); large ones ask a FAISS index for candidates (the bits as
+   unit vectors, PCA to 64 dimensions, an inverted file; the factory string is
+   configuration) and score what it returns with the exact similarity. A plain
+   Hamming index ranked sparse cylinders first whatever they held; cosine on the unit
+   vectors ranks like the similarity does.
+2. Vote. A neighbour counts by how far its similarity lies above that of the probe
+   cylinder's 64th neighbour (a cylinder like many others says little), once per
+   finger and probe cylinder; a finger's total is divided by the square root of its
+   cylinders.
+3. First pass. The best voted fingers (1,000) are ranked by a cheap exact score, the
+   mean of their five best cylinder similarities with the probe (FAISS popcounts).
+4. The best of those (the short list, 30) get the full LSS-R comparison of
+   prum.finger.match.
 
 The index is derived data: it is rebuilt from the stored templates (prum.finger.store)
-and saved beside the database; deleted fingers are dropped from the short list at
-once and from the FAISS index at the next rebuild.
+and saved beside the database with its FAISS part; deleted fingers leave the short
+list at once and the FAISS index at the next rebuild.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,47 +45,53 @@ from numpy.typing import NDArray
 from prum.errors import StorageError
 from prum.finger.match import Comparison, Cylinders, MccParams, compare
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 Filter = Callable[["Label"], bool]
+
+# Bits set in each byte value: Dice from packed cylinders without unpacking them.
+_faiss: Any = faiss
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 
 @dataclass(frozen=True)
 class IndexParams:
-    # Below this many cylinders an exact (flat) Hamming index is fast enough and
-    # needs no training; above it an inverted file of ``nlist`` clusters.
-    flat_below: int = 200_000
-    # FAISS's guideline of about sqrt(rows) clusters, rounded to a power of two for
-    # 5 M cylinders (100,000 fingers of about 50 minutiae).
-    nlist: int = 2048
-    # Clusters visited per probe cylinder (docs/fingerprints.md, "1:N search": 16, 32
-    # and 64 measured on 10,000 and 100,000 synthetic fingers).
-    nprobe: int = 32
-    # Nearest enrolled cylinders looked at per probe cylinder: on 100,000 fingers 128
-    # to 256 put the mate in the vote's top 30 more often than 16 to 64 (on 10,000
-    # the number made no difference); the vote's cost barely depends on it.
+    # Below this many cylinders (about 600 fingers) every probe cylinder is compared
+    # with every enrolled one (exact, nothing to train); above, the FAISS index.
+    exact_below: int = 20_000
+    # The FAISS index over the cylinders as unit vectors: PCA to 64 dimensions kept as
+    # much of the cosine ranking as 128 (rank-1 0.94 both on 10,000 fingers, against
+    # the exact similarity's 0.94), at a quarter of the memory. ``{nlist}``: inverted
+    # lists, the power of two nearest 2 sqrt(cylinders) (FAISS's guideline is 1 to 16
+    # sqrt(n); measured 1,024 at 350,000 cylinders and 4,096 at 3.5 million).
+    factory: str = "PCA64,L2norm,IVF{nlist},Flat"
+    # Lists visited per probe cylinder. 100,000 fingers, 4,096 lists, 100 probes:
+    # 32, 64, 96, 128, 256 gave rank-1 0.83, 0.84, 0.86, 0.86, 0.86 at p50 150, 177,
+    # 216, 223, 303 ms.
+    nprobe: int = 96
+    # Cylinders the FAISS training sees (PCA and k-means), drawn at random.
+    train_sample: int = 200_000
+    # Nearest enrolled cylinders looked at per probe cylinder: 128, 256 and 512 put
+    # the mate among the voted fingers about as often on 100,000 fingers.
     neighbours: int = 128
-    # Cylinders with fewer bits set (few neighbouring minutiae) are near every other
-    # sparse cylinder in Hamming distance: they fill the nearest-neighbour lists and
-    # one inverted list with noise, so they are not indexed (they still count in the
-    # full comparison). 64 of 1,536 is the 10th percentile on the dev prints.
-    min_bits: int = 64
-    # Fingers re-ranked with the full comparison.
-    shortlist: int = 30
-    # The vote (measured on 10,000 and 100,000 synthetic fingers, 200 probes): a
-    # probe cylinder's similarity with its best cylinder of a finger counts only above
-    # this floor (unrelated dense cylinders are 0.3 or so similar, and summing that
-    # noise favoured fingers with many dense cylinders) ...
-    vote_floor: float = 0.4
-    # ... and a finger's total is divided by its indexed cylinders to this power
-    # (0.5: between favouring large fingers, 0, and small ones, 1).
+    # A neighbour's vote is its similarity minus that of this neighbour of the same
+    # probe cylinder (a floor of 0.4 for all: 0.78 of mates reached the first pass at
+    # 100,000 fingers; this floor: 0.83).
+    floor_rank: int = 64
+    # A finger's total is divided by its cylinders to this power (0.5: between
+    # favouring large fingers, 0, and small ones, 1).
     vote_norm: float = 0.5
-    # The best voted fingers (this many) are first ranked by a cheap score, the mean
-    # of the ``prefilter_pairs`` best cylinder similarities (no validity masks, no
-    # pairing, no relaxation: one matrix product for all of them), and the best
-    # ``shortlist`` of those get the full comparison. 0: no first pass.
-    prefilter: int = 100
+    # Fingers ranked by the first pass: with the full search's rank-1 as measure,
+    # 1,000 gave 0.87 on 100,000 fingers against 0.83 with 100 (about 25 ms more);
+    # 3,000 no more than 1,000.
+    prefilter: int = 1000
     prefilter_pairs: int = 5
+    # Fingers re-ranked with the full comparison (about 0.8 ms each).
+    shortlist: int = 30
+
+    def factory_for(self, cylinders: int) -> str:
+        nlist = 2 ** max(6, round(math.log2(max(2.0, 2 * math.sqrt(cylinders)))))
+        return self.factory.format(nlist=nlist)
 
 
 @dataclass(frozen=True)
@@ -90,8 +107,8 @@ class _Packed:
     valid: NDArray[np.uint8]  # (n, cells/8): the valid cells of one layer
     xy: NDArray[np.float32]
     angle: NDArray[np.float32]
-    rows: NDArray[np.int64]  # their rows in the FAISS index (-1: not indexed yet)
     label: Label
+    ones: NDArray[np.int64]  # bits set in each cylinder
 
 
 @dataclass(frozen=True)
@@ -137,10 +154,13 @@ class FingerIndex:
         self.params = params or IndexParams()
         self._fingers: dict[int, _Packed] = {}
         self._by_record: dict[int, list[int]] = {}
-        self._owner = array("q")  # FAISS row -> finger id
-        self._ones = array("i")  # FAISS row -> bits set in its cylinder
-        self._indexed: dict[int, int] = {}  # finger -> its cylinders in FAISS
-        self._faiss: Any = faiss.IndexBinaryFlat(self.mcc.bits)
+        # One row per cylinder that can vote (at least one bit set), in FAISS order.
+        self._owner = array("q")  # row -> finger id
+        self._offset = array("i")  # row -> the cylinder's place among its finger's
+        self._indexed: dict[int, int] = {}  # finger -> its rows
+        self._faiss: Any = None  # None: exact neighbours (small galleries)
+        self._trained_rows = 0
+        self._exact_bits: NDArray[np.uint8] | None = None  # rows' bits, exact mode
         self.last_id = 0
 
     def __len__(self) -> int:
@@ -149,6 +169,12 @@ class FingerIndex:
     @property
     def cylinders(self) -> int:
         return len(self._owner)
+
+    @property
+    def kind(self) -> str:
+        if self._faiss is None:
+            return "exact"
+        return self.params.factory_for(self._trained_rows)
 
     def __contains__(self, finger: int) -> bool:
         return finger in self._fingers
@@ -163,23 +189,27 @@ class FingerIndex:
         """Index cylinders packed by :func:`pack` (in another process, for bulk loads)."""
         if finger in self._fingers:
             self.remove(finger)
-        bits = packed.bits
-        start = len(self._owner)
-        rows = np.arange(start, start + len(bits), dtype=np.int64)
-        ones = np.unpackbits(bits, axis=1).sum(axis=1).astype(np.int32)
-        informative = ones >= self.params.min_bits
-        if informative.any():
-            self._faiss.add(bits[informative])
-            self._owner.extend([finger] * int(informative.sum()))
-            self._ones.extend(ones[informative].tolist())
-        self._indexed[finger] = int(informative.sum())
-        self._fingers[finger] = _Packed(bits, packed.valid, packed.xy, packed.angle, rows, label)
+        ones = _ones(packed.bits)
+        voting = np.flatnonzero(ones > 0)
+        self._fingers[finger] = _Packed(
+            packed.bits, packed.valid, packed.xy, packed.angle, label, ones
+        )
         self._by_record.setdefault(label.record, []).append(finger)
+        self._indexed[finger] = len(voting)
         self.last_id = max(self.last_id, finger)
-        if isinstance(self._faiss, faiss.IndexBinaryFlat) and self.cylinders >= max(
-            self.params.flat_below, 40 * self.params.nlist
-        ):
+        if len(voting) == 0:
+            return
+        self._owner.extend([finger] * len(voting))
+        self._offset.extend(voting.tolist())
+        if self._faiss is None:
+            self._exact_bits = None
+            if self.cylinders >= self.params.exact_below:
+                self._retrain()
+        elif self.cylinders >= 4 * self._trained_rows:
+            # Lists and PCA trained on a quarter of the data: train again on all of it.
             self._retrain()
+        else:
+            self._faiss.add(_unit(packed.bits[voting]))
 
     def remove(self, finger: int) -> None:
         """Forget a finger: it leaves the short list now, the FAISS rows at rebuild."""
@@ -200,55 +230,41 @@ class FingerIndex:
         return self._fingers[finger].label
 
     def _retrain(self) -> None:
-        """Rebuild the FAISS part from the packed cylinders (drops deleted rows)."""
-        fingers = sorted(self._fingers)
-        owner = array("q")
-        ones = array("i")
-        indexed: dict[int, int] = {}
-        rows = []
-        for f in fingers:
-            packed = self._fingers[f].bits
-            count = np.unpackbits(packed, axis=1).sum(axis=1).astype(np.int32)
-            informative = count >= self.params.min_bits
-            rows.append(packed[informative])
-            owner.extend([f] * int(informative.sum()))
-            ones.extend(count[informative].tolist())
-            indexed[f] = int(informative.sum())
-        data = np.concatenate(rows) if rows else np.zeros((0, self.mcc.bits // 8), np.uint8)
-        index: Any
-        quantizer: Any = None
-        if len(data) >= max(self.params.flat_below, 40 * self.params.nlist):
-            # The list centres are enrolled cylinders drawn at random. FAISS would train
-            # them by k-means on the bits unpacked to floats (1,536 dimensions), hours on
-            # two cores for millions of cylinders; random centres of real data cost
-            # nothing, and what they lose in recall bench/finger.py measures.
-            quantizer = faiss.IndexBinaryFlat(self.mcc.bits)
-            rng = np.random.default_rng(0)
-            centres = rng.choice(len(data), size=self.params.nlist, replace=False)
-            quantizer.add(data[np.sort(centres)])
-            index = faiss.IndexBinaryIVF(quantizer, self.mcc.bits, self.params.nlist)
-            index.train(data[:1])  # a quantizer already holding nlist centres is kept as is
-            index.nprobe = self.params.nprobe
-        else:
-            index = faiss.IndexBinaryFlat(self.mcc.bits)
-        if len(data):
-            index.add(data)
-        start = 0
-        for f in fingers:
-            p = self._fingers[f]
-            n = len(p.bits)
-            self._fingers[f] = _Packed(
-                p.bits, p.valid, p.xy, p.angle, np.arange(start, start + n, dtype=np.int64), p.label
-            )
-            start += n
+        """Rebuild the rows and the FAISS part from the packed cylinders (drops
+        deleted fingers' rows; trains PCA and lists on the data as it is now)."""
+        owner, offset = array("q"), array("i")
+        parts = []
+        for f in sorted(self._fingers):
+            bits = self._fingers[f].bits
+            voting = np.flatnonzero(self._fingers[f].ones > 0)
+            owner.extend([f] * len(voting))
+            offset.extend(voting.tolist())
+            parts.append(bits[voting])
+            self._indexed[f] = len(voting)
+        data = np.concatenate(parts) if parts else np.zeros((0, self.mcc.bits // 8), np.uint8)
+        self._owner, self._offset = owner, offset
+        self._exact_bits = None
+        self._faiss = None
+        self._trained_rows = len(data)
+        if len(data) < self.params.exact_below:
+            return
+        index = faiss.index_factory(
+            self.mcc.bits, self.params.factory_for(len(data)), faiss.METRIC_INNER_PRODUCT
+        )
+        ivf = faiss.extract_index_ivf(index)
+        # A random sample trains the PCA and the lists: 40 a list, FAISS's minimum for
+        # k-means, and at least 100,000 for the PCA (1,536 dimensions).
+        sample = min(len(data), max(self.params.train_sample, 40 * ivf.nlist))
+        rng = np.random.default_rng(0)
+        chosen = np.sort(rng.choice(len(data), size=sample, replace=False))
+        index.train(_unit(data[chosen]))
+        ivf.nprobe = self.params.nprobe
+        for start in range(0, len(data), _CHUNK):
+            index.add(_unit(data[start : start + _CHUNK]))
         self._faiss = index
-        self._quantizer = quantizer  # FAISS does not own it: keep it alive
-        self._owner = owner
-        self._ones = ones
-        self._indexed = indexed
 
     def compact(self) -> None:
-        """Drop deleted fingers' rows from FAISS (and retrain the clusters)."""
+        """Drop deleted fingers' rows from FAISS (and retrain PCA and lists)."""
         self._retrain()
 
     # --- reading -----------------------------------------------------------------------
@@ -260,35 +276,65 @@ class FingerIndex:
         valid = np.unpackbits(p.valid, axis=1, count=cells).astype(np.float32)
         return Cylinders.of(bits=bits, valid=valid, xy=p.xy, angle=p.angle)
 
+    def _neighbours(
+        self, probe: NDArray[np.uint8]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Rows of each probe cylinder's nearest enrolled cylinders (-1: none) and
+        their exact similarity (Dice of the bits, the MCC paper's binary similarity)."""
+        k = min(self.params.neighbours, self.cylinders)
+        if self._faiss is None:
+            if self._exact_bits is None:
+                zero = np.zeros(self.mcc.bits // 8, np.uint8)
+                self._exact_bits = np.stack(
+                    [
+                        self._fingers[f].bits[o] if f in self._fingers else zero
+                        for f, o in zip(self._owner, self._offset, strict=True)
+                    ]
+                )
+            sim = dice(probe, self._exact_bits)
+            rows = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else None
+            if rows is None:
+                rows = np.broadcast_to(np.arange(sim.shape[1]), sim.shape).copy()
+            return rows.astype(np.int64), np.take_along_axis(sim, rows, axis=1)
+        _, rows = self._faiss.search(_unit(probe), k)
+        owner = np.frombuffer(self._owner, np.int64)
+        offset = np.frombuffer(self._offset, np.int32)
+        found = rows.ravel()
+        bits = np.zeros((len(found), self.mcc.bits // 8), np.uint8)
+        ones = np.zeros(len(found), np.int64)
+        for i in np.flatnonzero(found >= 0).tolist():
+            packed = self._fingers.get(int(owner[found[i]]))
+            if packed is not None:
+                bits[i] = packed.bits[offset[found[i]]]
+                ones[i] = packed.ones[offset[found[i]]]
+        both = _POPCOUNT[probe[:, None, :] & bits.reshape(len(probe), k, -1)].sum(axis=2)
+        sizes = _ones(probe)[:, None] + ones.reshape(len(probe), k)
+        sim = 2.0 * both / np.maximum(sizes, 1)
+        return rows, np.where(rows >= 0, sim, 0.0)
+
     def vote(
         self, probe: Cylinders, *, allowed: Filter | None = None, limit: int | None = None
     ) -> list[tuple[int, float]]:
-        """The fingers with most votes, best first (the short list before re-ranking)."""
-        # A finger none of whose cylinders is informative enough to index (a handful
-        # of isolated minutiae) cannot be found by the index, only by exhaustive search.
-        if len(probe) == 0 or self.cylinders == 0:
+        """The fingers with most votes, best first (before the first pass)."""
+        limit = self.params.prefilter if limit is None else limit
+        bits = np.packbits(probe.bits.astype(bool), axis=1) if len(probe) else None
+        if bits is None or self.cylinders == 0:
             return []
-        limit = self.params.shortlist if limit is None else limit
-        informative = probe.bits.sum(axis=1) >= self.params.min_bits
-        bits = probe.bits[informative] if informative.any() else probe.bits
-        query = np.packbits(bits.astype(bool), axis=1)
-        k = min(self.params.neighbours, self.cylinders)
-        distances, rows = self._faiss.search(query, k)
-        owner = np.frombuffer(self._owner, dtype=np.int64)
-        found = rows >= 0
-        at = np.clip(rows, 0, None)
-        fingers = np.where(found, owner[at], -1)
-        # Similarity of two cylinders from their Hamming distance normalised by the
-        # bits set in both (the binary similarity of the MCC paper, all cells valid).
-        ones = bits.sum(axis=1, keepdims=True) + np.frombuffer(self._ones, np.int32)[at]
-        sim = np.clip(1.0 - distances / np.maximum(ones, 1.0), 0.0, 1.0)
-        sim = np.where(found, np.maximum(sim - self.params.vote_floor, 0.0), 0.0)
-        # Each probe cylinder votes once per finger: with its best cylinder there.
+        bits = bits[_ones(bits) > 0]
+        if len(bits) == 0:
+            return []
+        rows, sim = self._neighbours(bits)
+        k = rows.shape[1]
+        if k > self.params.floor_rank:
+            floor = np.partition(sim, k - 1 - self.params.floor_rank, axis=1)
+            sim = sim - floor[:, k - 1 - self.params.floor_rank, None]
+        owner = np.frombuffer(self._owner, np.int64)
         q = np.repeat(np.arange(len(bits)), k)
-        f = fingers.ravel()
+        f = np.where(rows >= 0, owner[np.clip(rows, 0, None)], -1).ravel()
         s = sim.ravel()
-        keep = f >= 0
+        keep = (f >= 0) & (s > 0)
         q, f, s = q[keep], f[keep], s[keep]
+        # Each probe cylinder votes once per finger: with its best cylinder there.
         order = np.lexsort((-s, f, q))
         q, f, s = q[order], f[order], s[order]
         first = np.ones(len(q), bool)
@@ -299,9 +345,8 @@ class FingerIndex:
         if self.params.vote_norm:
             sizes = np.array([self._indexed.get(int(u), 1) for u in unique], np.float64)
             totals = totals / np.maximum(sizes, 1.0) ** self.params.vote_norm
-        ranked = np.argsort(-totals, kind="stable")
         out: list[tuple[int, float]] = []
-        for i in ranked:
+        for i in np.argsort(-totals, kind="stable"):
             finger = int(unique[i])
             packed = self._fingers.get(finger)
             if packed is None or (allowed is not None and not allowed(packed.label)):
@@ -319,7 +364,7 @@ class FingerIndex:
         allowed: Filter | None = None,
         shortlist: int | None = None,
     ) -> list[Hit]:
-        """Vote, then re-rank the short list with the full comparison."""
+        """Vote, rank the voted fingers by the first pass, compare the short list."""
         limit = self.params.shortlist if shortlist is None else shortlist
         voted = self.vote(probe, allowed=allowed, limit=max(limit, self.params.prefilter))
         if len(voted) > limit:
@@ -336,14 +381,15 @@ class FingerIndex:
         """A cheap score per finger: the mean of its best cylinder similarities with
         the probe (MCC's binary similarity, 2|a & b| / (|a| + |b|), all cells valid)."""
         blocks = [self._fingers[f].bits for f in fingers]
-        sizes = np.array([len(b) for b in blocks])
+        sizes = np.array([len(b) for b in blocks], np.int64)
         out = np.zeros(len(fingers))
         if len(probe) == 0 or sizes.sum() == 0:
             return out
-        a = probe.bits.astype(np.float32)
-        b = np.unpackbits(np.concatenate(blocks), axis=1, count=self.mcc.bits)
-        b = b.astype(np.float32)
-        sim = 2.0 * (a @ b.T) / np.maximum(a.sum(1)[:, None] + b.sum(1)[None, :], 1.0)
+        sim = dice(
+            np.packbits(probe.bits.astype(bool), axis=1),
+            np.concatenate(blocks),
+            np.concatenate([self._fingers[f].ones for f in fingers]),
+        )
         start = 0
         for i, n in enumerate(sizes.tolist()):
             block = sim[:, start : start + n].ravel()
@@ -373,13 +419,20 @@ class FingerIndex:
             p.bits.nbytes + p.valid.nbytes + p.xy.nbytes + p.angle.nbytes
             for p in self._fingers.values()
         )
-        return packed + len(self._owner) * (8 + self.mcc.bits // 8)
+        rows = len(self._owner) * 12
+        if self._faiss is None:
+            return packed + rows + (0 if self._exact_bits is None else self._exact_bits.nbytes)
+        ivf = faiss.extract_index_ivf(self._faiss)
+        lists = int(ivf.ntotal) * (int(ivf.code_size) + 8) + 4 * int(ivf.d) * int(ivf.nlist)
+        return packed + rows + lists + 4 * self.mcc.bits * int(ivf.d)  # + the PCA matrix
 
     # --- persistence ---------------------------------------------------------------------
 
     def save(self, directory: Path, **meta: Any) -> None:
-        """Packed cylinders and metadata; FAISS is rebuilt from them when loaded."""
+        """Packed cylinders, rows and the trained FAISS index; meta.json last, naming
+        the generation the other files belong to (a torn save is rebuilt at load)."""
         directory.mkdir(parents=True, exist_ok=True)
+        generation = secrets.token_hex(8)
         fingers = sorted(self._fingers)
         counts = np.array([len(self._fingers[f].bits) for f in fingers], np.int64)
         empty_bits = np.zeros((0, self.mcc.bits // 8), np.uint8)
@@ -393,6 +446,7 @@ class FingerIndex:
         with tmp.open("wb") as out:
             np.savez(
                 out,
+                generation=np.array(generation),
                 fingers=np.array(fingers, np.int64),
                 counts=counts,
                 bits=stack("bits", empty_bits),
@@ -406,10 +460,28 @@ class FingerIndex:
                     ],
                     np.int64,
                 ).reshape(-1, 3),
+                owner=np.frombuffer(self._owner, np.int64),
+                offset=np.frombuffer(self._offset, np.int32),
             )
         tmp.replace(directory / "cylinders.npz")
-        info = {"version": FORMAT_VERSION, "last_id": self.last_id, **meta}
-        (directory / "meta.json").write_text(json.dumps(info))
+        faiss_file = None
+        if self._faiss is not None:
+            faiss_file = f"cylinders-{generation}.faiss"
+            faiss.write_index(self._faiss, str(directory / f"{faiss_file}.tmp"))
+            (directory / f"{faiss_file}.tmp").replace(directory / faiss_file)
+        info = {
+            "version": FORMAT_VERSION,
+            "generation": generation,
+            "faiss": faiss_file,
+            "trained_rows": self._trained_rows,
+            "last_id": self.last_id,
+            **meta,
+        }
+        (directory / "meta.json.tmp").write_text(json.dumps(info))
+        (directory / "meta.json.tmp").replace(directory / "meta.json")
+        for old in directory.glob("cylinders-*.faiss*"):
+            if old.name != faiss_file:
+                old.unlink(missing_ok=True)
 
     @classmethod
     def load(
@@ -421,11 +493,13 @@ class FingerIndex:
         index = cls(mcc, params)
         mcc = index.mcc
         with np.load(directory / "cylinders.npz") as z:
+            generation = str(z["generation"])
             fingers, counts = z["fingers"], z["counts"]
             bits, valid, xy, angle = z["bits"], z["valid"], z["xy"], z["angle"]
-            labels = z["labels"]
+            labels, owner, offset = z["labels"], z["owner"], z["offset"]
         if bits.shape[1:] != (mcc.bits // 8,):
             raise StorageError("the finger index was built with other MCC parameters")
+        ones = _ones(bits)
         start = 0
         for f, n, (record, position, latent) in zip(
             fingers.tolist(), counts.tolist(), labels.tolist(), strict=True
@@ -437,11 +511,70 @@ class FingerIndex:
                 valid[start:end],
                 xy[start:end],
                 angle[start:end],
-                np.full(n, -1, np.int64),
                 label,
+                ones[start:end],
             )
             index._by_record.setdefault(record, []).append(f)
             start = end
         index.last_id = int(meta.get("last_id", 0))
-        index._retrain()
+        faiss_file = meta.get("faiss")
+        usable = generation == meta.get("generation") and (
+            faiss_file is None or (directory / faiss_file).is_file()
+        )
+        if not usable:
+            index._retrain()
+            return index, meta
+        index._owner = array("q", owner.astype(np.int64).tobytes())
+        index._offset = array("i", offset.astype(np.int32).tobytes())
+        live, rows = np.unique(owner, return_counts=True)
+        index._indexed = {int(f): 0 for f in index._fingers}
+        index._indexed.update(
+            {int(f): int(n) for f, n in zip(live, rows, strict=True) if int(f) in index._fingers}
+        )
+        index._trained_rows = int(meta.get("trained_rows", len(owner)))
+        if faiss_file is not None:
+            index._faiss = faiss.read_index(str(directory / faiss_file))
+            faiss.extract_index_ivf(index._faiss).nprobe = index.params.nprobe
+            if index._faiss.ntotal != len(owner):
+                index._retrain()
         return index, meta
+
+
+# Rows turned into floats at a time (1,536 floats each: 300 MB).
+_CHUNK = 50_000
+
+
+def _ones(bits: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Bits set in each packed row."""
+    return np.asarray(_POPCOUNT[bits].sum(axis=-1, dtype=np.int64))
+
+
+def _unit(bits: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Packed cylinders as unit vectors: their inner product is the cosine of the bit
+    sets, |a & b| / sqrt(|a| |b|), which ranks neighbours as Dice does."""
+    x = np.unpackbits(bits, axis=1).astype(np.float32)
+    x /= np.sqrt(np.maximum(x.sum(axis=1, keepdims=True), 1.0))
+    return x
+
+
+def dice(
+    a: NDArray[np.uint8], b: NDArray[np.uint8], b_ones: NDArray[np.int64] | None = None
+) -> NDArray[np.float64]:
+    """2|a & b| / (|a| + |b|) of every packed row of ``a`` with every one of ``b``,
+    from FAISS's Hamming distances (|a ^ b| = |a| + |b| - 2|a & b|); ``b_ones``: the
+    bits set in each row of ``b`` if known."""
+    a = np.ascontiguousarray(a, np.uint8)
+    b = np.ascontiguousarray(b, np.uint8)
+    hamming = np.empty((len(a), len(b)), np.int32)
+    if len(a) and len(b):
+        # Not in FAISS's type stubs; a C function: pointers, counts, code size, output.
+        _faiss.hammings(
+            faiss.swig_ptr(a),
+            faiss.swig_ptr(b),
+            len(a),
+            len(b),
+            a.shape[1],
+            faiss.swig_ptr(hamming),
+        )
+    total = _ones(a)[:, None] + (_ones(b) if b_ones is None else b_ones)[None, :]
+    return np.where(total > 0, 1.0 - hamming / np.maximum(total, 1), 0.0)

@@ -422,8 +422,8 @@ class FingerMatcher:
             "cylinders": self.index.cylinders,
             "extractor": self.extractor.name,
             "matcher": f"MCC{self.mcc.ns}b LSS-R (Cappelli et al. 2010)",
-            "index": "FAISS binary (flat, IVF above"
-            f" {self.index_params.flat_below:,} cylinders), nprobe {self.index_params.nprobe}",
+            "index": f"{self.index.kind} (exact below {self.index_params.exact_below:,}"
+            f" cylinders), nprobe {self.index_params.nprobe}",
             "shortlist": self.index_params.shortlist,
             "search_types": list(SEARCH_TYPES),
             "calibration": str(self.settings.calibration or "gallery impostor pairs"),

@@ -1,0 +1,101 @@
+"""The fingerprint 1:N index: the approximate (FAISS) path against the exact one."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prum.finger.index import FingerIndex, IndexParams, Label, dice
+from prum.finger.match import Cylinders, cylinders
+from prum.finger.synthetic import impression
+
+# Small enough that a few hundred fingers go through PCA and the inverted lists.
+SMALL = IndexParams(exact_below=2_000, train_sample=2_000)
+
+
+def random_finger(rng: np.random.Generator, n: int = 45) -> np.ndarray:
+    """Minutiae spread over a print-sized area (no real data needed)."""
+    xy = rng.uniform(40, 360, size=(n, 2))
+    return np.column_stack(
+        [xy, rng.uniform(0, 2 * math.pi, n), rng.integers(0, 2, n), rng.uniform(0.3, 1, n)]
+    ).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def gallery() -> tuple[list[Cylinders], list[Cylinders]]:
+    rng = np.random.default_rng(5)
+    fingers = [random_finger(rng) for _ in range(300)]
+    enrolled = [cylinders(impression(f, rng, dropout=0.1)) for f in fingers]
+    probes = [cylinders(impression(f, rng, dropout=0.1)) for f in fingers[:20]]
+    return enrolled, probes
+
+
+def build(enrolled: list[Cylinders], params: IndexParams) -> FingerIndex:
+    index = FingerIndex(params=params)
+    for i, cyl in enumerate(enrolled):
+        index.add(i, cyl, Label(i, 0, False))
+    return index
+
+
+@pytest.fixture(scope="module")
+def approximate(gallery: tuple[list[Cylinders], list[Cylinders]]) -> FingerIndex:
+    """Trained twice on the way (at 2,000 cylinders and at four times that)."""
+    return build(gallery[0], SMALL)
+
+
+def tops(index: FingerIndex, probes: list[Cylinders]) -> list[int]:
+    return [index.search(p, max_candidates=1)[0].finger for p in probes]
+
+
+def test_dice_is_the_binary_similarity_of_the_bits() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 1536)) < 0.05
+    b = rng.random((4, 1536)) < 0.1
+    expected = 2 * (a[:, None, :] & b[None, :, :]).sum(2) / (a.sum(1)[:, None] + b.sum(1))
+    got = dice(np.packbits(a, axis=1), np.packbits(b, axis=1))
+    assert np.allclose(got, expected)
+    assert dice(np.zeros((1, 192), np.uint8), np.zeros((1, 192), np.uint8))[0, 0] == 0.0
+
+
+def test_large_galleries_use_the_faiss_index_and_still_find_mates(
+    gallery: tuple[list[Cylinders], list[Cylinders]], approximate: FingerIndex
+) -> None:
+    enrolled, probes = gallery
+    exact = build(enrolled, IndexParams())
+    assert exact.kind == "exact"
+    assert approximate.kind.startswith("PCA64,L2norm,IVF")
+    found = tops(approximate, probes)
+    assert sum(f == i for i, f in enumerate(found)) >= 18
+    assert sum(a == b for a, b in zip(found, tops(exact, probes), strict=True)) >= 18
+
+
+def test_a_saved_index_loads_with_its_faiss_part_and_answers_the_same(
+    gallery: tuple[list[Cylinders], list[Cylinders]], approximate: FingerIndex, tmp_path: Path
+) -> None:
+    probes = gallery[1]
+    index = approximate
+    index.save(tmp_path, deletion_seq=7)
+    assert len(list(tmp_path.glob("cylinders-*.faiss"))) == 1
+    loaded, meta = FingerIndex.load(tmp_path, params=SMALL)
+    assert meta["deletion_seq"] == 7 and loaded.kind == index.kind
+    assert tops(loaded, probes) == tops(index, probes)
+    loaded.remove(3)  # deleted: out of every answer at once, out of FAISS at the next save
+    assert 3 not in loaded and 3 not in tops(loaded, probes)
+    assert 3 in index
+
+
+def test_a_torn_save_is_rebuilt_from_the_cylinders(
+    gallery: tuple[list[Cylinders], list[Cylinders]], approximate: FingerIndex, tmp_path: Path
+) -> None:
+    probes = gallery[1]
+    approximate.save(tmp_path)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta["generation"] = "not-the-npz-one"  # as if the process died between the files
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    loaded, _ = FingerIndex.load(tmp_path, params=SMALL)
+    assert loaded.kind.startswith("PCA64,L2norm,IVF")  # trained again, on all the rows
+    assert sum(f == i for i, f in enumerate(tops(loaded, probes))) >= 18
