@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from prum.finger.index import FingerIndex, IndexParams, Label, dice
-from prum.finger.match import Cylinders, cylinders
+from prum.finger.match import Cylinders, compare, compare_many, cylinders
 from prum.finger.synthetic import impression
 
 # Small enough that a few hundred fingers go through PCA and the inverted lists.
@@ -59,6 +59,16 @@ def test_dice_is_the_binary_similarity_of_the_bits() -> None:
     got = dice(np.packbits(a, axis=1), np.packbits(b, axis=1))
     assert np.allclose(got, expected)
     assert dice(np.zeros((1, 192), np.uint8), np.zeros((1, 192), np.uint8))[0, 0] == 0.0
+
+
+def test_comparing_many_at_once_scores_as_one_by_one(
+    gallery: tuple[list[Cylinders], list[Cylinders]],
+) -> None:
+    enrolled, probes = gallery
+    others = [*enrolled[:40], cylinders(np.zeros((0, 5), np.float32))]
+    together = [c.score for c in compare_many(probes[0], others)]
+    assert together == pytest.approx([compare(probes[0], b).score for b in others], abs=1e-6)
+    assert compare_many(probes[0], []) == []
 
 
 def test_large_galleries_use_the_faiss_index_and_still_find_mates(

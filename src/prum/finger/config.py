@@ -15,9 +15,8 @@ class FingerSettings(BaseSettings):
     # the node caps each search type further (MISSION.md, fingerprints).
     max_candidates: int = Field(default=10, ge=1, le=100)
     # Fingers re-ranked with the full MCC comparison after the index vote and its
-    # first pass: every mate that reaches these 30 is ranked first (bench/finger.py);
-    # the loss against exhaustive matching is in the vote (docs/fingerprints.md).
-    shortlist: int = Field(default=30, ge=1, le=1000)
+    # first pass (prum.finger.index.IndexParams.shortlist says why 100).
+    shortlist: int = Field(default=100, ge=1, le=1000)
     # Nearest enrolled cylinders per probe cylinder, and inverted lists visited
     # (prum.finger.index.IndexParams says where these defaults come from).
     neighbours: int = Field(default=128, ge=1, le=1024)

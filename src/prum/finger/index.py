@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prum.errors import StorageError
-from prum.finger.match import Comparison, Cylinders, MccParams, compare
+from prum.finger.match import Comparison, Cylinders, MccParams, compare_many
 
 FORMAT_VERSION = 2
 
@@ -86,8 +86,10 @@ class IndexParams:
     # 3,000 no more than 1,000.
     prefilter: int = 1000
     prefilter_pairs: int = 5
-    # Fingers re-ranked with the full comparison (about 0.8 ms each).
-    shortlist: int = 30
+    # Fingers re-ranked with the full comparison (compared together: about 0.15 ms
+    # each). 10,000 fingers, 100 probes: 30, 100, 200 gave rank-1 0.94, 0.97, 0.97
+    # (exhaustive matching: 0.99).
+    shortlist: int = 100
 
     def factory_for(self, cylinders: int) -> str:
         nlist = 2 ** max(6, round(math.log2(max(2.0, 2 * math.sqrt(cylinders)))))
@@ -370,9 +372,10 @@ class FingerIndex:
         if len(voted) > limit:
             cheap = self.first_pass(probe, [f for f, _ in voted])
             voted = [voted[i] for i in np.argsort(-cheap, kind="stable")[:limit]]
+        compared = compare_many(probe, [self.cylinders_of(f) for f, _ in voted], self.mcc)
         hits = [
-            Hit(finger, compare(probe, self.cylinders_of(finger), self.mcc), votes)
-            for finger, votes in voted
+            Hit(finger, comparison, votes)
+            for (finger, votes), comparison in zip(voted, compared, strict=True)
         ]
         hits.sort(key=lambda h: -h.comparison.score)
         return hits[:max_candidates]
@@ -403,11 +406,14 @@ class FingerIndex:
         self, probe: Cylinders, *, max_candidates: int, allowed: Filter | None = None
     ) -> list[Hit]:
         """The full comparison against every enrolled finger (the reference answer)."""
-        hits = [
-            Hit(finger, compare(probe, self.cylinders_of(finger), self.mcc), 0.0)
-            for finger, packed in self._fingers.items()
-            if allowed is None or allowed(packed.label)
+        fingers = [
+            f for f, packed in self._fingers.items() if allowed is None or allowed(packed.label)
         ]
+        hits: list[Hit] = []
+        for start in range(0, len(fingers), 500):
+            chunk = fingers[start : start + 500]
+            compared = compare_many(probe, [self.cylinders_of(f) for f in chunk], self.mcc)
+            hits.extend(Hit(f, c, 0.0) for f, c in zip(chunk, compared, strict=True))
         hits.sort(key=lambda h: -h.comparison.score)
         return hits[:max_candidates]
 

@@ -292,8 +292,34 @@ def _bearing(xy: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def compare(a: Cylinders, b: Cylinders, params: MccParams = MccParams()) -> Comparison:
     """The global score of two templates by LSS-R (section 5.2)."""
+    return _relaxed_score(a, b, local_similarities(a, b, params), params)
+
+
+def compare_many(
+    a: Cylinders, others: list[Cylinders], params: MccParams = MccParams()
+) -> list[Comparison]:
+    """``compare(a, b)`` for each of ``others``: the local similarities of all of them
+    in one set of matrix products (most of a comparison's cost), then LSS-R each."""
+    if not others:
+        return []
+    joined = Cylinders(
+        bits=np.concatenate([b.bits for b in others]),
+        valid=np.concatenate([b.valid for b in others]),
+        xy=np.concatenate([b.xy for b in others]),
+        angle=np.concatenate([b.angle for b in others]),
+        per_cell=np.concatenate([b.per_cell for b in others]),
+    )
+    sim = local_similarities(a, joined, params)
+    out = []
+    start = 0
+    for b in others:
+        out.append(_relaxed_score(a, b, sim[:, start : start + len(b)], params))
+        start += len(b)
+    return out
+
+
+def _relaxed_score(a: Cylinders, b: Cylinders, sim: F32, params: MccParams) -> Comparison:
     p = params
-    sim = local_similarities(a, b, p)
     if sim.size == 0 or not sim.any():
         return Comparison(0.0, 0)
     n_p = _pairs_count(len(a), len(b), p)
