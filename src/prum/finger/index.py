@@ -19,7 +19,7 @@ the fingers they find. Stages, each measured in bench/finger.py (docs/fingerprin
    cylinders.
 3. First pass. The best voted fingers (1,000) are ranked by a cheap exact score, the
    mean of their five best cylinder similarities with the probe (FAISS popcounts).
-4. The best of those (the short list, 30) get the full LSS-R comparison of
+4. The best of those (the short list, 100) get the full LSS-R comparison of
    prum.finger.match.
 
 The index is derived data: it is rebuilt from the stored templates (prum.finger.store)
