@@ -124,6 +124,19 @@ def test_first_pass_puts_the_mate_near_the_top_of_a_long_short_list(
     assert index.first_pass(cylinders(np.zeros((0, 5), np.float32)), fingers).sum() == 0.0
 
 
+@pytest.mark.realdata
+def test_first_pass_scores_a_print_against_itself_highest(
+    templates: dict[tuple[int, int], Template],
+) -> None:
+    index = FingerIndex()
+    for f in range(101, 111):
+        index.add(f, cylinders(templates[(f, 1)]), Label(f, 0, False))
+    for f in range(101, 111):
+        cheap = index.first_pass(cylinders(templates[(f, 1)]), list(range(101, 111)))
+        assert int(np.argmax(cheap)) == f - 101
+        assert cheap.max() > 0.9  # the same cylinders in the same places
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -149,7 +162,11 @@ def test_matcher_never_crashes_on_arbitrary_minutiae(
     assert compare(a, cylinders(np.zeros((0, 5), np.float32))).score == 0.0
     index = FingerIndex()
     index.add(1, a, Label(1, 0, False))
+    index.add(2, cylinders(np.zeros((0, 5), np.float32)), Label(2, 0, False))
     assert len(index.search(b, max_candidates=3)) <= 1
+    cheap = index.first_pass(b, [1, 2])
+    assert np.isfinite(cheap).all() and (cheap >= 0).all() and (cheap <= 1).all()
+    assert cheap[1] == 0.0
 
 
 def test_unknown_search_type_is_refused(tmp_path: Path) -> None:

@@ -285,9 +285,46 @@ def _greedy_pairs(sim: F32, limit: int) -> tuple[NDArray[np.intp], NDArray[np.in
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def _bearing(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Direction of the segment from minutia t to minutia k (y up), all pairs."""
-    return np.asarray(np.arctan2(xy[None, :, 1] - xy[:, None, 1], xy[None, :, 0] - xy[:, None, 0]))
+def _wrap(d: NDArray[Any]) -> NDArray[Any]:
+    """An angle difference into [-pi, pi), keeping the array's float type."""
+    return np.asarray((d + math.pi) % (2 * math.pi) - math.pi)
+
+
+def compatibility(
+    pa: NDArray[Any], ta: NDArray[Any], pb: NDArray[Any], tb: NDArray[Any], params: MccParams
+) -> NDArray[Any]:
+    """rho of equation 13 for every two of k minutia pairs: the distance between the
+    two minutiae, their relative direction and the angle of the joining segment
+    relative to each must agree in both prints. ``pa`` (..., k, 2) and ``ta`` (..., k)
+    are positions and directions in print a, ``pb`` and ``tb`` their partners in b;
+    leading dimensions are batches (many fingers at once)."""
+    p = params
+    dxa = pa[..., None, :, 0] - pa[..., :, None, 0]  # [t, k]: from minutia t to k
+    dya = pa[..., None, :, 1] - pa[..., :, None, 1]
+    dxb = pb[..., None, :, 0] - pb[..., :, None, 0]
+    dyb = pb[..., None, :, 1] - pb[..., :, None, 1]
+    d1 = np.abs(np.hypot(dxa, dya) - np.hypot(dxb, dyb))
+    turn = ta - tb  # each pair's rotation from a to b
+    d2 = np.abs(_wrap(turn[..., :, None] - turn[..., None, :]))
+    d3 = np.abs(_wrap(turn[..., :, None] - np.arctan2(dya, dxa) + np.arctan2(dyb, dxb)))
+    rho = (
+        _psi(d1, p.mu_rho[0], p.tau_rho[0])
+        * _psi(d2, p.mu_rho[1], p.tau_rho[1])
+        * _psi(d3, p.mu_rho[2], p.tau_rho[2])
+    ).astype(pa.dtype)
+    k = rho.shape[-1]
+    rho[..., np.arange(k), np.arange(k)] = 0
+    return np.asarray(rho)
+
+
+def _relax(lam0: NDArray[Any], rho: NDArray[Any], p: MccParams) -> NDArray[Any]:
+    """Equation 12: n_rel rounds in which each pair's similarity moves towards the
+    mean of the others weighted by their compatibility (last axis: the pairs)."""
+    k = lam0.shape[-1]
+    lam = lam0
+    for _ in range(p.n_rel):
+        lam = p.w_r * lam + (1 - p.w_r) * np.einsum("...ij,...j->...i", rho, lam) / max(1, k - 1)
+    return lam
 
 
 def compare(a: Cylinders, b: Cylinders, params: MccParams = MccParams()) -> Comparison:
@@ -327,30 +364,70 @@ def _relaxed_score(a: Cylinders, b: Cylinders, sim: F32, params: MccParams) -> C
     if len(ia) == 0:
         return Comparison(0.0, 0)
     lam0 = sim[ia, ib].astype(np.float64)
-    pa, pb = a.xy[ia].astype(np.float64), b.xy[ib].astype(np.float64)
-    ta, tb = a.angle[ia].astype(np.float64), b.angle[ib].astype(np.float64)
-    # Compatibility rho of two pairs (equation 13): distances, direction differences
-    # and the angle of the joining segment relative to each minutia must agree.
-    da = np.hypot(pa[:, None, 0] - pa[None, :, 0], pa[:, None, 1] - pa[None, :, 1])
-    db = np.hypot(pb[:, None, 0] - pb[None, :, 0], pb[:, None, 1] - pb[None, :, 1])
-    d1 = np.abs(da - db)
-    d2 = np.abs(
-        angle_diff(angle_diff(ta[:, None], ta[None, :]), angle_diff(tb[:, None], tb[None, :]))
+    rho = compatibility(
+        a.xy[ia].astype(np.float64),
+        a.angle[ia].astype(np.float64),
+        b.xy[ib].astype(np.float64),
+        b.angle[ib].astype(np.float64),
+        p,
     )
-    ra = angle_diff(ta[:, None], _bearing(pa))
-    rb = angle_diff(tb[:, None], _bearing(pb))
-    d3 = np.abs(angle_diff(ra, rb))
-    rho = (
-        _psi(d1, p.mu_rho[0], p.tau_rho[0])
-        * _psi(d2, p.mu_rho[1], p.tau_rho[1])
-        * _psi(d3, p.mu_rho[2], p.tau_rho[2])
-    )
-    np.fill_diagonal(rho, 0.0)
-    lam = lam0
+    lam = _relax(lam0, rho, p)
     k = len(lam0)
-    for _ in range(p.n_rel):
-        lam = p.w_r * lam + (1 - p.w_r) * (rho @ lam) / max(1, k - 1)
     efficiency = lam / np.maximum(lam0, 1e-12)
     top = np.argsort(-efficiency, kind="stable")[: min(n_p, k)]
     score = float(lam[top].sum() / n_p)
     return Comparison(score=min(1.0, max(0.0, score)), pairs=int((lam[top] > 0).sum()))
+
+
+def quick_scores(
+    sim: NDArray[np.floating[Any]],
+    probe: Cylinders,
+    sizes: NDArray[np.int64],
+    xy: F32,
+    angle: F32,
+    params: MccParams = MccParams(),
+    pairs: int = 16,
+) -> NDArray[np.float64]:
+    """An LSS-R score for each of many fingers at once, from few pairs: what trims a
+    1:N search's voted fingers to the short list (prum.finger.index).
+
+    ``sim`` holds the similarities of the probe's cylinders (rows) with the cylinders
+    of all the fingers, concatenated in order (columns); ``sizes`` says how many
+    cylinders each finger has, ``xy`` and ``angle`` are their minutiae. Each probe
+    cylinder is paired with its most similar cylinder of the finger (directions within
+    delta_theta), the ``pairs`` best of those are relaxed by the geometry of the
+    minutiae as :func:`compare` does, and the best n_P averaged. Unlike
+    :func:`compare` the pairs need not be one to one and the similarity is what the
+    caller gives, so the scores only rank; a mate whose cylinders match weakly but
+    agree in geometry still comes first, which a mean of the best similarities missed.
+    """
+    p = params
+    out = np.zeros(len(sizes))
+    n_probe, total = sim.shape
+    if n_probe == 0 or total == 0:
+        return out
+    # Directions within delta_theta of each other: the cosine of the difference.
+    ca = np.stack([np.cos(probe.angle), np.sin(probe.angle)], axis=1)
+    cb = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    usable = ca @ cb.T >= math.cos(p.delta_theta) - 1e-6
+    # The best cylinder of each finger for each probe cylinder in one reduceat: the
+    # similarity (20 bits) in the high bits of an integer, the column in the low 24.
+    key = (np.where(usable, sim, 0.0) * (1 << 20)).astype(np.int64) << 24
+    key |= np.arange(total, dtype=np.int64)[None, :]
+    present = np.flatnonzero(sizes > 0)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[present]
+    best = np.maximum.reduceat(key, starts, axis=1).T  # (fingers, probe cylinders)
+    k = min(pairs, n_probe)
+    rows = np.argpartition(-best, k - 1, axis=1)[:, :k]
+    chosen = np.take_along_axis(best, rows, axis=1)
+    cols = chosen & ((1 << 24) - 1)
+    lam0 = (chosen >> 24).astype(np.float32) / (1 << 20)
+    rho = compatibility(probe.xy[rows], probe.angle[rows], xy[cols], angle[cols], p)
+    lam = _relax(lam0, rho, p)
+    efficiency = lam / np.maximum(lam0, 1e-12)
+    ranked = np.take_along_axis(lam, np.argsort(-efficiency, axis=1), axis=1)
+    grow = _psi(np.minimum(n_probe, sizes[present]), p.mu_p, p.tau_p)
+    n_p = p.min_np + np.round(grow * (p.max_np - p.min_np))
+    summed = (ranked * (np.arange(k)[None, :] < n_p[:, None])).sum(axis=1)
+    out[present] = summed / n_p
+    return out
