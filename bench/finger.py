@@ -1,8 +1,8 @@
 """Benchmark of the fingerprint matcher: dev-set accuracy, then 1:N search at scale.
 
     nice .venv/bin/python bench/finger.py [--fingers 100000] [--probes 200] [--exhaustive 10]
-        [--exhaustive-misses 40]
-        [--nprobe N] [--neighbours N] [--floor-rank N] [--prefilter N] [--shortlist N]
+        [--exhaustive-misses 40] [--nprobe N] [--neighbours N] [--candidates N]
+        [--floor-rank N] [--prefilter N] [--shortlist N]
         [--vote-norm X] [--no-report]   (index settings default to prum.finger.index.IndexParams)
 
 1. Accuracy on ../shared/data/fingerprints/fvc_db4_b (FVC protocol, prum.finger.evaluation):
@@ -241,6 +241,7 @@ def main() -> None:
     defaults = IndexParams()
     parser.add_argument("--nprobe", type=int, default=defaults.nprobe)
     parser.add_argument("--neighbours", type=int, default=defaults.neighbours)
+    parser.add_argument("--candidates", type=int, default=defaults.candidates)
     parser.add_argument("--floor-rank", type=int, default=defaults.floor_rank)
     parser.add_argument("--prefilter", type=int, default=defaults.prefilter)
     parser.add_argument("--shortlist", type=int, default=defaults.shortlist)
@@ -273,6 +274,7 @@ def main() -> None:
     params = IndexParams(
         nprobe=args.nprobe,
         neighbours=args.neighbours,
+        candidates=args.candidates,
         floor_rank=args.floor_rank,
         prefilter=args.prefilter,
         shortlist=args.shortlist,
@@ -282,7 +284,8 @@ def main() -> None:
     chunk = 500
     jobs = [(args.seed, s, min(chunk, args.fingers - s)) for s in range(0, args.fingers, chunk)]
     started = time.perf_counter()
-    with get_context("fork").Pool(args.workers, initializer=_init, initargs=(sources,)) as pool:
+    pool = get_context("fork").Pool(args.workers, initializer=_init, initargs=(sources,))
+    with pool, index.bulk():  # as FingerMatcher.rebuild: train PCA and lists once, at the end
         done = 0
         for job, packed in zip(jobs, pool.imap(_packed_chunk, jobs), strict=True):
             for offset, p in enumerate(packed):
@@ -291,10 +294,8 @@ def main() -> None:
             done += len(packed)
             if done % 10_000 == 0 or done == args.fingers:
                 print(f"  {done:,} enrolled, {time.perf_counter() - started:.0f} s", flush=True)
-    enrol_s = time.perf_counter() - started
-    # As FingerMatcher.rebuild does after a bulk load: train PCA and lists on all rows.
-    started = time.perf_counter()
-    index.compact()
+        enrol_s = time.perf_counter() - started
+        started = time.perf_counter()
     train_s = time.perf_counter() - started
     print(
         f"index: {index.cylinders:,} cylinders, {index.kind}, {index.nbytes() / 2**20:.0f} MiB",
@@ -397,6 +398,7 @@ def main() -> None:
         "shortlist": index.params.shortlist,
         "nprobe": index.params.nprobe,
         "neighbours": index.params.neighbours,
+        "candidates": index.params.candidates,
         "floor_rank": index.params.floor_rank,
         "vote_norm": index.params.vote_norm,
         "exhaustive_probes": len(ex_ranks),

@@ -77,7 +77,7 @@ def test_large_galleries_use_the_faiss_index_and_still_find_mates(
     enrolled, probes = gallery
     exact = build(enrolled, IndexParams())
     assert exact.kind == "exact"
-    assert approximate.kind.startswith("PCA64,L2norm,IVF")
+    assert approximate.kind.startswith("PCA256,L2norm,IVF")
     found = tops(approximate, probes)
     assert sum(f == i for i, f in enumerate(found)) >= 18
     assert sum(a == b for a, b in zip(found, tops(exact, probes), strict=True)) >= 18
@@ -107,5 +107,38 @@ def test_a_torn_save_is_rebuilt_from_the_cylinders(
     meta["generation"] = "not-the-npz-one"  # as if the process died between the files
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     loaded, _ = FingerIndex.load(tmp_path, params=SMALL)
-    assert loaded.kind.startswith("PCA64,L2norm,IVF")  # trained again, on all the rows
+    assert loaded.kind.startswith("PCA256,L2norm,IVF")  # trained again, on all the rows
     assert sum(f == i for i, f in enumerate(tops(loaded, probes))) >= 18
+
+
+def test_deleted_fingers_leave_answers_at_once_and_their_rows_at_compaction(
+    gallery: tuple[list[Cylinders], list[Cylinders]],
+) -> None:
+    enrolled, probes = gallery
+    index = build(enrolled[:120], IndexParams())
+    before = tops(index, probes)
+    rows = index.cylinders
+    for f in range(20, 120):  # none of them a probe's mate
+        index.remove(f)
+    assert index.cylinders == rows  # still there, marked dead
+    assert all(h.finger < 20 for p in probes for h in index.search(p, max_candidates=5))
+    assert tops(index, probes) == before
+    index.compact()
+    assert index.cylinders == sum(int((c.bits.sum(axis=1) > 0).sum()) for c in enrolled[:20])
+    assert tops(index, probes) == before
+    index.add(7, enrolled[8], Label(7, 0, False))  # a finger replaced: its new cylinders
+    assert index.search(probes[8], max_candidates=1)[0].finger in (7, 8)
+
+
+def test_bulk_loading_trains_once_and_answers_as_adding_one_by_one(
+    gallery: tuple[list[Cylinders], list[Cylinders]], approximate: FingerIndex
+) -> None:
+    enrolled, probes = gallery
+    index = FingerIndex(params=SMALL)  # trained twice on the way without bulk()
+    with index.bulk():
+        for i, cyl in enumerate(enrolled):
+            index.add(i, cyl, Label(i, 0, False))
+        assert index.kind == "exact"  # nothing trained yet
+    assert index.kind.startswith("PCA256,L2norm,IVF")  # trained on all the rows at once
+    assert index.cylinders == approximate.cylinders
+    assert sum(f == i for i, f in enumerate(tops(index, probes))) >= 18

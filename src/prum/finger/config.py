@@ -20,7 +20,7 @@ class FingerSettings(BaseSettings):
     # Nearest enrolled cylinders per probe cylinder, and inverted lists visited
     # (prum.finger.index.IndexParams says where these defaults come from).
     neighbours: int = Field(default=128, ge=1, le=1024)
-    nprobe: int = Field(default=96, ge=1, le=65536)
+    nprobe: int = Field(default=64, ge=1, le=65536)
     # Fewer minutiae than this cannot be compared with any confidence (MCC needs
     # neighbours around each minutia; 12 is the historical court "point" standard's
     # order of magnitude and what Bozorth3 needs to score at all).

@@ -31,12 +31,12 @@ list at once and the FAISS index at the next rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
-from array import array
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from prum.errors import StorageError
 from prum.finger.match import Comparison, Cylinders, MccParams, compare_many, quick_scores
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 Filter = Callable[["Label"], bool]
 
@@ -61,16 +61,23 @@ class IndexParams:
     # Below this many cylinders (about 600 fingers) every probe cylinder is compared
     # with every enrolled one (exact, nothing to train); above, the FAISS index.
     exact_below: int = 20_000
-    # The FAISS index over the cylinders as unit vectors: PCA to 64 dimensions kept as
-    # much of the cosine ranking as 128 (rank-1 0.94 both on 10,000 fingers, against
-    # the exact similarity's 0.94), at a quarter of the memory. ``{nlist}``: inverted
-    # lists, the power of two nearest 2 sqrt(cylinders) (FAISS's guideline is 1 to 16
-    # sqrt(n); measured 1,024 at 350,000 cylinders and 4,096 at 3.5 million).
-    factory: str = "PCA64,L2norm,IVF{nlist},Flat"
-    # Lists visited per probe cylinder. 100,000 fingers, 4,096 lists, 100 probes:
-    # 32, 64, 96, 128, 256 gave rank-1 0.83, 0.84, 0.86, 0.86, 0.86 at p50 150, 177,
-    # 216, 223, 303 ms.
-    nprobe: int = 96
+    # The FAISS index over the cylinders as unit vectors, PCA to 256 dimensions with
+    # 8-bit scalar codes (256 bytes a cylinder, as many as PCA64 in floats): the mates
+    # the vote missed at 100,000 fingers match weakly, and their cylinders ranked by
+    # median 1,202 among the PCA64 neighbours, 87 among the PCA256 ones (exact: < 300).
+    # ``{nlist}``: inverted lists, the power of two nearest 2 sqrt(cylinders) (FAISS's
+    # guideline is 1 to 16 sqrt(n); measured 1,024 at 350,000 cylinders and 4,096 at
+    # 3.5 million).
+    factory: str = "PCA256,L2norm,IVF{nlist},SQ8"
+    # Lists visited per probe cylinder (PCA64 at 100,000 fingers, 4,096 lists, 100
+    # probes: 32, 64, 96, 128, 256 gave rank-1 0.83, 0.84, 0.86, 0.86, 0.86; PCA256:
+    # 64 and 128 the same).
+    nprobe: int = 64
+    # Candidates FAISS returns per probe cylinder, re-scored with the exact similarity
+    # (the row store makes that one gather); the best ``neighbours`` of them vote.
+    # 100,000 fingers, 100 probes: with 2,048 the mate was among the 3,000 voted
+    # fingers for 96 %, with PCA64's 128 for 90 %.
+    candidates: int = 2048
     # Cylinders the FAISS training sees (PCA and k-means), drawn at random.
     train_sample: int = 200_000
     # Nearest enrolled cylinders looked at per probe cylinder: 128, 256 and 512 put
@@ -83,13 +90,13 @@ class IndexParams:
     # A finger's total is divided by its cylinders to this power (0.5: between
     # favouring large fingers, 0, and small ones, 1).
     vote_norm: float = 0.5
-    # Fingers ranked by the first pass: with the full search's rank-1 as measure,
-    # 1,000 gave 0.87 on 100,000 fingers against 0.83 with 100 (about 25 ms more);
-    # 3,000 no more than 1,000.
-    prefilter: int = 1000
-    # Cylinder pairs per finger that the first pass relaxes by their geometry. With
-    # the mean of the 5 best similarities instead, rank-1 was 0.875 on 100,000
-    # fingers; with 16 relaxed pairs 0.89, what the full comparison of all 1,000
+    # Fingers ranked by the first pass. 100,000 fingers, 100 probes, PCA256 and 2,048
+    # candidates: 1,000 gave rank-1 0.91, 3,000 0.94 (exhaustive matching: about
+    # 0.945 over 200 probes).
+    prefilter: int = 3000
+    # Cylinder pairs per finger that the first pass relaxes by their geometry. PCA64,
+    # 1,000 voted, 200 probes: with the mean of the 5 best similarities instead,
+    # rank-1 0.875; with 16 relaxed pairs 0.89, what the full comparison of all 1,000
     # voted fingers gives (2026-11-27).
     first_pass_pairs: int = 16
     # Fingers re-ranked with the full comparison (compared together: about 0.15 ms
@@ -110,13 +117,14 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class _Packed:
-    bits: NDArray[np.uint8]  # (n, bits/8)
-    valid: NDArray[np.uint8]  # (n, cells/8): the valid cells of one layer
+class _Finger:
+    start: int  # its first row in the row store
+    count: int  # its cylinders (rows)
+    voting: int  # of those, the ones with a bit set (the others cannot vote)
+    valid: NDArray[np.uint8]  # (count, cells/8): the valid cells of one layer
     xy: NDArray[np.float32]
     angle: NDArray[np.float32]
     label: Label
-    ones: NDArray[np.int64]  # bits set in each cylinder
 
 
 @dataclass(frozen=True)
@@ -154,21 +162,62 @@ def pack(cyl: Cylinders, mcc: MccParams) -> Packed:
     return Packed(bits, valid, cyl.xy, cyl.angle)
 
 
+class _Rows:
+    """The packed cylinders of every finger, one row each, in one array that grows by
+    doubling: a search reads the bits of thousands of neighbours with one index.
+    Rows of deleted fingers stay (marked dead) until the next rebuild compacts them."""
+
+    def __init__(self, width: int):
+        self.n = 0
+        self.bits = np.zeros((0, width), np.uint8)
+        self.ones = np.zeros(0, np.int32)  # bits set in each row
+        self.owner = np.zeros(0, np.int64)  # the finger of each row
+        self.dead = np.zeros(0, bool)
+
+    def append(self, bits: NDArray[np.uint8], ones: NDArray[Any], owner: int) -> int:
+        """Add one finger's rows; returns the first one."""
+        start, end = self.n, self.n + len(bits)
+        if end > len(self.bits):
+            self._resize(max(end, 2 * len(self.bits), 1024))
+        self.bits[start:end] = bits
+        self.ones[start:end] = ones
+        self.owner[start:end] = owner
+        self.dead[start:end] = False
+        self.n = end
+        return start
+
+    def _resize(self, capacity: int) -> None:
+        for name in ("bits", "ones", "owner", "dead"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    @classmethod
+    def of(cls, bits: NDArray[np.uint8], owner: NDArray[Any], dead: NDArray[Any]) -> _Rows:
+        rows = cls(bits.shape[1])
+        rows.n = len(bits)
+        rows.bits, rows.owner, rows.dead = bits, owner.astype(np.int64), dead.astype(bool)
+        rows.ones = _ones(bits).astype(np.int32)
+        return rows
+
+    def nbytes(self) -> int:
+        return self.n * (self.bits.shape[1] + 4 + 8 + 1)
+
+
 class FingerIndex:
     """Cylinders of every enrolled finger, packed, and the FAISS index over them."""
 
     def __init__(self, mcc: MccParams | None = None, params: IndexParams | None = None):
         self.mcc = mcc or MccParams()
         self.params = params or IndexParams()
-        self._fingers: dict[int, _Packed] = {}
+        self._fingers: dict[int, _Finger] = {}
         self._by_record: dict[int, list[int]] = {}
-        # One row per cylinder that can vote (at least one bit set), in FAISS order.
-        self._owner = array("q")  # row -> finger id
-        self._offset = array("i")  # row -> the cylinder's place among its finger's
-        self._indexed: dict[int, int] = {}  # finger -> its rows
-        self._faiss: Any = None  # None: exact neighbours (small galleries)
+        self._rows = _Rows(self.mcc.bits // 8)
+        self._voting_rows = 0  # rows with a bit set, deleted fingers' included
+        self._faiss: Any = None  # None: exact neighbours (small galleries); ids: rows
         self._trained_rows = 0
-        self._exact_bits: NDArray[np.uint8] | None = None  # rows' bits, exact mode
+        self._deferred = False  # inside bulk(): train once at the end
         self.last_id = 0
 
     def __len__(self) -> int:
@@ -176,7 +225,8 @@ class FingerIndex:
 
     @property
     def cylinders(self) -> int:
-        return len(self._owner)
+        """Cylinders that can vote (deleted fingers' counted until the next rebuild)."""
+        return self._voting_rows
 
     @property
     def kind(self) -> str:
@@ -199,36 +249,48 @@ class FingerIndex:
             self.remove(finger)
         ones = _ones(packed.bits)
         voting = np.flatnonzero(ones > 0)
-        self._fingers[finger] = _Packed(
-            packed.bits, packed.valid, packed.xy, packed.angle, label, ones
+        start = self._rows.append(packed.bits, ones, finger)
+        self._fingers[finger] = _Finger(
+            start, len(packed.bits), len(voting), packed.valid, packed.xy, packed.angle, label
         )
         self._by_record.setdefault(label.record, []).append(finger)
-        self._indexed[finger] = len(voting)
         self.last_id = max(self.last_id, finger)
         if len(voting) == 0:
             return
-        self._owner.extend([finger] * len(voting))
-        self._offset.extend(voting.tolist())
+        self._voting_rows += len(voting)
+        if self._deferred:
+            return
         if self._faiss is None:
-            self._exact_bits = None
-            if self.cylinders >= self.params.exact_below:
+            if self._voting_rows >= self.params.exact_below:
                 self._retrain()
-        elif self.cylinders >= 4 * self._trained_rows:
+        elif self._voting_rows >= 4 * self._trained_rows:
             # Lists and PCA trained on a quarter of the data: train again on all of it.
             self._retrain()
         else:
-            self._faiss.add(_unit(packed.bits[voting]))
+            self._faiss.add_with_ids(_unit(packed.bits[voting]), start + voting)
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Add many fingers, then compact and train once at the end, rather than each
+        time the rows have grown fourfold (the index answers searches only after)."""
+        self._deferred = True
+        try:
+            yield
+        finally:
+            self._deferred = False
+            self._retrain()
 
     def remove(self, finger: int) -> None:
-        """Forget a finger: it leaves the short list now, the FAISS rows at rebuild."""
-        packed = self._fingers.pop(finger, None)
-        self._indexed.pop(finger, None)
-        if packed is not None:
-            siblings = self._by_record.get(packed.label.record, [])
-            if finger in siblings:
-                siblings.remove(finger)
-            if not siblings:
-                self._by_record.pop(packed.label.record, None)
+        """Forget a finger: it leaves every answer now, the FAISS rows at rebuild."""
+        gone = self._fingers.pop(finger, None)
+        if gone is None:
+            return
+        self._rows.dead[gone.start : gone.start + gone.count] = True
+        siblings = self._by_record.get(gone.label.record, [])
+        if finger in siblings:
+            siblings.remove(finger)
+        if not siblings:
+            self._by_record.pop(gone.label.record, None)
 
     def remove_record(self, record: int) -> None:
         for finger in list(self._by_record.get(record, [])):
@@ -237,88 +299,85 @@ class FingerIndex:
     def label(self, finger: int) -> Label:
         return self._fingers[finger].label
 
+    def _row_indices(self, fingers: list[_Finger]) -> NDArray[np.int64]:
+        """The rows of these fingers, in order, as one index array."""
+        counts = np.array([f.count for f in fingers], np.int64)
+        starts = np.array([f.start for f in fingers], np.int64)
+        before = np.cumsum(counts) - counts
+        return np.asarray(np.repeat(starts - before, counts) + np.arange(int(counts.sum())))
+
     def _retrain(self) -> None:
-        """Rebuild the rows and the FAISS part from the packed cylinders (drops
-        deleted fingers' rows; trains PCA and lists on the data as it is now)."""
-        owner, offset = array("q"), array("i")
-        parts = []
-        for f in sorted(self._fingers):
-            bits = self._fingers[f].bits
-            voting = np.flatnonzero(self._fingers[f].ones > 0)
-            owner.extend([f] * len(voting))
-            offset.extend(voting.tolist())
-            parts.append(bits[voting])
-            self._indexed[f] = len(voting)
-        data = np.concatenate(parts) if parts else np.zeros((0, self.mcc.bits // 8), np.uint8)
-        self._owner, self._offset = owner, offset
-        self._exact_bits = None
+        """Compact the rows (drops deleted fingers') and rebuild the FAISS part,
+        training PCA and lists on the data as it is now."""
+        ids = sorted(self._fingers)
+        keep = self._row_indices([self._fingers[f] for f in ids])
+        old = self._rows
+        self._rows = _Rows.of(old.bits[keep], old.owner[keep], old.dead[keep])
+        start = 0
+        for f in ids:
+            self._fingers[f] = replace(self._fingers[f], start=start)
+            start += self._fingers[f].count
+        voting = np.flatnonzero(self._rows.ones > 0)
+        self._voting_rows = self._trained_rows = len(voting)
         self._faiss = None
-        self._trained_rows = len(data)
-        if len(data) < self.params.exact_below:
+        if len(voting) < self.params.exact_below:
             return
+        bits = self._rows.bits
         index = faiss.index_factory(
-            self.mcc.bits, self.params.factory_for(len(data)), faiss.METRIC_INNER_PRODUCT
+            self.mcc.bits, self.params.factory_for(len(voting)), faiss.METRIC_INNER_PRODUCT
         )
         ivf = faiss.extract_index_ivf(index)
         # A random sample trains the PCA and the lists: 40 a list, FAISS's minimum for
         # k-means, and at least 100,000 for the PCA (1,536 dimensions).
-        sample = min(len(data), max(self.params.train_sample, 40 * ivf.nlist))
+        sample = min(len(voting), max(self.params.train_sample, 40 * ivf.nlist))
         rng = np.random.default_rng(0)
-        chosen = np.sort(rng.choice(len(data), size=sample, replace=False))
-        index.train(_unit(data[chosen]))
+        chosen = np.sort(rng.choice(voting, size=sample, replace=False))
+        index.train(_unit(bits[chosen]))
         ivf.nprobe = self.params.nprobe
-        for start in range(0, len(data), _CHUNK):
-            index.add(_unit(data[start : start + _CHUNK]))
+        for first in range(0, len(voting), _CHUNK):
+            rows = voting[first : first + _CHUNK]
+            index.add_with_ids(_unit(bits[rows]), rows.astype(np.int64))
         self._faiss = index
 
     def compact(self) -> None:
-        """Drop deleted fingers' rows from FAISS (and retrain PCA and lists)."""
+        """Drop deleted fingers' rows (and retrain PCA and lists)."""
         self._retrain()
 
     # --- reading -----------------------------------------------------------------------
 
     def cylinders_of(self, finger: int) -> Cylinders:
-        p = self._fingers[finger]
+        f = self._fingers[finger]
         cells = self.mcc.ns * self.mcc.ns
-        bits = np.unpackbits(p.bits, axis=1, count=self.mcc.bits).astype(np.float32)
-        valid = np.unpackbits(p.valid, axis=1, count=cells).astype(np.float32)
-        return Cylinders.of(bits=bits, valid=valid, xy=p.xy, angle=p.angle)
+        packed = self._rows.bits[f.start : f.start + f.count]
+        bits = np.unpackbits(packed, axis=1, count=self.mcc.bits).astype(np.float32)
+        valid = np.unpackbits(f.valid, axis=1, count=cells).astype(np.float32)
+        return Cylinders.of(bits=bits, valid=valid, xy=f.xy, angle=f.angle)
 
     def _neighbours(
         self, probe: NDArray[np.uint8]
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Rows of each probe cylinder's nearest enrolled cylinders (-1: none) and
         their exact similarity (Dice of the bits, the MCC paper's binary similarity)."""
-        k = min(self.params.neighbours, self.cylinders)
+        rows = self._rows
         if self._faiss is None:
-            if self._exact_bits is None:
-                zero = np.zeros(self.mcc.bits // 8, np.uint8)
-                self._exact_bits = np.stack(
-                    [
-                        self._fingers[f].bits[o] if f in self._fingers else zero
-                        for f, o in zip(self._owner, self._offset, strict=True)
-                    ]
-                )
-            sim = dice(probe, self._exact_bits)
-            rows = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else None
-            if rows is None:
-                rows = np.broadcast_to(np.arange(sim.shape[1]), sim.shape).copy()
-            return rows.astype(np.int64), np.take_along_axis(sim, rows, axis=1)
-        _, rows = self._faiss.search(_unit(probe), k)
-        owner = np.frombuffer(self._owner, np.int64)
-        offset = np.frombuffer(self._offset, np.int32)
-        found = rows.ravel()
-        bits = np.zeros((len(found), self.mcc.bits // 8), np.uint8)
-        ones = np.zeros(len(found), np.int64)
-        for i in np.flatnonzero(found >= 0).tolist():
-            packed = self._fingers.get(int(owner[found[i]]))
-            if packed is not None:
-                bits[i] = packed.bits[offset[found[i]]]
-                ones[i] = packed.ones[offset[found[i]]]
-        both = _POPCOUNT[probe[:, None, :] & bits.reshape(len(probe), k, -1)].sum(axis=2)
-        sizes = _ones(probe)[:, None] + ones.reshape(len(probe), k)
-        sim = 2.0 * both / np.maximum(sizes, 1)
-        return rows, np.where(rows >= 0, sim, 0.0)
+            sim = dice(probe, rows.bits[: rows.n], rows.ones[: rows.n])
+            sim[:, rows.dead[: rows.n]] = 0.0
+            k = min(self.params.neighbours, rows.n)
+            found = np.argpartition(-sim, k - 1, axis=1)[:, :k].astype(np.int64)
+            return found, np.take_along_axis(sim, found, axis=1)
+        # FAISS's candidates by PCA cosine, re-scored with the exact similarity.
+        k = min(self.params.neighbours, self._voting_rows)
+        wide = max(k, self.params.candidates)
+        _, found = self._faiss.search(_unit(probe), wide)
+        sim = np.zeros(found.shape)
+        for i in range(len(probe)):
+            ok = found[i] >= 0
+            at = found[i][ok]
+            sim[i, ok] = dice(probe[i : i + 1], rows.bits[at], rows.ones[at])[0] * ~rows.dead[at]
+        if k < wide:
+            best = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            found, sim = np.take_along_axis(found, best, 1), np.take_along_axis(sim, best, 1)
+        return found, np.where(found >= 0, sim, 0.0)
 
     def vote(
         self, probe: Cylinders, *, allowed: Filter | None = None, limit: int | None = None
@@ -336,7 +395,7 @@ class FingerIndex:
         if k > self.params.floor_rank:
             floor = np.partition(sim, k - 1 - self.params.floor_rank, axis=1)
             sim = sim - floor[:, k - 1 - self.params.floor_rank, None]
-        owner = np.frombuffer(self._owner, np.int64)
+        owner = self._rows.owner
         q = np.repeat(np.arange(len(bits)), k)
         f = np.where(rows >= 0, owner[np.clip(rows, 0, None)], -1).ravel()
         s = sim.ravel()
@@ -351,13 +410,15 @@ class FingerIndex:
         unique, inverse = np.unique(f, return_inverse=True)
         totals = np.bincount(inverse, weights=s)
         if self.params.vote_norm:
-            sizes = np.array([self._indexed.get(int(u), 1) for u in unique], np.float64)
+            sizes = np.array(
+                [getattr(self._fingers.get(int(u)), "voting", 1) for u in unique], np.float64
+            )
             totals = totals / np.maximum(sizes, 1.0) ** self.params.vote_norm
         out: list[tuple[int, float]] = []
         for i in np.argsort(-totals, kind="stable"):
             finger = int(unique[i])
-            packed = self._fingers.get(finger)
-            if packed is None or (allowed is not None and not allowed(packed.label)):
+            known = self._fingers.get(finger)
+            if known is None or (allowed is not None and not allowed(known.label)):
                 continue
             out.append((finger, float(totals[i])))
             if len(out) >= limit:
@@ -389,21 +450,22 @@ class FingerIndex:
     def first_pass(self, probe: Cylinders, fingers: list[int]) -> NDArray[np.float64]:
         """A cheap score per finger: LSS-R over its best cylinder pairs with the probe
         (match.quick_scores), from the binary similarity 2|a & b| / (|a| + |b|)."""
-        packed = [self._fingers[f] for f in fingers]
-        sizes = np.array([len(p.bits) for p in packed], np.int64)
+        known = [self._fingers[f] for f in fingers]
+        sizes = np.array([f.count for f in known], np.int64)
         if len(probe) == 0 or sizes.sum() == 0:
             return np.zeros(len(fingers))
+        rows = self._row_indices(known)
         sim = dice(
             np.packbits(probe.bits.astype(bool), axis=1),
-            np.concatenate([p.bits for p in packed]),
-            np.concatenate([p.ones for p in packed]),
+            self._rows.bits[rows],
+            self._rows.ones[rows],
         )
         return quick_scores(
             sim,
             probe,
             sizes,
-            np.concatenate([p.xy for p in packed]),
-            np.concatenate([p.angle for p in packed]),
+            np.concatenate([f.xy for f in known]),
+            np.concatenate([f.angle for f in known]),
             self.mcc,
             self.params.first_pass_pairs,
         )
@@ -413,7 +475,7 @@ class FingerIndex:
     ) -> list[Hit]:
         """The full comparison against every enrolled finger (the reference answer)."""
         fingers = [
-            f for f, packed in self._fingers.items() if allowed is None or allowed(packed.label)
+            f for f, known in self._fingers.items() if allowed is None or allowed(known.label)
         ]
         hits: list[Hit] = []
         for start in range(0, len(fingers), 500):
@@ -427,31 +489,31 @@ class FingerIndex:
         return list(self._fingers)
 
     def nbytes(self) -> int:
-        packed = sum(
-            p.bits.nbytes + p.valid.nbytes + p.xy.nbytes + p.angle.nbytes
-            for p in self._fingers.values()
+        per_finger = sum(
+            f.valid.nbytes + f.xy.nbytes + f.angle.nbytes for f in self._fingers.values()
         )
-        rows = len(self._owner) * 12
+        total = per_finger + self._rows.nbytes()
         if self._faiss is None:
-            return packed + rows + (0 if self._exact_bits is None else self._exact_bits.nbytes)
+            return total
         ivf = faiss.extract_index_ivf(self._faiss)
         lists = int(ivf.ntotal) * (int(ivf.code_size) + 8) + 4 * int(ivf.d) * int(ivf.nlist)
-        return packed + rows + lists + 4 * self.mcc.bits * int(ivf.d)  # + the PCA matrix
+        return total + lists + 4 * self.mcc.bits * int(ivf.d)  # + the PCA matrix
 
     # --- persistence ---------------------------------------------------------------------
 
     def save(self, directory: Path, **meta: Any) -> None:
-        """Packed cylinders, rows and the trained FAISS index; meta.json last, naming
-        the generation the other files belong to (a torn save is rebuilt at load)."""
+        """The row store, the fingers and the trained FAISS index (whose ids are rows);
+        meta.json last, naming the generation the other files belong to (a torn save
+        is rebuilt at load)."""
         directory.mkdir(parents=True, exist_ok=True)
         generation = secrets.token_hex(8)
-        fingers = sorted(self._fingers)
-        counts = np.array([len(self._fingers[f].bits) for f in fingers], np.int64)
-        empty_bits = np.zeros((0, self.mcc.bits // 8), np.uint8)
+        ids = sorted(self._fingers)
+        known = [self._fingers[f] for f in ids]
         empty_valid = np.zeros((0, math.ceil(self.mcc.ns * self.mcc.ns / 8)), np.uint8)
+        rows = self._rows
 
         def stack(name: str, empty: NDArray[Any]) -> NDArray[Any]:
-            parts = [getattr(self._fingers[f], name) for f in fingers]
+            parts = [getattr(f, name) for f in known]
             return np.concatenate(parts) if parts else empty
 
         tmp = directory / "cylinders.npz.tmp"
@@ -459,21 +521,19 @@ class FingerIndex:
             np.savez(
                 out,
                 generation=np.array(generation),
-                fingers=np.array(fingers, np.int64),
-                counts=counts,
-                bits=stack("bits", empty_bits),
+                fingers=np.array(ids, np.int64),
+                starts=np.array([f.start for f in known], np.int64),
+                counts=np.array([f.count for f in known], np.int64),
+                labels=np.array(
+                    [(f.label.record, f.label.position, int(f.label.latent)) for f in known],
+                    np.int64,
+                ).reshape(-1, 3),
                 valid=stack("valid", empty_valid),
                 xy=stack("xy", np.zeros((0, 2), np.float32)),
                 angle=stack("angle", np.zeros(0, np.float32)),
-                labels=np.array(
-                    [
-                        (lab.record, lab.position, int(lab.latent))
-                        for lab in (self._fingers[f].label for f in fingers)
-                    ],
-                    np.int64,
-                ).reshape(-1, 3),
-                owner=np.frombuffer(self._owner, np.int64),
-                offset=np.frombuffer(self._offset, np.int32),
+                bits=rows.bits[: rows.n],
+                owner=rows.owner[: rows.n],
+                dead=rows.dead[: rows.n],
             )
         tmp.replace(directory / "cylinders.npz")
         faiss_file = None
@@ -506,49 +566,44 @@ class FingerIndex:
         mcc = index.mcc
         with np.load(directory / "cylinders.npz") as z:
             generation = str(z["generation"])
-            fingers, counts = z["fingers"], z["counts"]
-            bits, valid, xy, angle = z["bits"], z["valid"], z["xy"], z["angle"]
-            labels, owner, offset = z["labels"], z["owner"], z["offset"]
+            fingers, starts, counts, labels = z["fingers"], z["starts"], z["counts"], z["labels"]
+            valid, xy, angle = z["valid"], z["xy"], z["angle"]
+            bits, owner, dead = z["bits"], z["owner"], z["dead"]
         if bits.shape[1:] != (mcc.bits // 8,):
             raise StorageError("the finger index was built with other MCC parameters")
-        ones = _ones(bits)
-        start = 0
-        for f, n, (record, position, latent) in zip(
-            fingers.tolist(), counts.tolist(), labels.tolist(), strict=True
+        if len(owner) != len(bits) or int((starts + counts).max(initial=0)) > len(bits):
+            raise StorageError(f"the finger index in {directory} is inconsistent")
+        index._rows = _Rows.of(bits, owner, dead)
+        voting = index._rows.ones > 0
+        first = 0
+        for f, start, n, (record, position, latent) in zip(
+            fingers.tolist(), starts.tolist(), counts.tolist(), labels.tolist(), strict=True
         ):
-            end = start + n
-            label = Label(record, position, bool(latent))
-            index._fingers[f] = _Packed(
-                bits[start:end],
-                valid[start:end],
-                xy[start:end],
-                angle[start:end],
-                label,
-                ones[start:end],
+            end = first + n
+            index._fingers[f] = _Finger(
+                start,
+                n,
+                int(voting[start : start + n].sum()),
+                valid[first:end],
+                xy[first:end],
+                angle[first:end],
+                Label(record, position, bool(latent)),
             )
             index._by_record.setdefault(record, []).append(f)
-            start = end
+            first = end
+        index._voting_rows = int(voting.sum())
         index.last_id = int(meta.get("last_id", 0))
         faiss_file = meta.get("faiss")
         usable = generation == meta.get("generation") and (
             faiss_file is None or (directory / faiss_file).is_file()
         )
-        if not usable:
-            index._retrain()
-            return index, meta
-        index._owner = array("q", owner.astype(np.int64).tobytes())
-        index._offset = array("i", offset.astype(np.int32).tobytes())
-        live, rows = np.unique(owner, return_counts=True)
-        index._indexed = {int(f): 0 for f in index._fingers}
-        index._indexed.update(
-            {int(f): int(n) for f, n in zip(live, rows, strict=True) if int(f) in index._fingers}
-        )
-        index._trained_rows = int(meta.get("trained_rows", len(owner)))
-        if faiss_file is not None:
+        index._trained_rows = int(meta.get("trained_rows", index._voting_rows))
+        if usable and faiss_file is not None:
             index._faiss = faiss.read_index(str(directory / faiss_file))
             faiss.extract_index_ivf(index._faiss).nprobe = index.params.nprobe
-            if index._faiss.ntotal != len(owner):
-                index._retrain()
+            usable = index._faiss.ntotal == index._voting_rows
+        if not usable:
+            index._retrain()
         return index, meta
 
 
@@ -570,7 +625,7 @@ def _unit(bits: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 def dice(
-    a: NDArray[np.uint8], b: NDArray[np.uint8], b_ones: NDArray[np.int64] | None = None
+    a: NDArray[np.uint8], b: NDArray[np.uint8], b_ones: NDArray[np.integer[Any]] | None = None
 ) -> NDArray[np.float64]:
     """2|a & b| / (|a| + |b|) of every packed row of ``a`` with every one of ``b``,
     from FAISS's Hamming distances (|a ^ b| = |a| + |b| - 2|a & b|); ``b_ones``: the

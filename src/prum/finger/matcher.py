@@ -138,16 +138,16 @@ class FingerMatcher:
         """Build the index from the store and save it."""
         seq = self.store.last_deletion_seq()
         index = FingerIndex(self.mcc, self.index_params)
-        for finger in self.store.iter_fingers():
-            self._add(
-                index,
-                finger.id,
-                finger.record_id,
-                finger.position,
-                finger.collection,
-                _stored_template(finger.id, finger.template),
-            )
-        index.compact()
+        with index.bulk():
+            for finger in self.store.iter_fingers():
+                self._add(
+                    index,
+                    finger.id,
+                    finger.record_id,
+                    finger.position,
+                    finger.collection,
+                    _stored_template(finger.id, finger.template),
+                )
         self.index = index
         self._save(seq)
         return index
