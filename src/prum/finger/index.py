@@ -9,15 +9,16 @@ the fingers they find. Stages, each measured in bench/finger.py (docs/fingerprin
 1. Neighbours. Each probe cylinder's nearest enrolled cylinders by the binary MCC
    similarity 2|a & b| / (|a| + |b|) (Dice). Small galleries compare with every
    cylinder (popcounts); large ones ask a FAISS index for candidates (the bits as
-   unit vectors, PCA to 64 dimensions, an inverted file; the factory string is
-   configuration) and score what it returns with the exact similarity. A plain
+   unit vectors, PCA to 256 dimensions, 8-bit codes, an inverted file; the factory
+   string is configuration) and score the 2,048 it returns with the exact
+   similarity, read from the row store in one gather. A plain
    Hamming index ranked sparse cylinders first whatever they held; cosine on the unit
    vectors ranks like the similarity does.
 2. Vote. A neighbour counts by how far its similarity lies above that of the probe
    cylinder's 64th neighbour (a cylinder like many others says little), once per
    finger and probe cylinder; a finger's total is divided by the square root of its
    cylinders.
-3. First pass. The best voted fingers (1,000) are ranked by a cheap score: for each,
+3. First pass. The best voted fingers (3,000) are ranked by a cheap score: for each,
    the best cylinder pairs with the probe (exact similarity by FAISS popcounts)
    relaxed by the geometry of their minutiae, LSS-R on few pairs for all fingers at
    once (prum.finger.match.quick_scores).
@@ -25,8 +26,8 @@ the fingers they find. Stages, each measured in bench/finger.py (docs/fingerprin
    prum.finger.match.
 
 The index is derived data: it is rebuilt from the stored templates (prum.finger.store)
-and saved beside the database with its FAISS part; deleted fingers leave the short
-list at once and the FAISS index at the next rebuild.
+and saved beside the database with its FAISS part; deleted fingers leave every answer
+at once and the row store and FAISS index at the next rebuild.
 """
 
 from __future__ import annotations
