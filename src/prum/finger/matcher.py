@@ -40,7 +40,7 @@ from prum.finger.evaluation import Calibration
 from prum.finger.index import FingerIndex, IndexParams, Label, same_finger_possible
 from prum.finger.match import Comparison, MccParams, compare, cylinders
 from prum.finger.minutiae import MindtctExtractor, Template, rows
-from prum.finger.store import LATENT, TENPRINT, FingerRecord, FingerStore, NewFinger
+from prum.finger.store import LATENT, TENPRINT, FingerRecord, FingerStore, NewFinger, StoredFinger
 from prum.gallery.schema import SubjectCategory
 from prum.messages import Candidate, Category, FingerHit, Probe
 
@@ -112,14 +112,7 @@ class FingerMatcher:
         for _, record_id in self.store.deletions_after(int(meta.get("deletion_seq", 0))):
             index.remove_record(record_id)
         for finger in self.store.iter_fingers(after_id=index.last_id):
-            self._add(
-                index,
-                finger.id,
-                finger.record_id,
-                finger.position,
-                finger.collection,
-                _stored_template(finger.id, finger.template),
-            )
+            self._add_stored(index, finger)
         return index
 
     def _add(
@@ -134,20 +127,17 @@ class FingerMatcher:
         label = Label(record=record_id, position=position, latent=collection == LATENT)
         index.add(template_id, cylinders(template, self.mcc), label)
 
+    def _add_stored(self, index: FingerIndex, finger: StoredFinger) -> None:
+        template = _stored_template(finger.id, finger.template)
+        self._add(index, finger.id, finger.record_id, finger.position, finger.collection, template)
+
     def rebuild(self) -> FingerIndex:
         """Build the index from the store and save it."""
         seq = self.store.last_deletion_seq()
         index = FingerIndex(self.mcc, self.index_params)
         with index.bulk():
             for finger in self.store.iter_fingers():
-                self._add(
-                    index,
-                    finger.id,
-                    finger.record_id,
-                    finger.position,
-                    finger.collection,
-                    _stored_template(finger.id, finger.template),
-                )
+                self._add_stored(index, finger)
         self.index = index
         self._save(seq)
         return index
