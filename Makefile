@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The workbench's browser tests drive Debian's chromium (never a downloaded browser).
+# As root it is installed with apt; anyone else is told the one command to run.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing Debian's chromium for the workbench's browser tests ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make test needs Debian's chromium (/usr/bin/chromium) for the browser tests:" >&2; \
+	    echo "  sudo apt-get install chromium" >&2; \
+	    echo "or run them as skipped, knowingly: PRUM_SKIP_BROWSER=1 .venv/bin/pytest" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
 demo: install
 	$(BIN)/prum demo
 
-test: install
+test: install browser
 	$(BIN)/pytest
 
 lint: install

@@ -25,7 +25,7 @@ from prum.face.bulk import PhotoItem, extract_all
 from prum.face.decode import decode_image
 from prum.face.pipeline import FacePipeline
 from prum.face.quality import assess_quality
-from prum.face.samples import sample_faces
+from prum.samples import sample_faces
 from report import write_json, write_section
 
 T = TypeVar("T")

@@ -12,8 +12,9 @@ import pytest
 from prum.config import Settings
 from prum.errors import SampleDataUnavailable
 from prum.face.bulk import PhotoItem, PhotoResult, extract_all
-from prum.face.samples import SampleSet, sample_faces, shared_data_dir
+from prum.samples import PrintSet, SampleSet, sample_faces, sample_prints, shared_data_dir
 
+CHROMIUM = Path("/usr/bin/chromium")
 POSTGRES_ADMIN_URL = os.environ.get(
     "PRUM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -34,6 +35,30 @@ def samples() -> SampleSet:
         return sample_faces()
     except SampleDataUnavailable as exc:
         pytest.skip(f"no real sample faces on this machine: {exc.message}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium for the workbench's browser tests. Missing, it fails the run
+    (``make test`` installs it), so that a green run always means the workbench was
+    tested; PRUM_SKIP_BROWSER=1 skips them, knowingly."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.environ.get("PRUM_SKIP_BROWSER") == "1":
+        pytest.skip("PRUM_SKIP_BROWSER=1: the browser tests were skipped on request")
+    pytest.fail(
+        f"Debian's chromium is not installed at {CHROMIUM}: `make test` installs it as root,"
+        " or run `sudo apt-get install chromium` (PRUM_SKIP_BROWSER=1 skips these tests)"
+    )
+
+
+@pytest.fixture(scope="session")
+def prints() -> PrintSet:
+    """Real fingerprints: the shared FVC set, or the prints fetched from the registry."""
+    try:
+        return sample_prints()
+    except SampleDataUnavailable as exc:
+        pytest.skip(f"no real fingerprints on this machine: {exc.message}")
 
 
 def _postgres_available() -> str | None:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from prum.config import Settings
 from prum.face.gallery import FaceGallery
-from prum.face.samples import SampleSet
+from prum.samples import SampleSet
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from prum import demo
-from prum.face.samples import SampleSet
+from prum.samples import SampleSet
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -18,11 +18,13 @@ def test_demo_case_runs_from_probe_to_released_core_data(
 ) -> None:
     out = Console(file=(tmp_path / "demo.log").open("w"), width=120)
     result = demo.run(tmp_path / "demo", workers=2, console=out, keep_running=False)
-    statuses = {r["party"]: r["status"] for r in result["search"]["replies"]}
+    assert result["failed"] == {}
+    face = result["face"]
+    statuses = {r["party"]: r["status"] for r in face["search"]["replies"]}
     assert set(statuses) == {"DE", "HU", "NL", "EUROPOL"}
     assert statuses["DE"] == "answered"
-    assert result["core_data"]["surnames"]
-    assert all(report["ok"] for report in result["audit"].values())
+    assert face["core_data"]["surnames"]
+    assert all(report["ok"] for report in face["audit"].values())
     dna_hits = {r["party"]: r["candidates"] for r in result["dna"]["search"]["replies"]}
     assert dna_hits["DE"][0]["details"]["match"] == "match"
     initial = {job["party"]: job for job in result["dna"]["comparisons"]}

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from prum.categories import Exposure, make_matcher
 from prum.config import Settings
-from prum.dna.frequencies import AlleleFrequencies, shared_frequency_file
+from prum.dna.frequencies import PACKAGED_TABLE, AlleleFrequencies
 from prum.dna.generate import Generator, profile_of
 from prum.dna.index import DnaIndex, naive_search, plan
 from prum.dna.loci import ESS_7, ESS_12, LocusSet, canonical_locus
@@ -307,7 +307,7 @@ def test_index_agrees_with_the_oracle_on_generated_cases(min_loci: int, min_kit_
 def _pair(probe: dict[str, object], other: dict[str, object]) -> Kind:
     p = parse_json(profile_json(probe, False), loci=LOCI).codes(LOCI)
     o = parse_json(profile_json(other, False), loci=LOCI).codes(LOCI)
-    return compare(p, o, LOCI, MatchRules(), AlleleFrequencies.builtin()).kind
+    return compare(p, o, LOCI, MatchRules(), AlleleFrequencies.default()).kind
 
 
 def test_identical_profiles_match_and_one_allele_off_is_a_near_match() -> None:
@@ -334,19 +334,19 @@ def test_too_few_common_loci_is_no_match() -> None:
 
 
 def test_random_match_probability_is_the_product_of_genotype_frequencies() -> None:
-    table = AlleleFrequencies.builtin()
+    table = AlleleFrequencies.default()
     p15, p16 = table.frequency("D3S1358", 150), table.frequency("D3S1358", 160)
     p93 = table.frequency("TH01", 93)
     assert p15 and p16 and p93
     rmp = random_match_probability([("D3S1358", 150, 160), ("TH01", 93, 93)], table, theta=0.01)
     assert rmp == pytest.approx(2 * p15 * p16 * (p93**2 + p93 * (1 - p93) * 0.01))
-    assert random_match_probability([("TPOX", 80, 80)], table, theta=0.01) == 1.0  # not in table
+    assert random_match_probability([("FES", 110, 110)], table, theta=0.01) == 1.0  # not in table
     assert rmp_words(1 / 3.2e9) == "random match probability about 1 in 3.2 billion"
 
 
 def test_full_ess12_profile_has_a_tiny_random_match_probability() -> None:
     p = parse_json(profile_json(PERSON), loci=LOCI).codes(LOCI)
-    result = compare(p, p, LOCI, MatchRules(), AlleleFrequencies.builtin())
+    result = compare(p, p, LOCI, MatchRules(), AlleleFrequencies.default())
     assert len(result.matching_loci) == 12 and result.mismatches == ()
     assert 1e-20 < result.random_match_probability < 1e-10
 
@@ -356,7 +356,7 @@ def test_full_ess12_profile_has_a_tiny_random_match_probability() -> None:
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[Generator, np.ndarray]:
-    generator = Generator(AlleleFrequencies.builtin(), LOCI)
+    generator = Generator(AlleleFrequencies.default(), LOCI)
     return generator, generator.database(20_000, seed=3, trace_share=0.005).codes
 
 
@@ -513,12 +513,9 @@ def test_matcher_refuses_wrong_probes_and_bad_records(tmp_path: Path) -> None:
 # --- the real allele-frequency table -----------------------------------------------------
 
 
-@pytest.mark.realdata
-def test_the_european_table_holds_the_ess12_loci() -> None:
-    path = shared_frequency_file()
-    if path is None:
-        pytest.skip("../shared/data/dna is absent (development data beside the project)")
-    table = AlleleFrequencies.from_file(path)
+def test_the_packaged_european_table_holds_the_ess12_loci() -> None:
+    table = AlleleFrequencies.default()
+    assert table.source == str(PACKAGED_TABLE)
     assert set(ESS_12) <= set(table.loci())
     for locus in ESS_12:
         assert sum(table.table[locus].values()) == pytest.approx(1.0)

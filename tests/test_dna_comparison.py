@@ -40,7 +40,7 @@ EVERYONE = Exposure(subjects=frozenset(SubjectCategory), min_age=None)
 
 def _profiles(n_at: int, n_de: int, n_traces: int) -> tuple[list[bytes], list[bytes], Any]:
     loci = LocusSet("prum")
-    generator = Generator(AlleleFrequencies.builtin(), loci)
+    generator = Generator(AlleleFrequencies.default(), loci)
     rng = np.random.default_rng(11)
     de = generator.population(n_de, rng)
     at = generator.population(n_at, rng)

@@ -12,8 +12,8 @@ from prum.errors import InvalidModel, ModelMismatch
 from prum.face.embed import DlibEmbedder, OnnxEmbedder, make_embedder
 from prum.face.gallery import FaceGallery
 from prum.face.pipeline import FacePipeline
-from prum.face.samples import SampleSet
 from prum.face.types import Template
+from prum.samples import SampleSet
 
 
 def tiny_onnx_model(path: Path, *, size: int = 32, dim: int = 16, layout: str = "nchw") -> Path:

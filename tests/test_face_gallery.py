@@ -22,11 +22,12 @@ from prum.errors import (
     UnreadableImage,
 )
 from prum.face.bulk import PhotoItem, PhotoResult, enrol_photos
+from prum.face.calibration import MIN_IMPOSTORS
 from prum.face.gallery import Exposure, FaceGallery
-from prum.face.samples import SampleSet
 from prum.face.types import FaceBox, Template
 from prum.gallery.schema import SubjectCategory
 from prum.gallery.store import NewRecord
+from prum.samples import SampleSet
 
 pytestmark = pytest.mark.realdata
 
@@ -93,10 +94,18 @@ def test_candidates_are_ranked_capped_and_calibrated(
     assert [c.rank for c in candidates] == list(range(1, len(candidates) + 1))
     distances = [c.distance for c in candidates]
     assert distances == sorted(distances)
+    # Calibration needs MIN_IMPOSTORS pairs of different people; a small sample set
+    # (say, two people fetched from the registry) must get the plain "cannot" answer.
+    people = [r.item.identity for r in rest]
+    impostor_pairs = sum(a != b for i, a in enumerate(people) for b in people[i + 1 :])
     rates = [c.false_match_rate for c in candidates]
-    assert rates == sorted(rates)
-    assert all(0.0 <= r <= 1.0 for r in rates)
-    assert all("impostor" in c.false_match_words for c in candidates)
+    if impostor_pairs >= MIN_IMPOSTORS:
+        assert all(r is not None and 0.0 <= r <= 1.0 for r in rates)
+        assert rates == sorted(rates)  # type: ignore[type-var]
+        assert all("impostor" in c.false_match_words for c in candidates)
+    else:
+        assert rates == [None] * len(candidates)
+        assert all(c.false_match_words.startswith("not calibrated") for c in candidates)
     # The requester may ask for fewer than the national cap, never more.
     assert len(gallery.search_template(template, max_candidates=2).candidates) == 2
     assert len(gallery.search_template(template, max_candidates=50).candidates) == len(candidates)

@@ -8,7 +8,6 @@ import io
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import nistitl
 import numpy as np
@@ -37,6 +36,7 @@ from prum.finger.images import (
 )
 from prum.finger.nist import read_transaction, write_transaction
 from prum.finger.types import FingerImage, Minutia, Transaction
+from prum.samples import PrintSet
 
 # WSQ at 0.75 bit/pixel loses detail: measured mean absolute error 3-8 grey levels
 # on the FVC prints and the synthetic ridges below; 12 leaves room, a wrong image
@@ -209,8 +209,8 @@ def test_reads_a_1000_ppi_latent_as_500_ppi() -> None:
 
 
 @pytest.mark.realdata
-def test_real_print_survives_the_round_trip(shared_data: Path) -> None:
-    real = decode_image((shared_data / "fingerprints/fvc_db4_b/101_1.tif").read_bytes())
+def test_real_print_survives_the_round_trip(prints: PrintSet) -> None:
+    real = decode_image(prints.prints[0].path.read_bytes())
     image = FingerImage(position=1, impression="plain", ppi=500, pixels=real.pixels)
     received = read_transaction(write_transaction(tenprint(images=[image], minutiae={})))
     assert mean_error(received.images[0].pixels, real.pixels) < WSQ_TOLERANCE

@@ -200,12 +200,14 @@ def test_answer_carries_candidates_within_exposure_rules(
             for n, r in enumerate(rest[:12])
         ]
     )
+    exposable = len(rest[:12][::2])  # the convicted ones; victims are never exposed
     envelope = search_envelope(
         pki_dir, probe={"data": base64.b64encode(probe.image).decode()}, max_candidates=50
     )
     reply = reply_of(answer_search(node, envelope, ROUTER))
     assert reply.status == "answered"
-    assert len(reply.candidates) == 3  # the national cap beats the requester's 50
+    # The national cap (3) beats the requester's 50, whatever the size of the sample set.
+    assert len(reply.candidates) == min(3, exposable)
     assert all(c.image for c in reply.candidates)
     exposed = {gallery.store.get(c.reference).subject_category for c in reply.candidates}
     assert exposed == {SubjectCategory.CONVICTED}

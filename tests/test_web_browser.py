@@ -21,12 +21,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from rich.console import Console
 
 from prum import demo
-from prum.face.samples import SampleSet
 from prum.federation import Federation, Layout, lay_out
 from prum.node.users import Role
+from prum.samples import SampleSet
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
 ADMIN = next(name for name, role in demo.USERS.items() if role == Role.ADMIN)
 DESKTOP = {"width": 1280, "height": 860}
 TABLET = {"width": 820, "height": 1180}
@@ -44,9 +43,9 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory, samples: SampleSet) -> Iterator[Demo]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+def federation(
+    tmp_path_factory: pytest.TempPathFactory, samples: SampleSet, chromium: Path
+) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("web")
     out = Console(file=(root / "demo.log").open("w"), width=120)
     layout = lay_out(root / "demo", demo.PARTIES)
@@ -59,9 +58,9 @@ def federation(tmp_path_factory: pytest.TempPathFactory, samples: SampleSet) -> 
 
 
 @pytest.fixture(scope="module")
-def browser(federation: Demo) -> Iterator[Browser]:
+def browser(federation: Demo, chromium: Path) -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
         yield browser
         browser.close()
 

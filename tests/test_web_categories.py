@@ -23,7 +23,7 @@ from prum import demo, scenarios
 from prum.federation import Federation, lay_out
 from prum.node.core import Node
 from prum.node.users import add_user
-from test_web_browser import CHROMIUM, Demo, log_in, new_page, shot
+from test_web_browser import Demo, log_in, new_page, shot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 # Only these two parties' users log in here (argon2 hashing is slow on purpose).
@@ -37,9 +37,7 @@ class Categories(Demo):
 
 
 @pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Categories]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+def federation(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Categories]:
     root = tmp_path_factory.mktemp("web-categories")
     out = Console(file=(root / "demo.log").open("w"), width=120)
     layout = lay_out(root / "demo", demo.PARTIES, policies=scenarios.policies(demo.PARTIES))
@@ -62,9 +60,9 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Categories]
 
 
 @pytest.fixture(scope="module")
-def browser(federation: Categories) -> Iterator[Browser]:
+def browser(federation: Categories, chromium: Path) -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
         yield browser
         browser.close()
 

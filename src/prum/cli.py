@@ -434,9 +434,16 @@ def demo(
         int, typer.Option(help="Synthetic background templates added per country.")
     ] = 0,
     workers: Workers = CPUS,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the federation running after the cases (Ctrl-C stops it); with"
+            " --no-wait stop at once, exit 1 if any case failed (for CI)."
+        ),
+    ] = True,
 ) -> None:
-    """Start a federation (router, AT, DE, HU, NL, Europol) and run one face search
-    end to end: candidates, confirmation, core-data request, release, reply."""
+    """Start a federation (router, AT, DE, HU, NL, Europol) and run one case per
+    category end to end, from the probe to the released core data."""
     from prum.demo import main
 
-    main(root, workers, scale)
+    main(root, workers, scale, keep_running=wait)

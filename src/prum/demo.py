@@ -26,13 +26,13 @@ from rich.table import Table
 from prum import scenarios
 from prum.errors import PrumError, Unavailable
 from prum.face.bulk import PhotoItem, enrol_photos
-from prum.face.samples import SampleSet, sample_faces
 from prum.federation import Federation, Layout, lay_out
 from prum.gallery.schema import SubjectCategory
 from prum.messages import Category
 from prum.node.core import Node
 from prum.node.schema import core_data
 from prum.node.users import Role, add_user
+from prum.samples import SampleSet, sample_faces
 
 PARTIES = ["AT", "DE", "HU", "NL", "EUROPOL"]
 REQUESTER, HOLDER = "AT", "DE"
@@ -79,8 +79,9 @@ def run(
     try:
         out.print("starting the router and 5 nodes as separate processes (mutual TLS) ...")
         federation.start_all()
-        result = _scenario(layout, probe, out)
-        result.update(scenarios.run_cases(facts, lambda p, u: _api(layout, p, u), _check, out))
+        cases = {"face": lambda: _scenario(layout, probe, out)}
+        cases |= scenarios.cases(facts, lambda p, u: _api(layout, p, u), _check, out)
+        result = _run_cases(cases, layout, out)
         _print_urls(layout, out)
         if keep_running:
             out.print("\nthe federation keeps running; Ctrl-C stops every process.")
@@ -89,6 +90,26 @@ def run(
     finally:
         federation.stop()
         out.print("federation stopped.")
+
+
+def _run_cases(cases: dict[str, scenarios.Case], layout: Layout, out: Console) -> dict[str, Any]:
+    """Run every case, even after one failed; ``result["failed"]`` names the failures."""
+    result: dict[str, Any] = {"failed": {}}
+    for category, case in cases.items():
+        try:
+            result[category] = case()
+        except (PrumError, httpx.HTTPError) as exc:
+            reason = exc.message if isinstance(exc, PrumError) else f"{type(exc).__name__}: {exc}"
+            result["failed"][category] = reason
+            out.print(f"[bold red]the {category} case failed:[/] {reason} (logs in {layout.root})")
+    table = Table(title="the five categories")
+    table.add_column("category")
+    table.add_column("case")
+    for category in cases:
+        failure = result["failed"].get(category)
+        table.add_row(category, f"[red]FAILED: {failure}" if failure else "[green]answered")
+    out.print(table)
+    return result
 
 
 def _assign_and_enrol(
@@ -347,9 +368,16 @@ def _wait_for_interrupt() -> None:
         time.sleep(0.5)
 
 
-def main(root: Path, workers: int, scale: int) -> None:
+def main(root: Path, workers: int, scale: int, *, keep_running: bool = True) -> None:
+    """The CLI's entry: exit status 1 when a case failed, 2 when the demo could not run."""
     try:
-        run(root, workers=workers, scale=scale)
+        result = run(root, workers=workers, scale=scale, keep_running=keep_running)
     except PrumError as exc:
         Console(stderr=True).print(f"[bold red]demo failed[/] ({exc.code}): {exc.message}")
         raise SystemExit(2) from exc
+    if result["failed"]:
+        Console(stderr=True).print(
+            f"[bold red]demo: {len(result['failed'])} case(s) failed:[/]"
+            f" {', '.join(result['failed'])}"
+        )
+        raise SystemExit(1)

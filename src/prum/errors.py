@@ -191,7 +191,7 @@ class Unavailable(PrumError):
 
 
 class SampleDataUnavailable(Unavailable):
-    """No real sample faces are on disk and they could not be fetched."""
+    """No real sample data (faces, prints) is on disk and it could not be fetched."""
 
     code = "sample_data_unavailable"
 

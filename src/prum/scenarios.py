@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 from rich.console import Console
 
-from prum.errors import Unavailable
+from prum.errors import SampleDataUnavailable, Unavailable
 from prum.messages import Category, Purpose
 from prum.node.config import LEGACY_FINGER_TYPES, CategoryPolicy
 from prum.node.core import Node
@@ -51,8 +51,9 @@ POLICIES: dict[Category, CategoryPolicy] = {
     Category.VEHICLE: CategoryPolicy(purposes=list(Purpose), min_penalty_months=0, min_age=None),
 }
 VEHICLES_PER_COUNTRY, STOLEN_IN = 2_000, "NL"
-# Fingerprints: the FVC development prints (../shared/data), finger F impression I.
-FINGER_HOLDER, FINGER_PROBE = "DE", (105, 8)
+# Fingerprints: DE's AFIS holds up to this many impressions of each real sample finger
+# (prum.samples), never the probe itself, which AT searches with.
+FINGER_HOLDER, FINGER_IMPRESSIONS_HELD = "DE", 6
 DNA_HOLDER, DNA_PROFILES, DNA_TRACES_AT_AT = "DE", 3_000, 6
 RECORDS_HOLDER, RECORDS_PEOPLE = "DE", 2_000
 # A fictional person DE holds in its police records, written in Greek letters.
@@ -189,15 +190,6 @@ def _enrol_vehicles(nodes: dict[str, Node], out: Console, facts: Facts, *, seed:
         out.print(f"  {party:8s} vehicle register: {len(registrations)} generated registrations")
 
 
-def fingerprint_prints() -> Path | None:
-    """The FVC development prints, when ../shared/data is beside the checkout."""
-    from prum.face.samples import shared_data_dir
-
-    root = shared_data_dir()
-    folder = root / "fingerprints" / "fvc_db4_b" if root else None
-    return folder if folder and folder.is_dir() else None
-
-
 def _finger_transaction(path: Path, position: int, control: str) -> bytes:
     from prum.finger.images import decode_image
     from prum.finger.nist import write_transaction
@@ -218,25 +210,39 @@ def _finger_transaction(path: Path, position: int, control: str) -> bytes:
 
 
 def _enrol_fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
-    prints = fingerprint_prints()
-    if prints is None:
-        out.print("  fingerprints: no development prints (../shared/data); that case is skipped")
+    from prum.samples import sample_prints
+
+    try:
+        prints = sample_prints()
+    except SampleDataUnavailable as exc:
+        out.print(f"  fingerprints: no real prints ({exc.message}); that case cannot run")
         return
     holder: Any = nodes[FINGER_HOLDER].matcher(Category.FINGER)
-    finger, impression = FINGER_PROBE
-    for f in range(101, 111):
-        for i in range(1, 7):  # six impressions of each finger on record
+    probe_finger, probe_impression = prints.probe
+    held = 0
+    for n, finger in enumerate(prints.fingers):
+        position = n % 10 + 1  # a finger position per sample finger (ANSI/NIST 1-10)
+        impressions = [
+            p
+            for p in prints.impressions(finger)
+            if (finger, p.impression) != (probe_finger, probe_impression)
+        ]
+        for sample in impressions[:FINGER_IMPRESSIONS_HELD]:
             reference = holder.enroll(
-                _finger_transaction(prints / f"{f}_{i}.tif", f - 100, f"DE-{f}-{i}"),
+                _finger_transaction(sample.path, position, f"DE-{finger}-{sample.impression}"),
                 collection="tenprint",
-                provenance="DE national AFIS (FVC development prints)",
+                provenance=f"DE national AFIS ({prints.source})",
             )
-            if f == finger:
+            held += 1
+            if finger == probe_finger:
                 facts.finger_source.add(reference)
-    facts.finger_probe = _finger_transaction(
-        prints / f"{finger}_{impression}.tif", finger - 100, "AT-2026-0001"
+        if finger == probe_finger:
+            probe = next(p for p in prints.impressions(finger) if p.impression == probe_impression)
+            facts.finger_probe = _finger_transaction(probe.path, position, "AT-2026-0001")
+    out.print(
+        f"  {FINGER_HOLDER:8s} AFIS: {held} tenprint records of {len(prints.fingers)} real"
+        f" fingers ({prints.source})"
     )
-    out.print(f"  {FINGER_HOLDER:8s} AFIS: 60 tenprint records of 10 fingers")
 
 
 def _core_data(node: Node, reference: str, party: str, what: str) -> None:
@@ -277,19 +283,32 @@ def poll(what: str, fetch: Callable[[], Any], timeout: float = 120) -> Any:
     raise Unavailable(f"timed out waiting for {what}")
 
 
-def run_cases(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
-    """One case per category; returns what each saw."""
+Case = Callable[[], dict[str, Any]]
+
+
+def cases(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Case]:
+    """One case per category, run in this order; each returns what it saw or raises a
+    PrumError saying what went wrong."""
     return {
-        "dna": _dna_case(facts, api, check, out),
-        "records": _records_case(facts, api, check, out),
-        "vehicle": _vehicle_case(facts, api, check, out),
-        "finger": _finger_case(facts, api, check, out),
+        "dna": lambda: _dna_case(facts, api, check, out),
+        "records": lambda: _records_case(facts, api, check, out),
+        "vehicle": lambda: _vehicle_case(facts, api, check, out),
+        "finger": lambda: _finger_case(facts, api, check, out),
     }
+
+
+def _holder_candidates(search: dict[str, Any], holder: str, what: str) -> list[dict[str, Any]]:
+    """The holder's candidates in a search answer; Unavailable when there are none."""
+    for reply in search["replies"]:
+        if reply["party"] == holder and reply["candidates"]:
+            return list(reply["candidates"])
+    statuses = {r["party"]: r["status"] for r in search["replies"]}
+    raise Unavailable(f"{what}: {holder} gave no candidate (statuses {statuses})")
 
 
 def _finger_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
     if not facts.finger_probe:
-        return {}
+        raise Unavailable("no fingerprint probe: the AFIS was not filled (see the enrolment)")
     out.rule("[bold]AT searches the federation with a tenprint (TP/TP, ANSI/NIST-ITL)")
     with api("AT", "olga") as officer:
         search = check(
@@ -313,17 +332,14 @@ def _finger_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str
         hits = reply["candidates"]
         words = f"score {hits[0]['score']:.3f}, {hits[0]['false_match_words']}" if hits else ""
         out.print(f"  {reply['party']:8s} {reply['status']:10s} {len(hits)} candidate(s) {words}")
-    top = next(
-        (c for r in search["replies"] if r["party"] == FINGER_HOLDER for c in r["candidates"]),
-        None,
-    )
-    found = top is not None and top["reference"] in facts.finger_source
+    top = _holder_candidates(search, FINGER_HOLDER, "the TP/TP search")[0]
+    if top["reference"] not in facts.finger_source:
+        raise Unavailable(f"{FINGER_HOLDER}'s TP/TP candidate is not the probe's finger")
     out.print(
-        f"  {FINGER_HOLDER}'s candidate is "
-        + ("another impression of the same finger" if found else "NOT the probe's finger")
-        + " (TP/TP returns 1 candidate: the legacy cap)"
+        f"  {FINGER_HOLDER}'s candidate is another impression of the same finger"
+        " (TP/TP returns 1 candidate: the legacy cap)"
     )
-    return {"search": search, "found": found}
+    return {"search": search, "found": True}
 
 
 def _vehicle_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, Any]:
@@ -353,6 +369,8 @@ def _vehicle_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[st
         f" E {data['vin']}, D.1 {data['make']}, D.3 {data['model']},"
         f" C.1.1 {data['holder_surname']}, signals: {', '.join(data['signals']) or 'none'}"
     )
+    if "stolen" not in data["signals"]:
+        raise Unavailable(f"{STOLEN_IN}'s answer lacks the stolen signal of {data['plate']}")
     return {"search": search, "vehicle": data}
 
 
@@ -377,9 +395,7 @@ def _records_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[st
         hits = reply["candidates"]
         words = hits[0]["false_match_words"] if hits else ""
         out.print(f"  {reply['party']:8s} {reply['status']:10s} {len(hits)} match(es) {words}")
-    hit = next(
-        c for r in search["replies"] if r["party"] == RECORDS_HOLDER for c in r["candidates"]
-    )
+    hit = _holder_candidates(search, RECORDS_HOLDER, "the police-records search")[0]
     if hit["reference"] != facts.records_reference:
         raise Unavailable("the records search did not find the wanted person first")
     with api("AT", "eric") as examiner:
@@ -473,8 +489,9 @@ def _dna_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, A
         hits = reply["candidates"]
         words = hits[0]["false_match_words"] if hits else ""
         out.print(f"  {reply['party']:8s} {reply['status']:10s} {len(hits)} hit(s) {words}")
-    hit = next(c for r in search["replies"] if r["party"] == DNA_HOLDER for c in r["candidates"])
-    assert hit["reference"] == facts.dna_source, "the trace must find its source"
+    hit = _holder_candidates(search, DNA_HOLDER, "the DNA trace search")[0]
+    if hit["reference"] != facts.dna_source:
+        raise Unavailable(f"the DNA trace did not find its source in {DNA_HOLDER} first")
     out.print(
         f"  {DNA_HOLDER}'s matching profile: {len(hit['details']['profile'])} loci;"
         " the examiner verifies it like any candidate"
@@ -501,5 +518,11 @@ def _dna_case(facts: Facts, api: Api, check: Check, out: Console) -> dict[str, A
             f"  with {job['party']}: {job['compared']} profiles compared in"
             f" {job['batches']} batch(es), {job['hits']} hit(s) for verification;"
             " continuous comparison of new profiles follows"
+        )
+    found = {job["party"]: job["hits"] for job in jobs}
+    if found.get(DNA_HOLDER, 0) < DNA_TRACES_AT_AT:
+        raise Unavailable(
+            f"the initial bulk comparison with {DNA_HOLDER} found {found.get(DNA_HOLDER, 0)}"
+            f" of the {DNA_TRACES_AT_AT} traces of its people that AT holds"
         )
     return {"search": search, "comparisons": jobs, "started": dt.datetime.now(dt.UTC).isoformat()}
