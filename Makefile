@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser demo demo-check test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ browser:
 
 demo: install
 	$(BIN)/prum demo
+
+# The demo once, non-interactive: exits 1 if any of the five cases failed (CI runs it).
+demo-check: install
+	$(BIN)/prum demo --no-wait
 
 test: install browser
 	$(BIN)/pytest

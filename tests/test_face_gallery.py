@@ -232,8 +232,8 @@ def test_bad_photos_are_refused_and_nothing_is_stored(
     assert gallery.store.count() == 0
 
 
-def test_group_photo_needs_a_chosen_face(tmp_path: Path, shared_data: Path) -> None:
-    group = (shared_data / "faces" / "images" / "couple.jpg").read_bytes()
+def test_group_photo_needs_a_chosen_face(tmp_path: Path, samples: SampleSet) -> None:
+    group = samples.group_photos[0].read_bytes()
     gallery = make_gallery(tmp_path)
     with pytest.raises(SeveralFaces) as refused:
         gallery.enroll(group, category=SubjectCategory.SUSPECT, provenance="test")

@@ -21,8 +21,10 @@ from rich.console import Console
 
 from prum import demo, scenarios
 from prum.federation import Federation, lay_out
+from prum.finger.matcher import GALLERY_CALIBRATION_MIN_FINGERS
 from prum.node.core import Node
 from prum.node.users import add_user
+from prum.web.views import FINGER_POSITIONS
 from test_web_browser import Demo, log_in, new_page, shot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -248,8 +250,7 @@ def test_finger_tenprint_search_finds_de_and_compares_the_prints(
     federation: Categories, browser: Browser, tmp_path: Path
 ) -> None:
     fed = federation
-    if not fed.facts.finger_probe:
-        pytest.skip("no FVC development prints (../shared/data/fingerprints)")
+    assert fed.facts.finger_probe, "the demo's AFIS was not filled: see demo.log"
     probe = tmp_path / "AT-2026-0001.an2"
     probe.write_bytes(fed.facts.finger_probe)
     officer = new_page(browser)
@@ -266,9 +267,13 @@ def test_finger_tenprint_search_finds_de_and_compares_the_prints(
     hit = hits.first
     assert (hit.locator(".ref").text_content() or "").strip() in fed.facts.finger_source
     summary = hit.locator(".finger-summary").text_content() or ""
-    assert summary.startswith("TP/TP (ten-print against ten-prints); right little finger")
+    finger = FINGER_POSITIONS[fed.facts.finger_position]
+    assert summary.startswith(f"TP/TP (ten-print against ten-prints); {finger}")
     assert re.search(r"; \d+ matched minutiae$", summary.strip())
-    assert "impostors scored this high" in (hit.locator(".fmr").text_content() or "")
+    # A false-match rate from the AFIS's own impostor pairs, or plainly none (few prints).
+    calibrated = fed.facts.finger_records >= GALLERY_CALIBRATION_MIN_FINGERS
+    fmr = hit.locator(".fmr").text_content() or ""
+    assert ("impostors scored this high" if calibrated else "not calibrated") in fmr
     shot(officer, fed, "22-finger-results")
 
     examiner = new_page(browser)
@@ -277,7 +282,7 @@ def test_finger_tenprint_search_finds_de_and_compares_the_prints(
     examiner.locator("#candidates-DE + details li.candidate a.button").first.click()
     examiner.wait_for_selector("#finger-heading")
     facts = examiner.text_content("section[aria-labelledby=finger-heading] dl") or ""
-    assert "TP/TP" in facts and "right little finger" in facts
+    assert "TP/TP" in facts and finger in facts
     images = examiner.locator("section[aria-labelledby=finger-heading] img.finger")
     assert images.count() == 2  # probe and candidate side by side
     for image in images.all():

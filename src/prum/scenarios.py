@@ -99,6 +99,8 @@ class Facts:
     stolen_vin: str = ""
     finger_probe: bytes = b""  # an ANSI/NIST-ITL tenprint transaction made at AT
     finger_source: set[str] = field(default_factory=set)  # DE's records of that finger
+    finger_position: int = 0  # the probe's ANSI/NIST-ITL finger position
+    finger_records: int = 0  # how many prints DE's AFIS holds
     notes: list[str] = field(default_factory=list)
 
 
@@ -239,6 +241,8 @@ def _enrol_fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
         if finger == probe_finger:
             probe = next(p for p in prints.impressions(finger) if p.impression == probe_impression)
             facts.finger_probe = _finger_transaction(probe.path, position, "AT-2026-0001")
+            facts.finger_position = position
+    facts.finger_records = held
     out.print(
         f"  {FINGER_HOLDER:8s} AFIS: {held} tenprint records of {len(prints.fingers)} real"
         f" fingers ({prints.source})"
