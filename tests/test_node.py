@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def make_node(tmp_path: Path, pki_dir: Path, party: str = "DE", **policy: Any) -
     return Node(config)
 
 
-def search_envelope(pki_dir: Path, **fields: Any) -> dict[str, Any]:
+def search_envelope(pki_dir: Path, **fields: Any) -> bytes:
     body: dict[str, Any] = {
         "request_number": "AT-1",
         "requesting_party": "AT",
@@ -80,7 +81,7 @@ def search_envelope(pki_dir: Path, **fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     request = SearchRequest.model_validate(body)
-    return Signer(pki_dir, "AT").sign(request.model_dump(mode="json")).to_dict()
+    return Signer(pki_dir, "AT").sign(request.model_dump(mode="json")).to_json()
 
 
 def reply_of(envelope: Any) -> CountryReply:
@@ -336,9 +337,7 @@ def test_only_examiners_verify(tmp_path: Path, pki_dir: Path) -> None:
         )
 
 
-def incoming_request(
-    pki_dir: Path, *, requester: str = "AT", verified_by: str = "eric"
-) -> dict[str, Any]:
+def incoming_request(pki_dir: Path, *, requester: str = "AT", verified_by: str = "eric") -> bytes:
     request = CoreDataRequest(
         requesting_party=requester,
         holder_party="DE",
@@ -352,7 +351,7 @@ def incoming_request(
         max_penalty_months=60,
         case_reference="AT/2026/123",
     )
-    return Signer(pki_dir, requester).sign(request.model_dump(mode="json")).to_dict()
+    return Signer(pki_dir, requester).sign(request.model_dump(mode="json")).to_json()
 
 
 def holder(tmp_path: Path, pki_dir: Path) -> Node:
@@ -405,9 +404,9 @@ def test_verifier_cannot_release(tmp_path: Path, pki_dir: Path) -> None:
     node = holder(tmp_path, pki_dir)
     # A DE search of DE data: the examiner who confirmed is also an approver.
     pki_signed = incoming_request(pki_dir, requester="DE", verified_by="anna")
-    pki_signed_body = pki_signed["body"]
+    pki_signed_body = json.loads(pki_signed)["body"]
     pki_signed_body["holder_party"] = "DE"
-    envelope = Signer(pki_dir, "DE").sign(pki_signed_body).to_dict()
+    envelope = Signer(pki_dir, "DE").sign(pki_signed_body).to_json()
     followup.receive(node, envelope, ROUTER)
     with pytest.raises(SeparationOfDuties, match="anna verified this match"):
         followup.decide(node, APPROVER, 1, action="release")
@@ -444,7 +443,7 @@ def test_reply_from_the_wrong_party_is_refused(tmp_path: Path, pki_dir: Path) ->
         reason=RefusalReason.DISPROPORTIONATE,
     )
     # Signed by AT itself, claiming to be DE's decision.
-    envelope = Signer(pki_dir, "AT").sign(reply.model_dump(mode="json")).to_dict()
+    envelope = Signer(pki_dir, "AT").sign(reply.model_dump(mode="json")).to_json()
     with pytest.raises(NotAuthorised):
         followup.receive(node, envelope, ROUTER)
 

@@ -19,6 +19,7 @@ from prum.errors import (
     BadInput,
     BadSignature,
     Expired,
+    MalformedRequest,
     NotAuthorised,
     Replay,
     Revoked,
@@ -337,3 +338,63 @@ def test_any_single_byte_change_fails_verification(
         return
     with pytest.raises((BadSignature, BadCertificate)):
         Verifier(shared_pki).verify({**envelope.to_dict(), "body": body})
+
+
+# --- envelopes as bytes: the fast path and the general path agree ---------------------------
+
+
+@given(extra=BODIES)
+def test_an_envelope_verifies_from_its_bytes_with_the_body_as_signed(
+    shared_pki: Path, extra: dict[str, Any]
+) -> None:
+    body = {**extra, **new_message_fields()}
+    envelope = Signer(shared_pki, "DE").sign(body)
+    message = Verifier(shared_pki).verify_json(envelope.to_json(), expected_signer="DE")
+    assert message.body == body
+    assert message.body_json == canonical_json(body)
+    assert message.signature == envelope.signature
+
+
+def test_an_envelope_in_another_key_order_takes_the_general_path(pki_dir: Path) -> None:
+    envelope = Signer(pki_dir, "AT").sign(search_body())
+    reordered = json.dumps(envelope.to_dict(), indent=2).encode()  # body first, with spaces
+    assert Verifier(pki_dir).verify_json(reordered).body == envelope.body
+
+
+def test_an_envelope_that_is_not_json_is_malformed(pki_dir: Path) -> None:
+    with pytest.raises(MalformedRequest, match="not JSON"):
+        Verifier(pki_dir).verify_json(b'{"alg":"ES256","body":')
+
+
+def test_a_relay_signs_spliced_canonical_bytes(pki_dir: Path) -> None:
+    inner = Signer(pki_dir, "DE").sign(search_body())
+    outer = {**new_message_fields(), "kind": "relay", "replies": "@"}
+    spliced = canonical_json(outer).replace(
+        b'"replies":"@"', b'"replies":[' + inner.body_json + b"]"
+    )
+    raw = Signer(pki_dir, "ROUTER").sign_json(spliced)
+    message = Verifier(pki_dir).verify_json(raw, expected_signer="ROUTER")
+    assert message.body["replies"] == [inner.body]
+    assert Verifier(pki_dir).verify(json.loads(raw)).body == message.body  # the general path
+
+
+@given(extra=BODIES, data=st.data())
+def test_a_changed_envelope_is_accepted_only_as_the_general_path_reads_it(
+    shared_pki: Path, extra: dict[str, Any], data: st.DataObject
+) -> None:
+    raw = Signer(shared_pki, "DE").sign({**extra, **new_message_fields()}).to_json()
+    position = data.draw(st.integers(0, len(raw) - 1), label="position")
+    byte = data.draw(st.integers(0, 255).filter(lambda b: b != raw[position]), label="byte")
+    insert = data.draw(st.booleans(), label="insert")
+    changed = raw[:position] + bytes([byte]) + raw[position + (0 if insert else 1) :]
+    verifier = Verifier(shared_pki)
+    try:
+        fast = verifier.verify_json(changed)
+    except (BadSignature, BadCertificate, NotAuthorised, MalformedRequest):
+        return
+    general = verifier.verify(json.loads(changed))  # must accept it too, and read the same
+    assert (fast.body, fast.signer, fast.signature) == (
+        general.body,
+        general.signer,
+        general.signature,
+    )

@@ -228,7 +228,7 @@ def incoming(
         max_penalty_months=60,
         case_reference="AT/2026/123",
     )
-    envelope = Signer(pki_dir, requester).sign(request.model_dump(mode="json")).to_dict()
+    envelope = Signer(pki_dir, requester).sign(request.model_dump(mode="json")).to_json()
     followup.receive(node, envelope, ROUTER)
     with node.engine.begin() as conn:
         conn.execute(

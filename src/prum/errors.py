@@ -337,6 +337,12 @@ class AuditUnavailable(Unavailable):
     code = "audit_unavailable"
 
 
+class RouterBusy(Unavailable):
+    """The router is answering as many searches as it is set to; try again shortly."""
+
+    code = "router_busy"
+
+
 class NoAnswer(Unavailable):
     """A requested party did not answer a search before its deadline."""
 

@@ -238,12 +238,12 @@ class BatchProbe(_Message):
 MAX_BATCH = 1000
 
 
-class SearchRequest(_Signed):
-    """Step 1: a search, sent by the requesting node through the router.
-
-    A one-off search carries one ``probe``; a bulk or continuous comparison carries a
-    ``batch`` of probes, and each hit names the probe it belongs to.
+class SearchHeader(_Signed):
+    """What the router reads of a SearchRequest: every field but the probes, which it
+    forwards as they came without decoding them (they are payload, not its business).
     """
+
+    model_config = ConfigDict(extra="ignore")
 
     kind: Literal["search_request"] = "search_request"
     request_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -258,12 +258,23 @@ class SearchRequest(_Signed):
     case_reference: ShortText
     targets: Literal["all"] | Annotated[list[Party], Field(min_length=1, max_length=40)] = "all"
     mode: SearchMode = SearchMode.SEARCH
-    probe: Probe | None = None
-    batch: Annotated[list[BatchProbe], Field(min_length=1, max_length=MAX_BATCH)] | None = None
     # Fingerprints: TP/TP, TP/UL, LT/TP, LT/UL (each with its own daily capacity).
     search_type: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}/[A-Z]{2}$")] | None = None
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
+
+
+class SearchRequest(SearchHeader):
+    """Step 1: a search, sent by the requesting node through the router.
+
+    A one-off search carries one ``probe``; a bulk or continuous comparison carries a
+    ``batch`` of probes, and each hit names the probe it belongs to.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    probe: Probe | None = None
+    batch: Annotated[list[BatchProbe], Field(min_length=1, max_length=MAX_BATCH)] | None = None
 
     @model_validator(mode="after")
     def _probe_or_batch(self) -> SearchRequest:
@@ -377,8 +388,11 @@ class Candidate(_Message):
     probe_reference: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
-class CountryReply(_Signed):
-    """The answer of one requested party, or what the router observed instead."""
+class ReplyHeader(_Signed):
+    """What the router reads of a CountryReply: every field but the candidates, which
+    it only counts and passes on as the node signed them."""
+
+    model_config = ConfigDict(extra="ignore")
 
     kind: Literal["country_reply"] = "country_reply"
     in_reply_to: MessageId
@@ -388,11 +402,18 @@ class CountryReply(_Signed):
     answered_at: dt.datetime | None = None
     duration_ms: Annotated[float, Field(ge=0)] | None = None
     gallery_size: Annotated[int, Field(ge=0)] | None = None
+    error: ErrorInfo | None = None
+
+
+class CountryReply(ReplyHeader):
+    """The answer of one requested party, or what the router observed instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
     # Up to 100 per probe: a batched comparison answers for each of its probes.
     candidates: Annotated[list[Candidate], Field(max_length=10 * MAX_BATCH)] = Field(
         default_factory=list
     )
-    error: ErrorInfo | None = None
 
 
 class SearchReply(_Signed):

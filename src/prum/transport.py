@@ -2,10 +2,14 @@
 
 uvicorn (0.54) does not hand the client certificate to the application, and a
 party's identity must come from its certificate, never from a body field. So the
-server uses a small subclass of uvicorn's h11 protocol that reads the verified peer
-certificate when the connection is made and puts it into every request's ASGI scope
-as ``scope["extensions"]["tls"]["client_cert_der"]`` (the key the ASGI TLS extension
-draft uses for the chain). :func:`peer_of` turns it into a PeerIdentity.
+server uses a small subclass of uvicorn's httptools protocol that reads the verified
+peer certificate when the connection is made and puts it into every request's ASGI
+scope as ``scope["extensions"]["tls"]["client_cert_der"]`` (the key the ASGI TLS
+extension draft uses for the chain). :func:`peer_of` turns it into a PeerIdentity.
+
+Servers run on uvloop with the httptools parser: against asyncio's own loop and
+uvicorn's pure-Python h11 parser they cost the router about a third less CPU per
+search (docs/benchmarks.md, router).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any, Literal
 
 import httpx
 import uvicorn
+import uvloop
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from prum.errors import BadCertificate, BadInput, PrumError
 from prum.security.pki import PeerIdentity, identity_from_der
@@ -32,8 +37,8 @@ from prum.security.pki import PeerIdentity, identity_from_der
 MAX_BODY_BYTES = 42 * 1024 * 1024
 
 
-class PeerCertProtocol(H11Protocol):
-    """uvicorn's h11 protocol, exposing the TLS peer certificate to the app."""
+class PeerCertProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, exposing the TLS peer certificate to the app."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,7 +57,12 @@ class PeerCertProtocol(H11Protocol):
 
 def peer_of(request: Request) -> PeerIdentity:
     """The verified identity of the party on the other end of this TLS connection."""
-    der = (request.scope.get("extensions") or {}).get("tls", {}).get("client_cert_der")
+    return peer_of_scope(request.scope)
+
+
+def peer_of_scope(scope: Scope) -> PeerIdentity:
+    """:func:`peer_of` for an ASGI scope."""
+    der = (scope.get("extensions") or {}).get("tls", {}).get("client_cert_der")
     if not der:
         raise BadCertificate("no client certificate on this connection (mutual TLS required)")
     return identity_from_der(der)
@@ -127,7 +137,7 @@ def _server(listener: Listener, *, lifespan: Literal["on", "off"]) -> uvicorn.Se
         BodyLimit(listener.app),
         host=listener.host,
         port=listener.port,
-        http=PeerCertProtocol if listener.ssl_context is not None else "h11",
+        http=PeerCertProtocol if listener.ssl_context is not None else "httptools",
         log_level="warning",
         access_log=False,  # an access log line is metadata the audit log already has
         lifespan=lifespan,
@@ -164,7 +174,7 @@ def serve_many(*listeners: Listener) -> None:
             loop.add_signal_handler(sig, stop)
         await asyncio.gather(*(server.serve() for server in servers))
 
-    asyncio.run(run_all())
+    uvloop.run(run_all())
 
 
 def serve(app: ASGIApp, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:

@@ -135,14 +135,16 @@ class AuditLog:
         commit: what a busy writer (the router, 1 + N entries per search) can afford.
         All or nothing: one event that cannot be logged refuses the whole batch.
         """
-        # Re-validate: model_construct() or a mutated copy must not bypass the limits.
-        checked = [parse_event(event.model_dump()) for event in events]
+        # Re-validate what is hashed: model_construct() or a model_copy(update=...) must
+        # not bypass the limits. One serialisation serves the check and the hash.
+        fields = [event.canonical() for event in events]
+        checked = [parse_event(item) for item in fields]
         if not checked:
             return []
         shared = self.statistics is not None and self.statistics.url == self.url
         try:
             with write_transaction(self.engine) as conn:
-                seqs = self._append(conn, checked)
+                seqs = self._append(conn, fields)
                 if shared:
                     assert self.statistics is not None
                     self.statistics.record_in(conn, *checked)
@@ -219,7 +221,7 @@ class AuditLog:
                             kind=EventKind.PURGE,
                             detail=f"retention: {purged} entries recorded before {cutoff} "
                             f"deleted, through entry {last}",
-                        )
+                        ).canonical()
                     ],
                 )
         except SQLAlchemyError as exc:
@@ -236,14 +238,14 @@ class AuditLog:
             raise AuditTampered("the audit head row is missing: the log was tampered with")
         return int(head.seq), str(head.hash)
 
-    def _append(self, conn: Connection, events: Sequence[AuditEvent]) -> list[int]:
-        """Chain ``events`` onto the head (locked here), signing checkpoints that fall due."""
+    def _append(self, conn: Connection, events: Sequence[dict[str, Any]]) -> list[int]:
+        """Chain ``events`` (their canonical fields, :meth:`AuditEvent.canonical`) onto the
+        head (locked here), signing checkpoints that fall due."""
         head_seq, prev_hash = self._lock_head(conn)
         rows: list[dict[str, Any]] = []
         due: list[tuple[int, str]] = []
-        for seq, event in enumerate(events, start=head_seq + 1):
-            recorded_at = format_time(utcnow())
-            fields = event.canonical()
+        recorded_at = format_time(utcnow())  # one transaction, one time
+        for seq, fields in enumerate(events, start=head_seq + 1):
             body = canonical_json({"event": fields, "recorded_at": recorded_at, "seq": seq})
             digest = entry_hash(prev_hash, body)
             rows.append(

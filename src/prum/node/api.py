@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -46,30 +47,32 @@ def _install_errors(app: FastAPI) -> None:
         return JSONResponse(body, status_code=400)
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadInput("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object (a signed envelope)")
-    return body
-
-
 # --- router-facing -----------------------------------------------------------------------
+
+ENVELOPE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "a signed envelope (prum.security.signing)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
 
 
 def create_federation_app(node: Node) -> FastAPI:
     app = FastAPI(title=f"Prüm node {node.party}: federation API", version="1")
     _install_errors(app)
 
-    @app.post("/v1/search")
-    def search(request: Request, envelope: dict[str, Any]) -> dict[str, Any]:
-        return exchange.answer_search(node, envelope, peer_of(request)).to_dict()
+    # Bodies are read as bytes: the signature is checked over them as they came.
+    @app.post("/v1/search", openapi_extra=ENVELOPE_BODY)
+    async def search(request: Request) -> Response:
+        raw, peer = await request.body(), peer_of(request)
+        reply = await run_in_threadpool(exchange.answer_search, node, raw, peer)
+        return Response(reply.to_json(), media_type="application/json")
 
-    @app.post("/v1/inbox")
-    def deliver(request: Request, envelope: dict[str, Any]) -> dict[str, Any]:
-        return followup.receive(node, envelope, peer_of(request))
+    @app.post("/v1/inbox", openapi_extra=ENVELOPE_BODY)
+    async def deliver(request: Request) -> dict[str, Any]:
+        raw, peer = await request.body(), peer_of(request)
+        return await run_in_threadpool(followup.receive, node, raw, peer)
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:

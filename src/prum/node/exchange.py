@@ -144,11 +144,12 @@ def _run_matcher(node: Node, request: SearchRequest, policy: CategoryPolicy) -> 
     )
 
 
-def answer_search(node: Node, envelope: dict[str, Any], peer: PeerIdentity) -> SignedEnvelope:
-    """Answer a search forwarded by the router; the answer is signed by this node."""
+def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
+    """Answer a search forwarded by the router (the requester's envelope, as bytes);
+    the answer is signed by this node."""
     if peer.party != "ROUTER":
         raise NotAuthorised(f"searches arrive through the router, not from {peer.party}")
-    message = node.verifier.verify(envelope)
+    message = node.verifier.verify_json(raw)
     request: SearchRequest = validated(SearchRequest, message.body)
     if request.requesting_party != message.signer:
         raise NotAuthorised(
@@ -318,7 +319,8 @@ async def dispatch(
     try:
         response = await client.post(
             f"{node.config.router_url}/v1/search",
-            json=envelope.to_dict(),
+            content=envelope.to_json(),
+            headers={"content-type": "application/json"},
             timeout=request.deadline_ms / 1000 + 10,
         )
     except httpx.HTTPError as exc:
@@ -327,7 +329,7 @@ async def dispatch(
     if response.status_code != 200:
         _fail(node, sid)
         raise _remote_error(response)
-    verified = node.verifier.verify(response.json(), expected_signer="ROUTER")
+    verified = node.verifier.verify_json(response.content, expected_signer="ROUTER")
     reply: SearchReply = validated(SearchReply, verified.body)
     if reply.in_reply_to != request.message_id:
         _fail(node, sid)

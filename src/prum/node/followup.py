@@ -212,8 +212,9 @@ def request_core_data(
 # --- the inbox (both sides) ------------------------------------------------------------
 
 
-def receive(node: Node, envelope: dict[str, Any], peer: PeerIdentity) -> dict[str, Any]:
-    """Accept a core-data request or reply delivered by the router, exactly once.
+def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
+    """Accept a core-data request or reply delivered by the router (the sender's
+    envelope, as bytes), exactly once.
 
     No replay time window here: the sender's outbox may legitimately retry for hours
     while this node is down. A message id already accepted is acknowledged as a
@@ -221,7 +222,7 @@ def receive(node: Node, envelope: dict[str, Any], peer: PeerIdentity) -> dict[st
     """
     if peer.party != "ROUTER":
         raise NotAuthorised(f"deliveries arrive through the router, not from {peer.party}")
-    message = node.verifier.verify(envelope)
+    message = node.verifier.verify_json(raw)
     kind = message.body.get("kind")
     if kind == "core_data_request":
         request: CoreDataRequest = validated(CoreDataRequest, message.body)

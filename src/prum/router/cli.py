@@ -65,7 +65,7 @@ def serve(
         app = create_app(settings)
     except PrumError as exc:
         raise _fail(exc) from None
-    parties = len(app.state.router.directory.parties)
+    parties = len(app.service.directory.parties)
     err.print(f"router on https://{settings.host}:{settings.port} ({parties} parties)")
     serve_app(app, host=settings.host, port=settings.port, ssl_context=tls)
 

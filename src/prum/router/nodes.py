@@ -22,14 +22,15 @@ outbox tries again; a 4xx is :class:`DeliveryRejected`, for good.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic import ValidationError
 
 from prum.errors import (
@@ -37,15 +38,16 @@ from prum.errors import (
     DeliveryRejected,
     DestinationUnavailable,
     InvalidReply,
+    MalformedRequest,
     NoAnswer,
     PrumError,
     SecurityError,
     Unreachable,
 )
-from prum.messages import CountryReply, ErrorInfo, ReplyStatus, SearchRequest, utcnow
-from prum.security.signing import Verifier
+from prum.messages import CountryReply, ErrorInfo, ReplyHeader, ReplyStatus, SearchHeader, utcnow
+from prum.router.http11 import Broken, ConnectFailed, HttpFailure, Pool, TooLarge
+from prum.security.signing import Verifier, canonical_json
 
-JSON_HEADERS = {"content-type": "application/json"}
 # An acknowledgement or error from a node's inbox is small; anything larger is wrong.
 MAX_ACK_BYTES = 64 * 1024
 # What a node may say about itself; timeout and unavailable are the router's to observe.
@@ -56,11 +58,11 @@ NODE_STATUSES = frozenset(
 
 @dataclass(frozen=True)
 class Answer:
-    """One target's CountryReply (as JSON) and the metadata the audit log keeps of it."""
+    """One target's CountryReply and the metadata the audit log keeps of it."""
 
     party: str
     status: ReplyStatus
-    reply: dict[str, Any]
+    reply_json: bytes  # canonical JSON: the node's body as it signed it, or the router's
     message_id: str
     candidates: int
     duration_ms: int
@@ -68,8 +70,22 @@ class Answer:
     reason_code: str | None
 
 
-class _TooLarge(Exception):
-    pass
+class NodeLink:
+    """The router's connections to one node: where it is and a pool to it."""
+
+    def __init__(self, url: str, tls: ssl.SSLContext) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"{url!r} is not an https URL")
+        self.prefix = parts.path.rstrip("/")
+        self.pool = Pool(parts.hostname, parts.port or 443, tls)
+
+    async def post(self, path: str, body: bytes, *, limit: int) -> tuple[int, bytes]:
+        answer = await self.pool.post(self.prefix + path, body, limit=limit)
+        return answer.status, answer.body
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 class Fanout:
@@ -77,24 +93,26 @@ class Fanout:
 
     def __init__(
         self,
-        clients: Mapping[str, httpx.AsyncClient],
+        links: Mapping[str, NodeLink],
         verifier: Verifier,
         *,
         max_reply_bytes: int,
     ):
-        self.clients = clients
+        self.links = links
         self.verifier = verifier
         self.max_reply_bytes = max_reply_bytes
 
-    async def ask(
-        self, party: str, url: str, payload: bytes, request: SearchRequest, deadline: float
-    ) -> Answer:
-        """The target's answer; never raises (a failure is a reply the router writes)."""
+    async def ask(self, party: str, payload: bytes, request: SearchHeader) -> Answer:
+        """The target's answer; never raises (a failure is a reply the router writes).
+
+        The caller enforces the deadline by cancelling the task."""
         started = time.monotonic()
         try:
-            return await self._ask(party, url, payload, request, deadline, started)
+            return await self._ask(party, payload, request, started)
         except PrumError as exc:
             return self.written(request, party, exc, _ms(started))
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
         except Exception as exc:  # a bug must cost one reply, never the whole search
             failure = InvalidReply(
                 f"the router could not read the answer of {party} ({type(exc).__name__})",
@@ -103,39 +121,26 @@ class Fanout:
             return self.written(request, party, failure, _ms(started))
 
     async def _ask(
-        self,
-        party: str,
-        url: str,
-        payload: bytes,
-        request: SearchRequest,
-        deadline: float,
-        started: float,
+        self, party: str, payload: bytes, request: SearchHeader, started: float
     ) -> Answer:
-        timeout = max(0.001, deadline - started)
         try:
-            async with self.clients[party].stream(
-                "POST", url + "/v1/search", content=payload, headers=JSON_HEADERS, timeout=timeout
-            ) as response:
-                raw = await self._read(response)
-                status = response.status_code
-        except httpx.TimeoutException:
-            raise NoAnswer(_no_answer(party, deadline - started), party=party) from None
-        except httpx.ConnectError as exc:
-            tls = _tls_failure(exc)
-            if tls is not None:
+            status, raw = await self.links[party].post(
+                "/v1/search", payload, limit=self.max_reply_bytes
+            )
+        except ConnectFailed as exc:
+            if exc.tls_reason is not None:
                 raise BadCertificate(
-                    f"the TLS handshake with {party} failed: {tls}", party=party
+                    f"the TLS handshake with {party} failed: {exc.tls_reason}", party=party
                 ) from None
             raise Unreachable(f"{party} cannot be reached: {exc}"[:500], party=party) from None
-        except httpx.TransportError as exc:
-            raise InvalidReply(
-                f"the connection to {party} broke before a full answer ({type(exc).__name__})",
-                party=party,
-            ) from None
-        except _TooLarge:
+        except TooLarge:
             raise InvalidReply(
                 f"the answer of {party} is larger than {self.max_reply_bytes} bytes",
                 party=party,
+            ) from None
+        except HttpFailure as exc:
+            raise InvalidReply(
+                f"the connection to {party} broke before a full answer ({exc})", party=party
             ) from None
         if status != 200:
             raise InvalidReply(
@@ -144,16 +149,23 @@ class Fanout:
                 http_status=status,
             )
         try:
-            envelope = json.loads(raw)
-        except ValueError:
+            message = self.verifier.verify_json(raw, expected_signer=party)
+        except MalformedRequest:
             raise InvalidReply(f"the answer of {party} is not JSON", party=party) from None
-        message = self.verifier.verify(envelope, expected_signer=party)
+        body = message.body
+        candidates = body.get("candidates", [])
         try:
-            reply = CountryReply.model_validate(message.body)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                for e in exc.errors()[:5]
+            reply = ReplyHeader.model_validate(body)
+            if body.get("kind") != "country_reply" or not isinstance(candidates, list):
+                raise ValueError("not a country_reply with a list of candidates")
+        except (ValidationError, ValueError) as exc:
+            problems = (
+                "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                    for e in exc.errors()[:5]
+                )
+                if isinstance(exc, ValidationError)
+                else str(exc)
             )
             raise InvalidReply(
                 f"the answer of {party} is not a valid CountryReply: {problems}", party=party
@@ -173,19 +185,16 @@ class Fanout:
         return Answer(
             party=party,
             status=reply.status,
-            reply=message.body,  # as the node signed it
+            reply_json=message.body_json,  # as the node signed it
             message_id=reply.message_id,
-            candidates=len(reply.candidates),
+            candidates=len(candidates),
             duration_ms=_ms(started),
             signature=message.signature,
             reason_code=None if reply.error is None else reply.error.code,
         )
 
-    async def _read(self, response: httpx.Response) -> bytes:
-        return await _read(response, self.max_reply_bytes)
-
     def written(
-        self, request: SearchRequest, party: str, exc: PrumError, duration_ms: int
+        self, request: SearchHeader, party: str, exc: PrumError, duration_ms: int
     ) -> Answer:
         """A reply the router writes for ``party``: the status follows the error."""
         if isinstance(exc, NoAnswer):
@@ -207,7 +216,7 @@ class Fanout:
         return Answer(
             party=party,
             status=status,
-            reply=reply.model_dump(mode="json"),
+            reply_json=canonical_json(reply.model_dump(mode="json")),
             message_id=reply.message_id,
             candidates=0,
             duration_ms=duration_ms,
@@ -215,16 +224,15 @@ class Fanout:
             reason_code=exc.code,
         )
 
-    def timed_out(self, request: SearchRequest, party: str, waited_ms: int) -> Answer:
+    def timed_out(self, request: SearchHeader, party: str, waited_ms: int) -> Answer:
         """The reply for a target still silent at the deadline."""
         failure = NoAnswer(_no_answer(party, waited_ms / 1000), party=party)
         return self.written(request, party, failure, waited_ms)
 
 
 async def deliver_to_inbox(
-    client: httpx.AsyncClient,
+    link: NodeLink,
     destination: str,
-    url: str,
     payload: bytes,
     message_id: str,
     *,
@@ -232,17 +240,15 @@ async def deliver_to_inbox(
 ) -> dict[str, Any]:
     """Post a core-data envelope to ``destination``'s inbox; its acknowledgement."""
     try:
-        async with client.stream(
-            "POST", url + "/v1/inbox", content=payload, headers=JSON_HEADERS, timeout=timeout
-        ) as response:
-            raw = await _read(response, MAX_ACK_BYTES)
-            status = response.status_code
-    except httpx.TimeoutException:
+        status, raw = await asyncio.wait_for(
+            link.post("/v1/inbox", payload, limit=MAX_ACK_BYTES), timeout
+        )
+    except TimeoutError:
         raise DestinationUnavailable(
             f"{destination} did not acknowledge within {timeout:g} s; send again later",
             destination=destination,
         ) from None
-    except (httpx.TransportError, _TooLarge) as exc:
+    except (HttpFailure, Broken) as exc:
         raise DestinationUnavailable(
             f"{destination} cannot take the message now ({type(exc).__name__}); send again later",
             destination=destination,
@@ -278,20 +284,6 @@ async def deliver_to_inbox(
     return {"accepted": message_id, "duplicate": answer["duplicate"]}
 
 
-async def _read(response: httpx.Response, limit: int) -> bytes:
-    """The body, or _TooLarge as soon as it exceeds ``limit`` bytes."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _error_of(answer: Any) -> tuple[str | None, str | None]:
     """(code, message) of another party's error answer, shortened."""
     if not isinstance(answer, dict):
@@ -305,15 +297,6 @@ def _error_of(answer: Any) -> tuple[str | None, str | None]:
 
 def _no_answer(party: str, seconds: float) -> str:
     return f"no answer from {party} within the deadline ({seconds * 1000:.0f} ms)"
-
-
-def _tls_failure(exc: BaseException) -> str | None:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return (getattr(cause, "reason", None) or type(cause).__name__)[:200]
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 def _error_code(raw: bytes) -> str:

@@ -25,11 +25,11 @@ import datetime as dt
 import json
 import ssl
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from prum.audit.events import EventKind, Outcome
@@ -37,43 +37,44 @@ from prum.audit.log import AuditLog
 from prum.audit.stats import Statistics
 from prum.errors import (
     AuditUnavailable,
+    BadSignature,
     CategoryNotOffered,
     DestinationUnavailable,
     InvalidMessage,
     InvalidTargets,
+    MalformedRequest,
     NotAuthorised,
     OutOfScope,
     PrumError,
     PurposeNotAllowed,
     Replay,
+    RouterBusy,
     UnknownParty,
 )
 from prum.messages import (
     CoreDataReply,
     CoreDataRequest,
     ReplyStatus,
+    SearchHeader,
     SearchReply,
-    SearchRequest,
 )
 from prum.router.directory import Directory, PartyEntry, load_directory
 from prum.router.journal import AuditTrail, audit_event
-from prum.router.nodes import Answer, Fanout, deliver_to_inbox
+from prum.router.nodes import Answer, Fanout, NodeLink, deliver_to_inbox
 from prum.router.settings import RouterSettings
 from prum.security.pki import ROUTER, PeerIdentity, client_context
 from prum.security.signing import (
+    ENVELOPE_FIELDS,
     AuditSigner,
     ReplayGuard,
-    SignedEnvelope,
     Signer,
     VerifiedMessage,
     Verifier,
+    canonical_json,
     parse_time,
 )
 
 M = TypeVar("M", bound=BaseModel)
-
-# Connections kept open to each party, enough for that many concurrent searches.
-POOL = httpx.Limits(max_connections=None, max_keepalive_connections=32)
 
 _OUTCOMES = {status: Outcome(status.value) for status in ReplyStatus}
 
@@ -101,6 +102,7 @@ class Router:
         deliver_timeout_s: float = 15.0,
         replay_window_s: float = 300.0,
         max_reply_bytes: int = 64 * 1024 * 1024,
+        max_in_flight: int = 256,
     ) -> None:
         self.directory = directory
         self.signer = signer
@@ -111,15 +113,15 @@ class Router:
         self.deliver_timeout_s = deliver_timeout_s
         self.replay_window = dt.timedelta(seconds=replay_window_s)
         self.replays = ReplayGuard(replay_window_s)
-        # One connection pool per party: httpcore scans every pooled connection for
-        # each request, so one shared pool of connections to 28 nodes costs O(28 x
-        # concurrency) per request; per party it is O(concurrency).
-        self.clients = {
-            party: httpx.AsyncClient(verify=client_tls, limits=POOL) for party in directory.parties
+        self.max_in_flight = max_in_flight
+        # Persistent connections to every party (router/http11.py: why not httpx).
+        self.links = {
+            party: NodeLink(entry.url, client_tls) for party, entry in directory.parties.items()
         }
-        self.fanout = Fanout(self.clients, verifier, max_reply_bytes=max_reply_bytes)
+        self.fanout = Fanout(self.links, verifier, max_reply_bytes=max_reply_bytes)
         self.started = time.monotonic()
         self.in_flight = 0
+        self.shed = 0  # searches refused because max_in_flight were running
 
     @classmethod
     def from_settings(cls, settings: RouterSettings) -> Router:
@@ -140,24 +142,38 @@ class Router:
             deliver_timeout_s=settings.deliver_timeout_s,
             replay_window_s=settings.replay_window_s,
             max_reply_bytes=settings.max_reply_bytes,
+            max_in_flight=settings.max_in_flight,
         )
 
     async def aclose(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
+        for link in self.links.values():
+            link.close()
         await asyncio.to_thread(self.trail.close)
 
     # --- search ---------------------------------------------------------------------
 
-    async def search(self, envelope: Mapping[str, Any], peer: PeerIdentity) -> SignedEnvelope:
-        """Fan a requester's signed SearchRequest out; return the signed SearchReply."""
+    async def search(self, raw: bytes, peer: PeerIdentity) -> bytes:
+        """Fan a requester's signed SearchRequest (the envelope's bytes) out; return the
+        signed SearchReply (bytes).
+
+        The envelope travels to every target as it came, byte for byte; the router reads
+        its metadata (SearchHeader), never the probe. Each node's reply goes into the
+        answer as the node signed it, spliced in, not re-encoded.
+        """
         started = time.monotonic()
         log: dict[str, Any] = {"requesting_party": peer.party}
         try:
             self.trail.ready()
-            message = self._verify(envelope, peer, log)
+            if self.in_flight >= self.max_in_flight:
+                self.shed += 1
+                raise RouterBusy(
+                    f"the router is answering {self.in_flight} searches; try again in a"
+                    " second (or at another replica)",
+                    in_flight=self.in_flight,
+                )
+            message = self._verify(raw, peer, log)
             self._check_replay(message)
-            request = _parse(SearchRequest, message.body)
+            request = _parse(SearchHeader, message.body)
             log.update(_search_fields(request))
             if request.requesting_party != message.signer:
                 raise NotAuthorised(
@@ -182,7 +198,7 @@ class Router:
         deadline_ms = min(request.deadline_ms, self.max_deadline_ms)
         self.in_flight += 1
         try:
-            answers = await self._fan_out(request, envelope, targets, started, deadline_ms)
+            answers = await self._fan_out(request, raw, targets, started, deadline_ms)
         finally:
             self.in_flight -= 1
         for answer in answers:
@@ -199,13 +215,9 @@ class Router:
                     detail=f"reply {answer.message_id}",
                 )
             )
-        body = SearchReply(
-            in_reply_to=request.message_id, request_number=request.request_number, replies=[]
-        ).model_dump(mode="json")
-        body["replies"] = [answer.reply for answer in answers]
-        return self.signer.sign(body)
+        return self.signer.sign_json(_reply_json(request, answers))
 
-    def _authorise(self, request: SearchRequest) -> None:
+    def _authorise(self, request: SearchHeader) -> None:
         try:
             requester = self.directory.entry(request.requesting_party)
         except UnknownParty:
@@ -223,7 +235,7 @@ class Router:
                 purpose=request.purpose.value,
             )
 
-    def _targets(self, request: SearchRequest) -> list[_Target]:
+    def _targets(self, request: SearchHeader) -> list[_Target]:
         """The parties to ask, each with the refusal the router gives for it, if any.
 
         ``"all"`` is every other party offering the category. A named party that does
@@ -265,8 +277,8 @@ class Router:
 
     async def _fan_out(
         self,
-        request: SearchRequest,
-        envelope: Mapping[str, Any],
+        request: SearchHeader,
+        payload: bytes,
         targets: list[_Target],
         started: float,
         deadline_ms: int,
@@ -274,11 +286,8 @@ class Router:
         """Ask the targets at once; what has not settled ``deadline_ms`` after
         ``started`` is a timeout."""
         deadline = started + deadline_ms / 1000
-        payload = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
         asked = {
-            t.party: asyncio.create_task(
-                self.fanout.ask(t.party, t.entry.url, payload, request, deadline)
-            )
+            t.party: asyncio.create_task(self.fanout.ask(t.party, payload, request))
             for t in targets
             if t.refusal is None
         }
@@ -300,7 +309,7 @@ class Router:
 
     # --- deliver --------------------------------------------------------------------
 
-    async def deliver(self, envelope: Mapping[str, Any], peer: PeerIdentity) -> dict[str, Any]:
+    async def deliver(self, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
         """Forward a CoreDataRequest or CoreDataReply; return the destination's ack.
 
         There is no replay guard here, only the time window: a sender's outbox resends
@@ -313,23 +322,21 @@ class Router:
         kind = EventKind.REFUSED
         try:
             self.trail.ready()
-            message = self._verify(envelope, peer, log)
+            message = self._verify(raw, peer, log)
             self._check_fresh(message)
             sender, destination, kind = self._route(message, log)
         except PrumError as exc:
             self.refused("deliver", exc, log)
             raise
-        payload = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
         outcome, reason = Outcome.DELIVERED, None
         if kind == EventKind.CORE_DATA_DECIDED:
             outcome = Outcome(message.body["decision"])  # released / refused
             reason = message.body.get("reason")
         try:
             ack = await deliver_to_inbox(
-                self.clients[destination],
+                self.links[destination],
                 destination,
-                self.directory.entry(destination).url,
-                payload,
+                raw,
                 message.message_id,
                 timeout=self.deliver_timeout_s,
             )
@@ -395,11 +402,16 @@ class Router:
 
     # --- shared -----------------------------------------------------------------------
 
-    def _verify(
-        self, envelope: Mapping[str, Any], peer: PeerIdentity, log: dict[str, Any]
-    ) -> VerifiedMessage:
-        """Signature and signer == TLS peer; the message id goes into the log after."""
-        message = self.verifier.verify(envelope, expected_signer=peer.party)
+    def _verify(self, raw: bytes, peer: PeerIdentity, log: dict[str, Any]) -> VerifiedMessage:
+        """Signature and signer == TLS peer; the message id goes into the log after.
+
+        A body that is no envelope at all (not JSON, fields missing or of the wrong
+        type) is malformed (400); an envelope whose checks fail is a security error."""
+        try:
+            message = self.verifier.verify_json(raw, expected_signer=peer.party)
+        except BadSignature:
+            _check_envelope_shape(raw)
+            raise
         log["message_id"] = message.message_id
         return message
 
@@ -443,6 +455,7 @@ class Router:
         return {
             "uptime_s": round(time.monotonic() - self.started, 1),
             "searches_in_flight": self.in_flight,
+            "searches_shed": self.shed,
             "audit_pending": self.trail.pending,
             "parties": len(self.directory.parties),
         }
@@ -470,7 +483,39 @@ def _parse(model: type[M], body: Mapping[str, Any]) -> M:
         ) from None
 
 
-def _search_fields(request: SearchRequest) -> dict[str, Any]:
+def _check_envelope_shape(raw: bytes) -> None:
+    """MalformedRequest unless ``raw`` is a JSON object with the envelope's fields, each of
+    its type (string fields, an object body)."""
+    envelope = json.loads(raw)  # verify_json has parsed it before: it is JSON
+    problems = []
+    if not isinstance(envelope, dict):
+        problems.append("the body is not a JSON object")
+    else:
+        problems += [f"{name}: missing" for name in sorted(ENVELOPE_FIELDS - envelope.keys())]
+        problems += [
+            f"{name}: not a string"
+            for name in sorted(ENVELOPE_FIELDS - {"body"})
+            if name in envelope and not isinstance(envelope[name], str)
+        ]
+        if "body" in envelope and not isinstance(envelope["body"], dict):
+            problems.append("body: not an object")
+    if problems:
+        raise MalformedRequest(f"the request is malformed: {'; '.join(problems)}")
+
+
+def _reply_json(request: SearchHeader, answers: list[Answer]) -> bytes:
+    """The canonical JSON of the SearchReply, with each CountryReply spliced in as the
+    bytes it was signed as (canonical too), so nothing is re-encoded."""
+    marker = f"replies-{uuid.uuid4()}"  # cannot occur anywhere else in the body
+    body = SearchReply(
+        in_reply_to=request.message_id, request_number=request.request_number, replies=[]
+    ).model_dump(mode="json")
+    body["replies"] = marker
+    head, tail = canonical_json(body).split(f'"{marker}"'.encode())
+    return head + b"[" + b",".join(a.reply_json for a in answers) + b"]" + tail
+
+
+def _search_fields(request: SearchHeader) -> dict[str, Any]:
     return {
         "requesting_party": request.requesting_party,
         "category": request.category,

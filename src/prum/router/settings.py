@@ -33,6 +33,10 @@ class RouterSettings(BaseSettings):
     # Audit entries waiting to be written before new requests are refused (503): the
     # router does nothing it cannot log. ~20 s of writes on a slow disk.
     audit_backlog: Annotated[int, Field(ge=10)] = 2000
+    # Searches one router process answers at once; more are refused at once with 503
+    # and Retry-After (load shedding) instead of queueing past their deadlines. At
+    # about 10 ms of CPU per search, 256 in flight is a few seconds of work.
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 256
 
     def audit_database_url(self) -> str:
         return self.audit_url or f"sqlite:///{self.data_dir / 'audit.sqlite'}"

@@ -38,7 +38,7 @@ import json
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -56,6 +56,7 @@ from prum.errors import (
     BadInput,
     BadSignature,
     Expired,
+    MalformedRequest,
     NotAuthorised,
     Replay,
     Revoked,
@@ -66,6 +67,7 @@ ALG = "ES256"
 MESSAGE_CONTEXT = b"prum/v1/message\x00"
 BYTES_CONTEXT = b"prum/v1/bytes\x00"
 ENVELOPE_FIELDS = frozenset({"body", "signer", "cert", "alg", "signature"})
+BODY_KEY = b',"body":'
 _COORDINATE_BYTES = 32  # P-256
 # Certificates whose chain check a Verifier remembers: a few per party of the federation.
 CERTIFICATE_CACHE = 256
@@ -113,12 +115,35 @@ class SignedEnvelope:
     cert: str
     alg: str
     signature: str
+    # The canonical JSON of body, exactly as signed (to_json() sends it unchanged).
+    body_json: bytes = field(default=b"", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "body": self.body,
+            "signer": self.signer,
+            "cert": self.cert,
+            "alg": self.alg,
+            "signature": self.signature,
+        }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        """The envelope as bytes, with the signed body bytes last and unchanged, so a
+        receiver can check the signature without re-encoding the body
+        (:meth:`Verifier.verify_json`)."""
+        return envelope_json(
+            self.body_json or canonical_json(self.body), self.signer, self.cert, self.signature
+        )
+
+
+def envelope_json(body_json: bytes, signer: str, cert: str, signature: str) -> bytes:
+    """``{"alg","cert","signature","signer","body"}`` with ``body_json`` spliced in last."""
+    head = json.dumps(
+        {"alg": ALG, "cert": cert, "signature": signature, "signer": signer},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    return head[:-1] + BODY_KEY + body_json + b"}"
 
 
 @dataclass(frozen=True)
@@ -129,6 +154,8 @@ class VerifiedMessage:
     signer: str
     signature: str  # base64, as received: keep it in the log
     cert_serial: int
+    # The canonical JSON of body as signed: a relay splices it instead of re-encoding.
+    body_json: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def message_id(self) -> str:
@@ -185,6 +212,17 @@ class Signer:
             cert=self.cert_pem,
             alg=ALG,
             signature=base64.b64encode(signature).decode("ascii"),
+            body_json=data,
+        )
+
+    def sign_json(self, body_json: bytes) -> bytes:
+        """Sign a body that is already canonical JSON (made by :func:`canonical_json`,
+        or spliced from canonical parts); the envelope as bytes (:meth:`SignedEnvelope.
+        to_json`). For a relay that must not re-encode what it carries: the caller
+        vouches that the bytes are canonical and hold message_id and issued_at."""
+        signature = self._sign(MESSAGE_CONTEXT + body_json)
+        return envelope_json(
+            body_json, self.party, self.cert_pem, base64.b64encode(signature).decode("ascii")
         )
 
     def sign_bytes(self, data: bytes) -> bytes:
@@ -260,6 +298,78 @@ class Verifier:
             signer=signer,
             signature=base64.b64encode(signature).decode("ascii"),
             cert_serial=cert.serial_number,
+            body_json=data,
+        )
+
+    def verify_json(self, raw: bytes, *, expected_signer: str | None = None) -> VerifiedMessage:
+        """Check an envelope as received (bytes); the same checks as :meth:`verify`,
+        and MalformedRequest when the bytes are not JSON at all.
+
+        Fast path: an envelope written by :func:`envelope_json` ends with the signed
+        body bytes, so the signature is checked over them as they are and the body is
+        parsed once. Anything else (other key order, whitespace) takes the general
+        path: parse the whole envelope, re-encode the body canonically, check that.
+        Both paths accept exactly the same envelopes.
+        """
+        try:
+            return self._verify_tail(raw, expected_signer)
+        except _NotFast:
+            pass
+        try:
+            envelope = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedRequest("the body is not JSON (a signed envelope)") from None
+        return self.verify(envelope, expected_signer=expected_signer)
+
+    def _verify_tail(self, raw: bytes, expected_signer: str | None) -> VerifiedMessage:
+        raw = raw.rstrip()
+        split = raw.find(BODY_KEY)
+        if split < 0 or not raw.endswith(b"}"):
+            raise _NotFast
+        try:
+            head = json.loads(raw[:split] + b"}")
+        except (ValueError, UnicodeDecodeError):
+            raise _NotFast from None
+        if not isinstance(head, dict) or head.keys() != ENVELOPE_FIELDS - {"body"}:
+            raise _NotFast
+        body_json = raw[split + len(BODY_KEY) : -1]
+        signer, cert_pem, alg, encoded = (
+            head["signer"],
+            head["cert"],
+            head["alg"],
+            head["signature"],
+        )
+        if alg != ALG or not all(isinstance(v, str) for v in (signer, cert_pem, encoded)):
+            raise _NotFast
+        try:
+            signature = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise _NotFast from None
+        try:  # any failure: the general path names it, as it would for any envelope
+            cert, identity = self._check_certificate(cert_pem, at=_now())
+        except (BadCertificate, Expired, Revoked):
+            raise _NotFast from None
+        if identity.party != signer:
+            raise _NotFast
+        try:
+            _check_signature(cert, MESSAGE_CONTEXT + body_json, signature, signer)
+            body = json.loads(body_json)
+        except (BadSignature, ValueError, UnicodeDecodeError):
+            raise _NotFast from None
+        if _body_problem(body):
+            raise _NotFast
+        if expected_signer is not None and signer != expected_signer:
+            raise NotAuthorised(
+                f"the message is signed by {signer}, but only {expected_signer} may send it here",
+                signer=signer,
+                expected=expected_signer,
+            )
+        return VerifiedMessage(
+            body=body,
+            signer=signer,
+            signature=base64.b64encode(signature).decode("ascii"),
+            cert_serial=cert.serial_number,
+            body_json=body_json,
         )
 
     def verify_bytes(
@@ -312,7 +422,7 @@ class Verifier:
         """
         try:
             cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-        except (ValueError, UnicodeEncodeError):
+        except (ValueError, UnicodeEncodeError, x509.InvalidVersion):
             raise BadCertificate(
                 "the signer's certificate is not a PEM X.509 certificate"
             ) from None
@@ -320,10 +430,13 @@ class Verifier:
             cert.verify_directly_issued_by(self._ca)
         except (ValueError, TypeError, InvalidSignature):
             raise BadCertificate(
-                f"the certificate {cert.subject.rfc4514_string()!r} is not issued by the "
+                f"the certificate {_subject(cert)} is not issued by the "
                 f"federation CA {self._ca.subject.rfc4514_string()!r}",
             ) from None
-        identity = pki.identity_of(cert)
+        try:
+            identity = pki.identity_of(cert)
+        except ValueError:  # fields the parser reads lazily, only now found broken
+            raise BadCertificate("the signer's certificate cannot be read") from None
         public_key = cert.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or (
             public_key.curve.name != "secp256r1"
@@ -451,6 +564,18 @@ class ReplayGuard:
         while self._queue and self._queue[0][0] < now:
             _, message_id = heapq.heappop(self._queue)
             self._forget_after.pop(message_id, None)
+
+
+def _subject(cert: x509.Certificate) -> str:
+    """The subject for a message; a certificate too broken to have one says so."""
+    try:
+        return repr(cert.subject.rfc4514_string())
+    except ValueError:
+        return "(with an unreadable subject)"
+
+
+class _NotFast(Exception):
+    """Not an envelope the fast path can take; the general path decides."""
 
 
 def _now() -> dt.datetime:
