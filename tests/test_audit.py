@@ -5,6 +5,7 @@ Tampering is done the way an insider would: raw SQL on the tables, behind the AP
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -13,12 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
@@ -29,10 +32,13 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 import prum.audit.log as audit_log
+from prum.audit.chain import signed_data
 from prum.audit.cli import audit_app
-from prum.audit.events import AuditEvent, EventKind, parse_event
-from prum.audit.log import GENESIS, AuditLog, ProblemKind
+from prum.audit.events import AuditEvent, EventKind, format_time, parse_event
+from prum.audit.log import GENESIS, AuditLog, ProblemKind, chains
 from prum.audit.stats import Statistics
+from prum.audit.store import MIGRATIONS
+from prum.db import make_engine
 from prum.errors import AuditTampered, InvalidAuditEvent, InvalidAuditSetup, StorageError
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -71,6 +77,7 @@ def reset(url: str) -> None:
     sql(url, "DELETE FROM audit_entries")
     sql(url, "DELETE FROM audit_checkpoints")
     sql(url, "DELETE FROM audit_statistics")
+    sql(url, "DELETE FROM audit_head WHERE chain <> 'main'")
     sql(url, "UPDATE audit_head SET seq = 0, hash = :g", g=GENESIS)
 
 
@@ -621,6 +628,320 @@ def test_concurrent_appends_from_two_processes_keep_a_gapless_chain(
     assert len(users) == 80
 
 
+# --- several chains in one database (router replicas) ------------------------------------
+
+
+@pytest.fixture
+def open_chain(database_url: str, signer: Ed25519Signer) -> Iterator[Callable[[str], AuditLog]]:
+    """Opens chains of one database as replicas do: each its own AuditLog."""
+    opened: list[AuditLog] = []
+
+    def open_(chain: str) -> AuditLog:
+        log = AuditLog(database_url, party="AT", chain=chain, signer=signer, checkpoint_every=5)
+        opened.append(log)
+        return log
+
+    yield open_
+    for log in opened:
+        log.close()
+
+
+def test_two_chains_in_one_database_interleave_and_each_verifies(
+    open_chain: Callable[[str], AuditLog], database_url: str, verifier: Ed25519Verifier
+) -> None:
+    a, b = open_chain("main"), open_chain("r2")
+    for n in range(6):  # appends alternate between the chains
+        assert a.append(event(n)) == n + 1
+        batch = [event(n, request_number=f"B-{n}-{k}") for k in range(2)]
+        assert b.append_many(batch) == [2 * n + 1, 2 * n + 2]
+    ra, rb = a.verify(verifier), b.verify(verifier)
+    assert (ra.ok, ra.chain, ra.entries_checked, ra.checkpoints_checked) == (True, "main", 6, 1)
+    assert (rb.ok, rb.chain, rb.entries_checked, rb.checkpoints_checked) == (True, "r2", 12, 2)
+    assert a.head()[0] == 6 and b.head()[0] == 12
+    assert [c.seq for c in a.checkpoints()] == [5] and [c.seq for c in b.checkpoints()] == [10, 5]
+    assert {e.event.request_number for e in a.entries()} == {f"R-{n}" for n in range(6)}
+    assert all((e.event.request_number or "").startswith("B-") for e in b.entries())
+    assert chains(database_url) == ["main", "r2"]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        ("UPDATE audit_entries SET outcome = 'hit' WHERE chain = 'r2' AND seq = 3", 3),
+        ("DELETE FROM audit_entries WHERE chain = 'r2' AND seq = 3", 3),
+        ("DELETE FROM audit_entries WHERE chain = 'r2' AND seq = 7", 7),
+    ],
+)
+def test_tampering_with_one_chain_is_reported_in_it_and_not_in_the_other(
+    open_chain: Callable[[str], AuditLog],
+    database_url: str,
+    verifier: Ed25519Verifier,
+    tamper: str,
+    expected: int,
+) -> None:
+    a, b = open_chain("r1"), open_chain("r2")
+    for n in range(7):  # the same seqs in both chains
+        a.append(event(n))
+        b.append(event(n))
+    sql(database_url, tamper)
+    assert problem_of(b, verifier)[1] == expected
+    assert a.verify(verifier).ok
+
+
+@pytest.mark.parametrize(("source", "target"), [("main", "r2"), ("r1", "main")])
+def test_a_checkpoint_copied_to_another_chain_is_refused_as_a_bad_checkpoint(
+    open_chain: Callable[[str], AuditLog],
+    database_url: str,
+    verifier: Ed25519Verifier,
+    clock: list[dt.datetime],
+    source: str,
+    target: str,
+) -> None:
+    logs = {name: open_chain(name) for name in (source, target)}
+    for log in logs.values():  # the same events at the same time: the same hashes
+        fill(log, 6)
+    rows = "SELECT hash, signed_at, signature FROM audit_checkpoints WHERE chain = :c AND seq = 5"
+    [(hash_s, at_s, signature_s)] = sql(database_url, rows, c=source)
+    [(hash_t, at_t, signature_t)] = sql(database_url, rows, c=target)
+    # Only the chain's name tells the two checkpoints apart, and it is signed.
+    assert (hash_s, at_s) == (hash_t, at_t) and signature_s != signature_t
+    sql(database_url, "DELETE FROM audit_checkpoints WHERE chain = :c AND seq = 5", c=target)
+    sql(
+        database_url,
+        "INSERT INTO audit_checkpoints (chain, kind, seq, hash, signed_at, party, signature) "
+        "SELECT :t, kind, seq, hash, signed_at, party, signature FROM audit_checkpoints "
+        "WHERE chain = :s AND seq = 5",
+        s=source,
+        t=target,
+    )
+    assert problem_of(logs[target], verifier) == (ProblemKind.BAD_CHECKPOINT, 5)
+    assert logs[source].verify(verifier).ok
+
+
+def test_the_main_chain_signs_the_bytes_of_a_single_chain_log_and_others_add_their_name() -> None:
+    fields: dict[str, Any] = {
+        "kind": "checkpoint",
+        "party": "AT",
+        "seq": 5,
+        "hash": "ab" * 32,
+        "signed_at": "2026-01-01T00:00:00.000000Z",
+    }
+    single = (
+        f'{{"hash":"{"ab" * 32}","kind":"checkpoint","party":"AT","seq":5,'
+        '"signed_at":"2026-01-01T00:00:00.000000Z"}'
+    )
+    assert signed_data(chain="main", **fields) == single.encode()
+    assert signed_data(chain="r1", **fields) == ('{"chain":"r1",' + single[1:]).encode()
+
+
+def test_purging_one_chain_leaves_the_other_untouched(
+    open_chain: Callable[[str], AuditLog], clock: list[dt.datetime], verifier: Ed25519Verifier
+) -> None:
+    a, b = open_chain("r1"), open_chain("r2")
+    fill_by_day(a, clock, days=4, per_day=2)  # entries 1-8, checkpoint at 5
+    fill_by_day(b, clock, days=4, per_day=2)
+    clock[0] = T0 + dt.timedelta(days=10)
+    assert a.purge(T0 + dt.timedelta(days=3), verifier=verifier) == 6
+    report = b.verify(verifier)
+    assert report.ok and report.anchor_seq is None
+    assert (report.entries_checked, report.checkpoints_checked) == (8, 1)
+    assert a.verify(verifier).anchor_seq == 6
+
+
+@pytest.mark.parametrize("name", ["", "Main", "r 1", "-r1", "_r1", "r1\n", "r/1", "ä", "r" * 33])
+def test_a_chain_name_outside_the_pattern_is_refused_before_the_database_is_opened(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / "a.sqlite"
+    with pytest.raises(InvalidAuditSetup, match="not a chain name"):
+        AuditLog(f"sqlite:///{path}", party="AT", chain=name)
+    assert not path.exists()
+
+
+def test_chain_names_are_lowercase_letters_digits_dashes_and_underscores(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    assert chains(url) == ["main"]  # a fresh log: the one chain it would write
+    for name in ("r1", "0", "eu-west_2", "r" * 32):
+        log = AuditLog(url, party="AT", chain=name)
+        log.append(event(1))
+        log.close()
+    # Chains that were written; "main", never written here, is not listed.
+    assert chains(url) == sorted(["r1", "0", "eu-west_2", "r" * 32])
+
+
+def test_a_chain_started_by_another_process_at_the_same_moment_is_opened(
+    database_url: str,
+) -> None:
+    AuditLog(database_url, party="AT").close()  # migrated, as at a replica's start
+    other = create_engine(database_url)
+    opened: list[AuditLog] = []
+    try:
+        with other.connect() as conn:
+            conn.execute(
+                text("INSERT INTO audit_head (chain, seq, hash) VALUES ('r8', 0, :g)"),
+                {"g": GENESIS},
+            )  # not committed yet: the opener below cannot see it, and collides with it
+            opener = threading.Thread(
+                target=lambda: opened.append(AuditLog(database_url, party="AT", chain="r8"))
+            )
+            opener.start()
+            if database_url.startswith("postgresql"):
+                for _ in range(1000):  # until the opener's INSERT waits for ours
+                    waiting = conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+                    if waiting.scalar_one():
+                        break
+                    time.sleep(0.01)
+            else:
+                time.sleep(0.3)  # SQLite: the opener waits for the write lock
+            conn.commit()
+            opener.join(timeout=60)
+        [log] = opened
+        assert log.append(event(1)) == 1 and log.verify().ok
+        assert sql(database_url, "SELECT count(*) FROM audit_head WHERE chain = 'r8'") == [(1,)]
+    finally:
+        for log in opened:
+            log.close()
+        other.dispose()
+
+
+def test_a_chain_whose_head_row_was_deleted_is_not_restarted(
+    open_chain: Callable[[str], AuditLog], database_url: str
+) -> None:
+    fill(open_chain("r1"), 3)
+    sql(database_url, "DELETE FROM audit_head WHERE chain = 'r1'")
+    again = open_chain("r1")
+    with pytest.raises(AuditTampered, match="head row"):
+        again.append(event(9))
+    assert chains(database_url) == ["r1"]  # still listed, so still verified
+
+
+def test_appends_to_one_chain_do_not_wait_for_another_chains_lock_on_postgres(
+    audit_postgres: str,
+) -> None:
+    url = audit_postgres
+    AuditLog(url, party="AT").close()
+    reset(url)
+    r1, r2 = AuditLog(url, party="AT", chain="r1"), AuditLog(url, party="AT", chain="r2")
+    done: list[str] = []
+    other = create_engine(url)
+    try:
+        with other.connect() as conn:
+            conn.execute(text("SELECT seq FROM audit_head WHERE chain = 'r1' FOR UPDATE"))
+            free = threading.Thread(target=lambda: done.append(f"r2:{r2.append(event(1))}"))
+            free.start()
+            free.join(timeout=10)
+            assert done == ["r2:1"]  # while r1's head row was locked
+            held = threading.Thread(target=lambda: done.append(f"r1:{r1.append(event(2))}"))
+            held.start()
+            held.join(timeout=0.5)
+            assert held.is_alive()  # r1 waits for its own head row
+            conn.rollback()
+        held.join(timeout=10)
+        assert done == ["r2:1", "r1:1"]
+    finally:
+        r1.close()
+        r2.close()
+        other.dispose()
+
+
+# --- migrating a single-chain log --------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database that no migration has touched, on either back end."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def migrate(url: str, revision: str) -> None:
+    engine = make_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def write_a0001_log(url: str, signer: Ed25519Signer, *, anchor: int, checkpoint: int) -> None:
+    """Entries 1-8 chained and signed by hand after chain.py's spec, as a0001 stored them:
+    a retention anchor at ``anchor`` (the entries up to it purged) and a checkpoint."""
+    prev, recorded_at = GENESIS, format_time(T0)
+
+    def sign(kind: str, seq: int, digest: str) -> None:
+        signed_at = format_time(T0 + dt.timedelta(hours=seq))
+        data = json.dumps(
+            {"hash": digest, "kind": kind, "party": "AT", "seq": seq, "signed_at": signed_at},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        signature = base64.b64encode(signer.sign(data.encode())).decode()
+        sql(
+            url,
+            "INSERT INTO audit_checkpoints (kind, seq, hash, signed_at, party, signature) "
+            "VALUES (:kind, :seq, :hash, :at, 'AT', :sig)",
+            kind=kind,
+            seq=seq,
+            hash=digest,
+            at=signed_at,
+            sig=signature,
+        )
+
+    for seq in range(1, 9):
+        fields = event(seq).canonical()
+        body = json.dumps(
+            {"event": fields, "recorded_at": recorded_at, "seq": seq},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        digest = hashlib.sha256((prev + body).encode()).hexdigest()
+        if seq > anchor:
+            sql(
+                url,
+                "INSERT INTO audit_entries (seq, recorded_at, kind, requesting_party,"
+                " requested_party, category, outcome, case_reference, body, prev_hash, hash)"
+                " VALUES (:seq, :at, :kind, :rp, :dp, :cat, :out, :case, :body, :prev, :hash)",
+                seq=seq,
+                at=recorded_at,
+                kind=fields["kind"],
+                rp=fields.get("requesting_party"),
+                dp=fields.get("requested_party"),
+                cat=fields.get("category"),
+                out=fields.get("outcome"),
+                case=fields.get("case_reference"),
+                body=body,
+                prev=prev,
+                hash=digest,
+            )
+        if seq in (anchor, checkpoint):
+            sign("anchor" if seq == anchor else "checkpoint", seq, digest)
+        prev = digest
+    sql(url, "UPDATE audit_head SET seq = 8, hash = :h WHERE id = 1", h=prev)
+
+
+def test_a_single_chain_log_of_a0001_migrates_to_chain_main_and_its_signatures_verify(
+    empty_url: str, signer: Ed25519Signer, verifier: Ed25519Verifier
+) -> None:
+    migrate(empty_url, "a0001")
+    write_a0001_log(empty_url, signer, anchor=3, checkpoint=5)
+    log = AuditLog(empty_url, party="AT", signer=signer, checkpoint_every=5)  # to a0002
+    try:
+        assert chains(empty_url) == ["main"]
+        report = log.verify(verifier)
+        assert report.ok, report.problem
+        assert (report.anchor_seq, report.entries_checked, report.checkpoints_checked) == (3, 5, 2)
+        assert log.append_many([event(n) for n in range(9, 11)]) == [9, 10]
+        report = log.verify(verifier)
+        assert report.ok and report.checkpoints_checked == 3  # the new one at 10
+    finally:
+        log.close()
+
+
 # --- what may be logged ----------------------------------------------------------------
 
 
@@ -775,3 +1096,41 @@ def test_cli_purge_and_stats(tmp_path: Path) -> None:
     assert stats.exit_code == 0 and json.loads(stats.output)["parties"] == {}
     missing = runner.invoke(audit_app, ["verify", "--database-url", url, "--verifier", "nope:x"])
     assert missing.exit_code == 2 and "invalid_audit_setup" in missing.output
+
+
+def test_cli_verify_checks_every_chain_and_names_the_one_that_fails(
+    database_url: str, signer: Ed25519Signer
+) -> None:
+    for name in ("main", "r1"):
+        log = AuditLog(database_url, party="AT", chain=name, signer=signer, checkpoint_every=5)
+        fill(log, 3 if name == "main" else 4)
+        log.close()
+    runner = CliRunner()
+    verify = ["verify", "--database-url", database_url, "--party", "AT"]
+    ok = runner.invoke(audit_app, verify)
+    assert ok.exit_code == 0, ok.output
+    assert "(chain main): 3 entries" in ok.output and "(chain r1): 4 entries" in ok.output
+    assert "2 chains, all verified" in ok.output
+    listed = runner.invoke(audit_app, [*verify, "--json"])
+    assert listed.exit_code == 0, listed.output
+    out = json.loads(listed.output)
+    assert out["ok"] and [(c["chain"], c["ok"]) for c in out["chains"]] == [
+        ("main", True),
+        ("r1", True),
+    ]
+    shown = runner.invoke(
+        audit_app, ["show", "--database-url", database_url, "--party", "AT", "--chain", "r1"]
+    )
+    assert shown.exit_code == 0 and "4 entries" in shown.output
+
+    sql(database_url, "UPDATE audit_entries SET outcome = 'hit' WHERE chain = 'r1' AND seq = 2")
+    bad = runner.invoke(audit_app, verify)
+    assert bad.exit_code == 1
+    assert "(chain main): 3 entries" in bad.output
+    assert "(chain r1): entry 2: edited" in bad.output and "NOT verified: r1" in bad.output
+    only_main = runner.invoke(audit_app, [*verify, "--chain", "main", "--json"])
+    assert only_main.exit_code == 0
+    assert [c["chain"] for c in json.loads(only_main.output)["chains"]] == ["main"]
+    unknown = runner.invoke(audit_app, [*verify, "--chain", "r9"])
+    assert unknown.exit_code == 2 and "no chain 'r9'" in unknown.output
+    assert chains(database_url) == ["main", "r1"]  # asking for r9 did not start it

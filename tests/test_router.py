@@ -172,8 +172,15 @@ def run_nodes(spec_file: str) -> None:
 # --- the federation -------------------------------------------------------------------
 
 
-def python(code: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}", "PYTHONUNBUFFERED": "1"}
+def python(
+    code: str, *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-c", code, *args], stdout=out, stderr=out, env=env
@@ -276,7 +283,9 @@ class RouterProcess:
     process: subprocess.Popen[bytes]
 
 
-def start_router(federation: Federation, name: str) -> RouterProcess:
+def start_router(
+    federation: Federation, name: str, *options: str, env: dict[str, str] | None = None
+) -> RouterProcess:
     data_dir = federation.tmp / name
     port = free_port()
     log = federation.tmp / f"{name}.log"
@@ -291,7 +300,9 @@ def start_router(federation: Federation, name: str) -> RouterProcess:
         str(data_dir),
         "--port",
         str(port),
+        *options,
         log=log,
+        env=env,
     )
     url = f"https://127.0.0.1:{port}"
     wait_until_up(f"{url}/v1/health", federation.tls("AT"), process)
@@ -427,6 +438,99 @@ def test_a_silent_node_times_out_and_the_call_keeps_the_deadline(
     assert statuses(reply) == [("DE", "answered"), ("HU", "timeout")]
     assert error_of(reply, "HU")["code"] == "no_answer"
     assert 1.5 <= elapsed < 2.5
+
+
+def test_overload_is_shed_at_once_with_503_and_the_running_search_keeps_its_deadline(
+    federation: Federation,
+) -> None:
+    busy = start_router(federation, "busy-router", env={"PRUM_ROUTER_MAX_IN_FLIGHT": "1"})
+    try:
+        results: dict[str, Any] = {}
+
+        def slow_search() -> None:  # HU never answers: this one holds the only slot
+            started = time.monotonic()
+            results["reply"] = search(federation, busy, targets=["DE", "HU"], deadline_ms=2000)
+            results["elapsed"] = time.monotonic() - started
+
+        first = threading.Thread(target=slow_search)
+        first.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        envelope = signed(federation, "AT", search_request(targets=["DE"]))
+        shed = post(federation, busy, "/v1/search", envelope)
+        shed_after = time.monotonic() - started
+        first.join(10)
+        assert shed.status_code == 503
+        assert shed.json()["code"] == "router_busy"
+        assert shed.headers["retry-after"] == "1"
+        assert shed_after < 0.5  # refused at once, not queued
+        assert statuses(results["reply"]) == [("DE", "answered"), ("HU", "timeout")]
+        assert 2.0 <= results["elapsed"] < 3.0
+        with httpx.Client(verify=federation.tls("AT")) as client:
+            live = client.get(f"{busy.url}/v1/stats").json()["router"]
+        assert live["searches_shed"] == 1 and live["searches_in_flight"] == 0
+        again = search(federation, busy, targets=["DE"])  # the slot is free again
+        assert statuses(again) == [("DE", "answered")]
+    finally:
+        stop(busy.process)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a supervisor's replicas)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.postgres
+def test_replicas_share_one_address_and_each_writes_a_chain_that_verifies(
+    federation: Federation, postgres_url: str
+) -> None:
+    from prum.audit.log import chains
+
+    audit_url = postgres_url.replace("postgresql://", "postgresql+psycopg://")
+    fleet = start_router(federation, "replicas", "--replicas", "2", "--audit-url", audit_url)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(fleet.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first, second = _children(fleet.process.pid)
+        answered = 0
+        for n in range(24):  # a new connection each: the kernel spreads them over both
+            if n == 12:
+                os.kill(first, signal.SIGKILL)  # a replica dies; the other answers on
+            for _ in range(20):  # until a replica is listening again (a few ms)
+                try:
+                    reply = search(federation, fleet, targets=["DE", "SE"])
+                    break
+                except (httpx.TransportError, AssertionError):
+                    time.sleep(0.1)
+            assert statuses(reply) == [("DE", "answered"), ("SE", "no_hit")]
+            answered += 1
+        while len(_children(fleet.process.pid)) < 2 and time.monotonic() < deadline + 30:
+            time.sleep(0.1)
+        assert second in _children(fleet.process.pid)  # the supervisor restarted only r1
+        assert len(_children(fleet.process.pid)) == 2
+    finally:
+        stop(fleet.process)
+    assert answered == 24
+    names = chains(audit_url)
+    assert names == ["r1", "r2"]
+    received = 0
+    for name in names:
+        log = AuditLog(audit_url, party="ROUTER", chain=name)
+        report = log.verify(AuditVerifier(federation.pki))
+        assert report.ok, report.problem
+        assert report.signatures_checked
+        received += sum(1 for e in log.entries(kind="search_received", limit=1000))
+        log.close()
+    assert received == answered  # every search logged once, by the replica that took it
 
 
 def test_a_down_node_is_unavailable(federation: Federation, router: RouterProcess) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import ssl
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -124,12 +125,30 @@ async def _too_large(send: Send, limit: int) -> None:
 
 @dataclass(frozen=True)
 class Listener:
-    """One HTTP server of a process: an app on an address, with or without mTLS."""
+    """One HTTP server of a process: an app on an address, with or without mTLS.
+
+    ``reuse_port``: several processes may listen on the same address and the kernel
+    spreads new connections over them (SO_REUSEPORT): how router replicas on one host
+    share one address without a proxy in front."""
 
     app: ASGIApp
     host: str
     port: int
     ssl_context: ssl.SSLContext | None = None
+    reuse_port: bool = False
+
+    def socket(self) -> socket.socket | None:
+        """A bound, listening socket when the port is shared; None lets uvicorn bind."""
+        if not self.reuse_port:
+            return None
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
 
 
 def _server(listener: Listener, *, lifespan: Literal["on", "off"]) -> uvicorn.Server:
@@ -159,6 +178,7 @@ def serve_many(*listeners: Listener) -> None:
         _server(listener, lifespan="on" if n == 0 else "off")
         for n, listener in enumerate(listeners)
     ]
+    sockets = [listener.socket() for listener in listeners]
     for server in servers:
         # One signal handler for all servers (uvicorn's own would stop only one).
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
@@ -172,14 +192,26 @@ def serve_many(*listeners: Listener) -> None:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
-        await asyncio.gather(*(server.serve() for server in servers))
+        await asyncio.gather(
+            *(
+                server.serve(sockets=None if sock is None else [sock])
+                for server, sock in zip(servers, sockets, strict=True)
+            )
+        )
 
     uvloop.run(run_all())
 
 
-def serve(app: ASGIApp, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+def serve(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    reuse_port: bool = False,
+) -> None:
     """Run one app (see :func:`serve_many`)."""
-    serve_many(Listener(app, host, port, ssl_context))
+    serve_many(Listener(app, host, port, ssl_context, reuse_port))
 
 
 def client(ssl_context: ssl.SSLContext | None, *, timeout: float = 30.0) -> httpx.AsyncClient:

@@ -1,19 +1,29 @@
 """The hash chain and its verification, in the form a third party can re-implement.
 
-Entry ``n`` stores ``body`` (canonical JSON ``{"event", "recorded_at", "seq"}``),
-``prev_hash`` (the hash of entry ``n-1``; 64 zeros before entry 1) and
+One database may hold several independent chains, each named by its ``chain`` column
+(``^[a-z0-9][a-z0-9_-]{0,31}$``; ``main`` unless the writer chose a name, as router
+replicas do). Each chain is verified on its own, from its own rows only; nothing
+below links one chain to another.
+
+Entry ``n`` of a chain stores ``body`` (canonical JSON ``{"event", "recorded_at",
+"seq"}``: sorted keys, no whitespace, UTF-8), ``prev_hash`` (the hash of entry
+``n-1`` of the same chain; 64 zeros before entry 1) and
 
     hash = SHA-256(prev_hash || body)
 
 with ``prev_hash`` as its 64 lowercase hex characters and ``body`` in UTF-8, so
 ``printf '%s%s' "$prev" "$body" | sha256sum`` recomputes it. A checkpoint or a
 retention anchor signs the canonical JSON ``{"hash", "kind", "party", "seq",
-"signed_at"}``: the signer vouches that entry ``seq`` of its log had that hash.
+"signed_at"}`` for chain ``main`` and ``{"chain", "hash", "kind", "party", "seq",
+"signed_at"}`` for any other chain: the signer vouches that entry ``seq`` of that
+chain of its log had that hash. The name binds a checkpoint to its chain, so one
+cannot be copied to another chain whose entry at ``seq`` happens to hash alike; it
+is left out for ``main`` so that the bytes signed before chains existed still verify.
 "Kind" keeps a checkpoint from being replayed as an anchor, which would let someone
 cut off the start of the log without a purge.
 
-:func:`verify_chain` walks entries and checkpoints in seq order with two streaming
-cursors (never all rows in memory) and stops at the first problem.
+:func:`verify_chain` walks one chain's entries and checkpoints in seq order with two
+streaming cursors (never all rows in memory) and stops at the first problem.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Row, select
 
 from prum.audit.events import canonical_json
-from prum.audit.schema import audit_checkpoints, audit_entries, audit_head
+from prum.audit.schema import MAIN_CHAIN, audit_checkpoints, audit_entries, audit_head
 
 GENESIS = "0" * 64
 CHECKPOINT = "checkpoint"
@@ -59,8 +69,16 @@ def entry_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def signed_data(*, kind: str, party: str, seq: int, hash: str, signed_at: str) -> bytes:
-    record = {"hash": hash, "kind": kind, "party": party, "seq": seq, "signed_at": signed_at}
+def signed_data(*, chain: str, kind: str, party: str, seq: int, hash: str, signed_at: str) -> bytes:
+    record: dict[str, Any] = {
+        "hash": hash,
+        "kind": kind,
+        "party": party,
+        "seq": seq,
+        "signed_at": signed_at,
+    }
+    if chain != MAIN_CHAIN:  # "main" signs the bytes it signed before there were chains
+        record["chain"] = chain
     return canonical_json(record).encode("utf-8")
 
 
@@ -81,6 +99,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class VerificationReport:
+    chain: str
     ok: bool
     entries_checked: int
     checkpoints_checked: int
@@ -94,16 +113,19 @@ class VerificationReport:
 
 
 def verify_chain(
-    conn: Connection, *, party: str, verifier: CheckpointVerifier | None
+    conn: Connection, *, party: str, chain: str, verifier: CheckpointVerifier | None
 ) -> VerificationReport:
-    """Recompute the chain from the newest anchor (or genesis) to the last entry."""
-    return _Walk(conn, party, verifier).run()
+    """Recompute ``chain`` from its newest anchor (or genesis) to its last entry."""
+    return _Walk(conn, party, chain, verifier).run()
 
 
 class _Walk:
-    def __init__(self, conn: Connection, party: str, verifier: CheckpointVerifier | None):
+    def __init__(
+        self, conn: Connection, party: str, chain: str, verifier: CheckpointVerifier | None
+    ):
         self.conn = conn
         self.party = party
+        self.chain = chain
         self.verifier = verifier
         self.entries = 0
         self.checkpoints = 0
@@ -112,6 +134,7 @@ class _Walk:
 
     def report(self, problem: Problem | None = None) -> VerificationReport:
         return VerificationReport(
+            chain=self.chain,
             ok=problem is None,
             entries_checked=self.entries,
             checkpoints_checked=self.checkpoints,
@@ -124,7 +147,7 @@ class _Walk:
     def run(self) -> VerificationReport:
         anchor = self.conn.execute(
             select(audit_checkpoints)
-            .where(audit_checkpoints.c.kind == ANCHOR)
+            .where(audit_checkpoints.c.chain == self.chain, audit_checkpoints.c.kind == ANCHOR)
             .order_by(audit_checkpoints.c.seq.desc(), audit_checkpoints.c.id.desc())
             .limit(1)
         ).first()
@@ -164,7 +187,9 @@ class _Walk:
             expected = seq + 1
 
         last = expected - 1
-        head = self.conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        head = self.conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.chain == self.chain)
+        ).first()
         if head is not None and int(head.seq) > last:
             # Same snapshot as the entries: the head and the entry are written together.
             return self.report(
@@ -203,7 +228,9 @@ class _Walk:
         return self.report()
 
     def stream_entries(self, after: int) -> Iterator[Row[Any]]:
-        query = select(audit_entries).where(audit_entries.c.seq > after)
+        query = select(audit_entries).where(
+            audit_entries.c.chain == self.chain, audit_entries.c.seq > after
+        )
         result = self.conn.execution_options(yield_per=_BATCH).execute(
             query.order_by(audit_entries.c.seq)
         )
@@ -211,7 +238,9 @@ class _Walk:
 
     def stream_checkpoints(self, after: int) -> Iterator[Row[Any]]:
         query = select(audit_checkpoints).where(
-            audit_checkpoints.c.kind == CHECKPOINT, audit_checkpoints.c.seq > after
+            audit_checkpoints.c.chain == self.chain,
+            audit_checkpoints.c.kind == CHECKPOINT,
+            audit_checkpoints.c.seq > after,
         )
         result = self.conn.execution_options(yield_per=_BATCH).execute(
             query.order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
@@ -280,6 +309,7 @@ class _Walk:
         if cp.signature is None:
             return Problem(seq, ProblemKind.BAD_CHECKPOINT, f"the {what} at {seq} is unsigned")
         data = signed_data(
+            chain=self.chain,
             kind=str(cp.kind),
             party=str(cp.party),
             seq=seq,

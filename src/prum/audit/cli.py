@@ -3,6 +3,9 @@
 Mounted by prum.cli (``app.add_typer(audit_app, name="audit")`` and
 ``app.command("stats")(stats)``). Exit codes: 0 success, 1 the log does not verify,
 2 an error (bad option, unreachable database).
+
+A database may hold several chains (one per router replica): ``verify`` checks every
+chain unless ``--chain`` names one; the other commands work on ``--chain`` (``main``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prum.audit.chain import CheckpointSigner, CheckpointVerifier
+from prum.audit.chain import CheckpointSigner, CheckpointVerifier, VerificationReport
 from prum.audit.events import format_time
-from prum.audit.log import AuditLog
+from prum.audit.log import MAIN_CHAIN, AuditLog, chains
 from prum.audit.stats import Statistics
+from prum.audit.store import safe_url
 from prum.config import Settings
 from prum.errors import InvalidAuditSetup, PrumError
 
@@ -62,6 +66,12 @@ SignerOpt = Annotated[
         help="module:factory returning a CheckpointSigner for checkpoints and anchors.",
     ),
 ]
+ChainOpt = Annotated[
+    str,
+    typer.Option(
+        "--chain", help="Which hash chain of the database (router replicas write one each)."
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -83,9 +93,23 @@ def _plugin(spec: str | None) -> Any:
 
 
 def _open(
-    database_url: str | None, party: str | None, signer: CheckpointSigner | None = None
+    database_url: str | None,
+    party: str | None,
+    chain: str,
+    signer: CheckpointSigner | None = None,
 ) -> AuditLog:
-    return AuditLog(_url(database_url), party=party or Settings().country, signer=signer)
+    url = _url(database_url)
+    _require(chain, chains(url), url)
+    return AuditLog(url, party=party or Settings().country, chain=chain, signer=signer)
+
+
+def _require(chain: str, present: list[str], url: str) -> None:
+    # Opening a log starts its chain: a mistyped name must not leave an empty one behind.
+    if chain not in present:
+        raise InvalidAuditSetup(
+            f"no chain {chain!r} in the audit database {safe_url(url)} "
+            f"(it holds: {', '.join(present) or 'none'})"
+        )
 
 
 def _fail(exc: PrumError) -> typer.Exit:
@@ -107,6 +131,10 @@ def _since(text: str | None, option: str) -> dt.datetime | None:
 def verify(
     database_url: DatabaseUrl = None,
     party: PartyOpt = None,
+    chain: Annotated[
+        str | None,
+        typer.Option("--chain", help="Only this hash chain (default: every chain)."),
+    ] = None,
     verifier: VerifierOpt = None,
     pki_dir: Annotated[
         Path | None,
@@ -118,44 +146,70 @@ def verify(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Recompute the hash chain and check the checkpoints; exit 1 if anything changed."""
+    """Recompute the hash chains and check the checkpoints; exit 1 if anything changed."""
+    reports: list[VerificationReport] = []
     try:
-        log = _open(database_url, party)
         checker: CheckpointVerifier | None = _plugin(verifier)
         if checker is None and pki_dir is not None:
             from prum.security.signing import AuditVerifier
 
             checker = AuditVerifier(pki_dir)
-        report = log.verify(checker)
-        log.close()
+        url = _url(database_url)
+        present = chains(url)
+        if chain is not None:
+            _require(chain, present, url)
+        # Migration gives every database "main"; only tampering leaves none to list.
+        names = [chain] if chain is not None else present or [MAIN_CHAIN]
+        for name in names:
+            log = AuditLog(url, party=party or Settings().country, chain=name)
+            try:
+                reports.append(log.verify(checker))
+            finally:
+                log.close()
     except PrumError as exc:
         raise _fail(exc) from exc
+    failed = [report for report in reports if not report.ok]
     if as_json:
-        console.print_json(json.dumps(report.to_dict()))
-    elif report.ok:
+        out = {"ok": not failed, "chains": [report.to_dict() for report in reports]}
+        console.print_json(json.dumps(out))
+    else:
+        for report in reports:
+            _print_report(report)
+        if len(reports) > 1:
+            if failed:
+                bad = ", ".join(report.chain for report in failed)
+                err.print(f"{len(reports)} chains, {len(failed)} NOT verified: {bad}")
+            else:
+                console.print(f"{len(reports)} chains, all verified")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _print_report(report: VerificationReport) -> None:
+    if report.ok:
         signatures = "signatures checked"
         if not report.signatures_checked:
             signatures = "signatures NOT checked (no --pki-dir or --verifier)"
         start = "" if report.anchor_seq is None else f" from the anchor at {report.anchor_seq}"
         console.print(
-            f"[green]audit log verified[/]: {report.entries_checked} entries{start}, "
+            f"[green]audit log verified[/] (chain {report.chain}): "
+            f"{report.entries_checked} entries{start}, "
             f"{report.checkpoints_checked} checkpoint(s), {signatures}"
         )
     else:
         assert report.problem is not None
         problem = report.problem
         err.print(
-            f"[bold red]audit log does NOT verify[/]: entry {problem.seq}: "
-            f"{problem.kind.value}: {problem.message}"
+            f"[bold red]audit log does NOT verify[/] (chain {report.chain}): "
+            f"entry {problem.seq}: {problem.kind.value}: {problem.message}"
         )
-    if not report.ok:
-        raise typer.Exit(code=1)
 
 
 @audit_app.command("show")
 def show(
     database_url: DatabaseUrl = None,
     party: PartyOpt = None,
+    chain: ChainOpt = MAIN_CHAIN,
     kind: Annotated[str | None, typer.Option(help="Only this event kind.")] = None,
     of_party: Annotated[
         str | None, typer.Option("--of", help="Requesting or requested party.")
@@ -169,9 +223,9 @@ def show(
     offset: Annotated[int, typer.Option(help="Entries to skip (newest first).")] = 0,
     as_json: AsJson = False,
 ) -> None:
-    """The most recent entries, newest first."""
+    """The most recent entries of one chain, newest first."""
     try:
-        log = _open(database_url, party)
+        log = _open(database_url, party, chain)
         rows = log.entries(
             kind=kind,
             party=of_party,
@@ -193,7 +247,7 @@ def show(
         ]
         console.print_json(json.dumps(out))
         return
-    table = Table(title=f"audit log ({len(rows)} entries)")
+    table = Table(title=f"audit log, chain {chain} ({len(rows)} entries)")
     for column in ("seq", "recorded (UTC)", "kind", "from", "to", "category", "purpose"):
         table.add_column(column)
     for column in ("outcome", "case", "user", "ms"):
@@ -218,11 +272,14 @@ def show(
 
 @audit_app.command("checkpoint")
 def checkpoint(
-    database_url: DatabaseUrl = None, party: PartyOpt = None, signer: SignerOpt = None
+    database_url: DatabaseUrl = None,
+    party: PartyOpt = None,
+    chain: ChainOpt = MAIN_CHAIN,
+    signer: SignerOpt = None,
 ) -> None:
-    """Sign the current head now (for example before a backup or at shutdown)."""
+    """Sign the current head of one chain now (for example before a backup or at shutdown)."""
     try:
-        log = _open(database_url, party, _plugin(signer))
+        log = _open(database_url, party, chain, _plugin(signer))
         made = log.checkpoint()
         log.close()
     except PrumError as exc:
@@ -241,13 +298,14 @@ def purge(
     ],
     database_url: DatabaseUrl = None,
     party: PartyOpt = None,
+    chain: ChainOpt = MAIN_CHAIN,
     signer: SignerOpt = None,
     verifier: VerifierOpt = None,
 ) -> None:
-    """Delete entries older than the retention period; leaves a signed anchor."""
+    """Delete one chain's entries older than the retention period; leaves a signed anchor."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=older_than_days)
     try:
-        log = _open(database_url, party, _plugin(signer))
+        log = _open(database_url, party, chain, _plugin(signer))
         count = log.purge(cutoff, verifier=_plugin(verifier))
         log.close()
     except PrumError as exc:

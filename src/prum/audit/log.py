@@ -6,6 +6,10 @@ signs (seq, hash), so deleting the tail or rewriting the whole chain is caught t
 Retention (:meth:`AuditLog.purge`) deletes a prefix and leaves a signed *anchor*
 (seq and hash of the last purged entry) from which verification starts.
 
+One database may hold several chains (:func:`chains`): an :class:`AuditLog` writes,
+reads, purges and verifies only its own, so router replicas share one PostgreSQL
+store without sharing a lock.
+
 Logs serve data-protection monitoring only (Reg. 2024/982); they carry metadata,
 never payloads (:class:`prum.audit.events.AuditEvent`).
 """
@@ -20,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Row, delete, exists, func, insert, or_, select, union, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from prum.audit.chain import (
     ANCHOR,
@@ -44,8 +48,14 @@ from prum.audit.events import (
     parse_event,
     parse_time,
 )
-from prum.audit.schema import audit_checkpoints, audit_entries, audit_head
-from prum.audit.store import open_engine, read_transaction, safe_url, write_transaction
+from prum.audit.schema import MAIN_CHAIN, audit_checkpoints, audit_entries, audit_head
+from prum.audit.store import (
+    insert_many,
+    open_engine,
+    read_transaction,
+    safe_url,
+    write_transaction,
+)
 from prum.errors import AuditTampered, InvalidAuditSetup, StorageError
 
 if TYPE_CHECKING:
@@ -53,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENESIS",
+    "MAIN_CHAIN",
     "AuditEvent",
     "AuditLog",
     "Checkpoint",
@@ -63,9 +74,29 @@ __all__ = [
     "Problem",
     "ProblemKind",
     "VerificationReport",
+    "chains",
 ]
 
-_PARTY = re.compile(r"^[A-Z][A-Z0-9_-]{1,15}$")  # a member state, EUROPOL or ROUTER
+# The body fields copied into columns for the viewer's filters (chain.py checks them).
+_ENTRY_COPIES = ("requesting_party", "requested_party", "category", "outcome", "case_reference")
+_INSERT_ENTRIES = (
+    f"INSERT INTO audit_entries (chain, seq, recorded_at, kind, {', '.join(_ENTRY_COPIES)},"
+    " body, prev_hash, hash)"
+)
+_ENTRY_TYPES = (
+    "text",
+    "bigint",
+    "text",
+    "text",
+    *["text"] * len(_ENTRY_COPIES),
+    "text",
+    "text",
+    "text",
+)
+_PARTY = re.compile(r"^[A-Z][A-Z0-9_-]{1,15}\Z")  # a member state, EUROPOL or ROUTER
+# Fits audit_*.chain (32 characters) and is safe to print, and to use in a file name.
+# \Z, not $: "r1\n" must not pass.
+_CHAIN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 MAX_PAGE = 1000
 
 
@@ -92,14 +123,40 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def chains(url: str) -> list[str]:
+    """The names of the chains in the audit database at ``url``, sorted.
+
+    Read from the entries and checkpoints as well as the heads, so that a chain whose
+    head row was deleted is still listed, and verified. A chain that was never written
+    (the ``main`` head every database starts with, in a router's store of replicas) is
+    left out, unless no chain was written at all.
+    """
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(
+                union(
+                    select(audit_head.c.chain).where(audit_head.c.seq > 0),
+                    select(audit_entries.c.chain),
+                    select(audit_checkpoints.c.chain),
+                )
+            ).scalars()
+            return sorted(str(name) for name in names) or [MAIN_CHAIN]
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read the audit log at {safe_url(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
 class AuditLog:
-    """The audit log of one party (a node or the router) in one database."""
+    """One hash chain (``chain``) of the audit log of one party (a node or the router)."""
 
     def __init__(
         self,
         url: str,
         *,
         party: str,
+        chain: str = MAIN_CHAIN,
         signer: CheckpointSigner | None = None,
         checkpoint_every: int = 100,
         statistics: Statistics | None = None,
@@ -110,17 +167,47 @@ class AuditLog:
             raise InvalidAuditSetup(
                 f"the checkpoint signer signs for {signer.party}, but this log belongs to {party}"
             )
+        if not _CHAIN.match(chain):
+            raise InvalidAuditSetup(
+                f"{chain!r} is not a chain name: 1 to 32 of a-z, 0-9, '_' and '-', "
+                "starting with a letter or digit"
+            )
         if checkpoint_every < 1:
             raise InvalidAuditSetup("checkpoint_every must be at least 1")
         self.url = url
         self.party = party
+        self.chain = chain
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.statistics = statistics
         self.engine = open_engine(url)
+        try:
+            self._start_chain()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _start_chain(self) -> None:
+        """Give a new chain its head row (seq 0, genesis hash); nothing for one that exists.
+
+        A chain that has entries or checkpoints but no head lost its head to tampering:
+        it is not restarted at seq 0, so its appends keep refusing (:meth:`_lock_head`).
+        """
+        tables = (audit_head, audit_entries, audit_checkpoints)
+        known = select(or_(*(exists().where(t.c.chain == self.chain) for t in tables)))
+        try:
+            with write_transaction(self.engine) as conn:
+                if not conn.execute(known).scalar_one():
+                    conn.execute(insert(audit_head).values(chain=self.chain, seq=0, hash=GENESIS))
+        except IntegrityError:
+            pass  # another process started the same chain at the same moment: it exists
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"cannot start the audit chain {self.chain!r} at {safe_url(self.url)}: {exc}"
+            ) from exc
 
     # --- writing --------------------------------------------------------------------
 
@@ -163,7 +250,9 @@ class AuditLog:
                     return None
                 existing = conn.execute(
                     select(audit_checkpoints).where(
-                        audit_checkpoints.c.kind == CHECKPOINT, audit_checkpoints.c.seq == seq
+                        audit_checkpoints.c.chain == self.chain,
+                        audit_checkpoints.c.kind == CHECKPOINT,
+                        audit_checkpoints.c.seq == seq,
                     )
                 ).first()
                 if existing is not None and existing.hash == digest:
@@ -193,24 +282,28 @@ class AuditLog:
             with write_transaction(self.engine) as conn:
                 head_seq, _ = self._lock_head(conn)
                 # Read under the lock: another purge may have run since verify().
+                entries, checkpoints = audit_entries.c, audit_checkpoints.c
+                mine, my_checkpoints = entries.chain == self.chain, checkpoints.chain == self.chain
                 start = conn.execute(
-                    select(func.coalesce(func.max(audit_checkpoints.c.seq), 0)).where(
-                        audit_checkpoints.c.kind == ANCHOR
+                    select(func.coalesce(func.max(checkpoints.seq), 0)).where(
+                        my_checkpoints, checkpoints.kind == ANCHOR
                     )
                 ).scalar_one()
                 first_kept = conn.execute(
-                    select(func.min(audit_entries.c.seq)).where(
-                        audit_entries.c.seq > start, audit_entries.c.recorded_at >= cutoff
+                    select(func.min(entries.seq)).where(
+                        mine, entries.seq > start, entries.recorded_at >= cutoff
                     )
                 ).scalar_one_or_none()
                 last = head_seq if first_kept is None else int(first_kept) - 1
                 if last <= start:
                     return 0
                 last_hash = conn.execute(
-                    select(audit_entries.c.hash).where(audit_entries.c.seq == last)
+                    select(entries.hash).where(mine, entries.seq == last)
                 ).scalar_one()
-                count = conn.execute(delete(audit_entries).where(audit_entries.c.seq <= last))
-                conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq <= last))
+                count = conn.execute(delete(audit_entries).where(mine, entries.seq <= last))
+                conn.execute(
+                    delete(audit_checkpoints).where(my_checkpoints, checkpoints.seq <= last)
+                )
                 self._sign(conn, ANCHOR, last, str(last_hash))
                 purged = int(count.rowcount)
                 self._append(
@@ -231,58 +324,67 @@ class AuditLog:
     def _lock_head(self, conn: Connection) -> tuple[int, str]:
         head = conn.execute(
             select(audit_head.c.seq, audit_head.c.hash)
-            .where(audit_head.c.id == 1)
-            .with_for_update()  # PostgreSQL; SQLite holds the write lock since BEGIN
+            .where(audit_head.c.chain == self.chain)
+            # PostgreSQL: this chain's row only, so other chains append meanwhile.
+            # SQLite holds the database write lock since BEGIN IMMEDIATE.
+            .with_for_update()
         ).first()
         if head is None:
-            raise AuditTampered("the audit head row is missing: the log was tampered with")
+            raise AuditTampered(
+                f"the head row of audit chain {self.chain!r} is missing: the log was tampered with"
+            )
         return int(head.seq), str(head.hash)
 
     def _append(self, conn: Connection, events: Sequence[dict[str, Any]]) -> list[int]:
         """Chain ``events`` (their canonical fields, :meth:`AuditEvent.canonical`) onto the
         head (locked here), signing checkpoints that fall due."""
         head_seq, prev_hash = self._lock_head(conn)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         due: list[tuple[int, str]] = []
         recorded_at = format_time(utcnow())  # one transaction, one time
         for seq, fields in enumerate(events, start=head_seq + 1):
             body = canonical_json({"event": fields, "recorded_at": recorded_at, "seq": seq})
             digest = entry_hash(prev_hash, body)
             rows.append(
-                {
-                    "seq": seq,
-                    "recorded_at": recorded_at,
-                    "kind": fields["kind"],
-                    "requesting_party": fields.get("requesting_party"),
-                    "requested_party": fields.get("requested_party"),
-                    "category": fields.get("category"),
-                    "outcome": fields.get("outcome"),
-                    "case_reference": fields.get("case_reference"),
-                    "body": body,
-                    "prev_hash": prev_hash,
-                    "hash": digest,
-                }
+                (
+                    self.chain,
+                    seq,
+                    recorded_at,
+                    fields["kind"],
+                    *(fields.get(name) for name in _ENTRY_COPIES),
+                    body,
+                    prev_hash,
+                    digest,
+                )
             )
             if seq % self.checkpoint_every == 0:
                 due.append((seq, digest))
             prev_hash = digest
-        conn.execute(insert(audit_entries), rows)
+        insert_many(conn, _INSERT_ENTRIES, _ENTRY_TYPES, rows)
         last = head_seq + len(rows)
         conn.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(seq=last, hash=prev_hash)
+            update(audit_head)
+            .where(audit_head.c.chain == self.chain)
+            .values(seq=last, hash=prev_hash)
         )
         for seq, digest in due:
             self._sign(conn, CHECKPOINT, seq, digest)
-        return [row["seq"] for row in rows]
+        return list(range(head_seq + 1, last + 1))
 
     def _sign(self, conn: Connection, kind: str, seq: int, digest: str) -> Checkpoint:
         signed_at = utcnow()
         data = signed_data(
-            kind=kind, party=self.party, seq=seq, hash=digest, signed_at=format_time(signed_at)
+            chain=self.chain,
+            kind=kind,
+            party=self.party,
+            seq=seq,
+            hash=digest,
+            signed_at=format_time(signed_at),
         )
         signature = None if self.signer is None else self.signer.sign(data)
         conn.execute(
             insert(audit_checkpoints).values(
+                chain=self.chain,
                 kind=kind,
                 seq=seq,
                 hash=digest,
@@ -296,19 +398,23 @@ class AuditLog:
     # --- reading --------------------------------------------------------------------
 
     def verify(self, verifier: CheckpointVerifier | None = None) -> VerificationReport:
-        """Recompute the whole chain; with a verifier, check every signature too."""
+        """Recompute this whole chain; with a verifier, check every signature too."""
         try:
             with read_transaction(self.engine) as conn:
-                return verify_chain(conn, party=self.party, verifier=verifier)
+                return verify_chain(conn, party=self.party, chain=self.chain, verifier=verifier)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read the audit log at {safe_url(self.url)}: {exc}") from exc
 
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last entry; (0, 64 zeros) for an empty log."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+            row = conn.execute(
+                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.chain == self.chain)
+            ).first()
         if row is None:
-            raise AuditTampered("the audit head row is missing: the log was tampered with")
+            raise AuditTampered(
+                f"the head row of audit chain {self.chain!r} is missing: the log was tampered with"
+            )
         return int(row.seq), str(row.hash)
 
     def checkpoints(self, *, limit: int = 100) -> list[Checkpoint]:
@@ -316,6 +422,7 @@ class AuditLog:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(audit_checkpoints)
+                .where(audit_checkpoints.c.chain == self.chain)
                 .order_by(audit_checkpoints.c.seq.desc(), audit_checkpoints.c.id.desc())
                 .limit(_page(limit))
             )
@@ -341,8 +448,8 @@ class AuditLog:
         """
         if offset < 0:
             raise InvalidAuditSetup("offset must not be negative")
-        query = select(audit_entries)
         c = audit_entries.c
+        query = select(audit_entries).where(c.chain == self.chain)
         for column, value in (
             (c.kind, kind),
             (c.category, category),

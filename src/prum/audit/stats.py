@@ -35,18 +35,15 @@ are estimated by linear interpolation inside the bucket (resolution: the bucket)
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from prum.audit.events import AuditEvent, EventKind, Outcome
 from prum.audit.schema import audit_statistics
-from prum.audit.store import open_engine, write_transaction
+from prum.audit.store import insert_many, open_engine, write_transaction
 from prum.errors import InvalidAuditSetup, StorageError
 from prum.messages import Purpose
 
@@ -60,15 +57,13 @@ _BUCKET_NAMES = (*(f"response_le_{b}" for b in BUCKETS_MS), "response_le_inf")
 _KEY = ("month", "party", "category", "purpose", "counter")  # the table's primary key
 
 
-@functools.cache
-def _upsert(dialect: str) -> Any:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE SET value = value + excluded.value``."""
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(audit_statistics)
-    return statement.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={"value": audit_statistics.c.value + statement.excluded.value},
-    )
-
+# Adds to a counter, creating it at 0 first: valid on SQLite (3.24+) and PostgreSQL.
+_INSERT = f"INSERT INTO audit_statistics ({', '.join(_KEY)}, value)"
+_TYPES = ("text", "text", "text", "text", "text", "bigint")
+_ADD = (
+    f" ON CONFLICT ({', '.join(_KEY)})"
+    " DO UPDATE SET value = audit_statistics.value + excluded.value"
+)
 
 _DECISIONS = {
     Outcome.CONFIRMED: "confirmed_matches",
@@ -173,13 +168,8 @@ class Statistics:
                 increments[(month, party or NONE, category, purpose, counter)] += amount
         if not increments:
             return
-        rows = [
-            dict(zip(_KEY, key, strict=True), value=amount)
-            for key, amount in sorted(increments.items())  # one lock order for all writers
-        ]
-        # executemany of one statement, built once per dialect (building it per call
-        # cost the router's audit writer more than the rows did).
-        conn.execute(_upsert(conn.dialect.name), rows)
+        rows = [(*key, amount) for key, amount in sorted(increments.items())]  # one lock order
+        insert_many(conn, _INSERT, _TYPES, rows, _ADD)
 
     def summary(self, year: int | None = None, party: str | None = None) -> dict[str, Any]:
         """Counters nested party -> category -> purpose -> month, and yearly totals.

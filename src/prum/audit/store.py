@@ -1,15 +1,17 @@
 """Engines, migrations and serialised write transactions for the audit tables.
 
-Appends must be serialised across threads *and* processes, or two writers could
-chain onto the same predecessor. On SQLite every write transaction starts with
-``BEGIN IMMEDIATE`` (the database write lock is taken before the head is read); on
-PostgreSQL the writer locks the single ``audit_head`` row with ``SELECT ... FOR
-UPDATE``. Readers use plain ``BEGIN`` and, in WAL mode, never block a writer.
+Appends to one chain must be serialised across threads *and* processes, or two
+writers could chain onto the same predecessor. On SQLite every write transaction
+starts with ``BEGIN IMMEDIATE`` (the database write lock is taken before the head is
+read), so all chains of a database take turns; on PostgreSQL the writer locks only
+its chain's ``audit_head`` row with ``SELECT ... FOR UPDATE``, so chains (router
+replicas) append side by side. Readers use plain ``BEGIN`` and, in WAL mode, never
+block a writer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,40 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
+
+
+def insert_many(
+    conn: Connection,
+    insert: str,
+    types: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    suffix: str = "",
+) -> None:
+    """``insert`` (``INSERT INTO t (a, b)``) of ``rows``, then ``suffix`` (an ON CONFLICT
+    clause), in one statement whatever the number of rows; ``types`` are the columns'
+    PostgreSQL types.
+
+    Straight to the driver: SQLAlchemy's per-row parameter handling cost the router's
+    audit writer more than the database did (about 150 rows per search). SQLite gets
+    the driver's executemany. PostgreSQL gets COPY for a plain insert (150 rows: 0.3 ms
+    of client CPU against 2.5 ms for psycopg's executemany), and for an upsert one array
+    per column, unnested by the server, in a statement text that never changes."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        if not suffix:
+            table, _, columns = insert.removeprefix("INSERT INTO ").partition(" ")
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {table} {columns} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+        columns_ = [list(column) for column in zip(*rows, strict=True)]
+        conn.exec_driver_sql(f"{insert} SELECT * FROM unnest({arrays}){suffix}", tuple(columns_))
+    else:
+        marks = ", ".join("?" * len(types))
+        conn.exec_driver_sql(f"{insert} VALUES ({marks}){suffix}", list(rows))
 
 
 def safe_url(url: str) -> str:

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from prum.errors import PrumError
+from prum.audit.store import safe_url
+from prum.errors import BadInput, PrumError
 from prum.router.directory import load_directory
 from prum.router.settings import RouterSettings
 
@@ -44,12 +46,18 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option("--host")] = None,
     port: Annotated[int | None, typer.Option("--port")] = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=256,
+            help="Router processes sharing the address (one per core). Each writes its own"
+            " audit chain (r1, r2 ...); give them one PostgreSQL --audit-url.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the router API over mutual TLS (settings from PRUM_ROUTER_* and options)."""
-    from prum.router.api import create_app
-    from prum.security.pki import ROUTER, server_context
-    from prum.transport import serve as serve_app
-
     given = {
         "pki_dir": pki_dir,
         "directory_file": directory,
@@ -59,15 +67,42 @@ def serve(
         "port": port,
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    settings = RouterSettings(**overrides)
+    try:
+        settings = RouterSettings(**overrides)
+    except ValidationError as exc:
+        raise _fail(BadInput(f"invalid router settings: {exc.errors()[0]['msg']}")) from None
+    if replicas > 1:
+        from prum.router.replicas import supervise
+
+        err.print(
+            f"router: {replicas} replicas on https://{settings.host}:{settings.port}"
+            f" (audit {safe_url(settings.audit_database_url())})"
+        )
+        raise typer.Exit(code=supervise(settings, replicas))
+    _serve_one(settings)
+
+
+def _serve_one(settings: RouterSettings) -> None:
+    from prum.router.api import create_app
+    from prum.security.pki import ROUTER, server_context
+    from prum.transport import serve as serve_app
+
     try:
         tls = server_context(settings.pki_dir, ROUTER)
         app = create_app(settings)
     except PrumError as exc:
         raise _fail(exc) from None
     parties = len(app.service.directory.parties)
-    err.print(f"router on https://{settings.host}:{settings.port} ({parties} parties)")
-    serve_app(app, host=settings.host, port=settings.port, ssl_context=tls)
+    err.print(
+        f"router {settings.replica} on https://{settings.host}:{settings.port} ({parties} parties)"
+    )
+    serve_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=tls,
+        reuse_port=settings.reuse_port,
+    )
 
 
 @router_app.command("check-directory")

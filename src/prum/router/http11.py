@@ -154,6 +154,7 @@ class Pool:
         self.max_idle = max_idle
         self.connect_timeout = connect_timeout
         self._idle: list[_Connection] = []
+        self.opened = 0  # connections opened so far (each a TLS handshake)
         self._host_header = f"{host}:{port}".encode("ascii")
 
     async def post(self, path: str, body: bytes, *, limit: int) -> Answer:
@@ -205,6 +206,7 @@ class Pool:
             connection.close()
 
     async def _connect(self) -> _Connection:
+        self.opened += 1
         loop = asyncio.get_running_loop()
         try:
             _, connection = await asyncio.wait_for(

@@ -130,7 +130,13 @@ class Router:
         signer = Signer(settings.pki_dir, ROUTER)
         url = settings.audit_database_url()
         statistics = Statistics(url)
-        log = AuditLog(url, party=ROUTER, signer=AuditSigner(signer), statistics=statistics)
+        log = AuditLog(
+            url,
+            party=ROUTER,
+            chain=settings.replica,
+            signer=AuditSigner(signer),
+            statistics=statistics,
+        )
         return cls(
             directory=directory,
             signer=signer,
@@ -456,6 +462,7 @@ class Router:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "searches_in_flight": self.in_flight,
             "searches_shed": self.shed,
+            "node_connections_opened": sum(link.pool.opened for link in self.links.values()),
             "audit_pending": self.trail.pending,
             "parties": len(self.directory.parties),
         }

@@ -20,6 +20,11 @@ class RouterSettings(BaseSettings):
     audit_url: str | None = None
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8443
+    # This process's name among the router's replicas: its own audit hash chain in a
+    # shared audit store (docs/architecture.md, "Scaling the router out").
+    replica: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "main"
+    # Share the port with the other replicas on this host (SO_REUSEPORT).
+    reuse_port: bool = False
     # The longest a requester may make the router wait for a fan-out. The schema lets
     # a request ask for up to 15 minutes (the legacy DNA answer time); holding an HTTP
     # request that long belongs to batch comparisons, not to one-off searches.

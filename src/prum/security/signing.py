@@ -35,6 +35,7 @@ import datetime as dt
 import functools
 import heapq
 import json
+import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
     decode_dss_signature,
     encode_dss_signature,
 )
@@ -68,6 +70,8 @@ MESSAGE_CONTEXT = b"prum/v1/message\x00"
 BYTES_CONTEXT = b"prum/v1/bytes\x00"
 ENVELOPE_FIELDS = frozenset({"body", "signer", "cert", "alg", "signature"})
 BODY_KEY = b',"body":'
+_PREHASHED_ES256 = ec.ECDSA(Prehashed(hashes.SHA256()))
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _COORDINATE_BYTES = 32  # P-256
 # Certificates whose chain check a Verifier remembers: a few per party of the federation.
 CERTIFICATE_CACHE = 256
@@ -286,7 +290,7 @@ class Verifier:
             data = canonical_json(body)
         except BadInput as exc:
             raise BadSignature(f"the body cannot be canonicalised: {exc.message}") from None
-        _check_signature(cert, MESSAGE_CONTEXT + data, signature, signer)
+        _check_signature(cert, MESSAGE_CONTEXT, data, signature, signer)
         if expected_signer is not None and signer != expected_signer:
             raise NotAuthorised(
                 f"the message is signed by {signer}, but only {expected_signer} may send it here",
@@ -322,9 +326,11 @@ class Verifier:
         return self.verify(envelope, expected_signer=expected_signer)
 
     def _verify_tail(self, raw: bytes, expected_signer: str | None) -> VerifiedMessage:
-        raw = raw.rstrip()
-        split = raw.find(BODY_KEY)
-        if split < 0 or not raw.endswith(b"}"):
+        end = len(raw)
+        while end and raw[end - 1] in b" \t\r\n":  # trailing whitespace, without a copy
+            end -= 1
+        split = raw.find(BODY_KEY, 0, end)
+        if split < 0 or raw[end - 1 : end] != b"}":
             raise _NotFast
         try:
             head = json.loads(raw[:split] + b"}")
@@ -332,7 +338,7 @@ class Verifier:
             raise _NotFast from None
         if not isinstance(head, dict) or head.keys() != ENVELOPE_FIELDS - {"body"}:
             raise _NotFast
-        body_json = raw[split + len(BODY_KEY) : -1]
+        body_json = raw[split + len(BODY_KEY) : end - 1]
         signer, cert_pem, alg, encoded = (
             head["signer"],
             head["cert"],
@@ -352,8 +358,8 @@ class Verifier:
         if identity.party != signer:
             raise _NotFast
         try:
-            _check_signature(cert, MESSAGE_CONTEXT + body_json, signature, signer)
-            body = json.loads(body_json)
+            _check_signature(cert, MESSAGE_CONTEXT, body_json, signature, signer)
+            body = json.loads(body_json.decode("utf-8"))
         except (BadSignature, ValueError, UnicodeDecodeError):
             raise _NotFast from None
         if _body_problem(body):
@@ -382,7 +388,7 @@ class Verifier:
         default now. A revoked certificate fails whatever ``at`` says.
         """
         cert, identity = self._check_certificate(cert_pem, at=at or _now())
-        _check_signature(cert, BYTES_CONTEXT + data, signature, identity.party)
+        _check_signature(cert, BYTES_CONTEXT, data, signature, identity.party)
         return identity
 
     def _check_certificate(
@@ -489,7 +495,7 @@ class AuditVerifier:
         for pem in self._certs.get(party, []):
             try:
                 cert, _ = self._verifier._check_certificate(pem, at=None)
-                _check_signature(cert, BYTES_CONTEXT + data, signature, party)
+                _check_signature(cert, BYTES_CONTEXT, data, signature, party)
             except (BadCertificate, BadSignature, Revoked):
                 continue
             return True
@@ -588,10 +594,7 @@ def _body_problem(body: Any) -> str | None:
     message_id, issued_at = body.get("message_id"), body.get("issued_at")
     if not isinstance(message_id, str):
         return "the body lacks message_id (use new_message_fields())"
-    try:
-        if str(uuid.UUID(message_id)) != message_id:
-            raise ValueError
-    except ValueError:
+    if not _UUID.fullmatch(message_id):
         return f"message_id {message_id!r} is not a lower-case UUID"
     if not isinstance(issued_at, str):
         return "the body lacks issued_at (use new_message_fields())"
@@ -634,7 +637,10 @@ def _envelope_fields(envelope: Any) -> tuple[dict[str, Any], str, str, bytes]:
     return dict(body), signer, cert, raw
 
 
-def _check_signature(cert: x509.Certificate, data: bytes, signature: bytes, signer: str) -> None:
+def _check_signature(
+    cert: x509.Certificate, context: bytes, data: bytes, signature: bytes, signer: str
+) -> None:
+    """ES256 over ``context + data``, hashed in two parts (no copy of a large body)."""
     if len(signature) != 2 * _COORDINATE_BYTES:
         raise BadSignature(
             f"the signature of {signer} has {len(signature)} bytes; ES256 has "
@@ -644,8 +650,11 @@ def _check_signature(cert: x509.Certificate, data: bytes, signature: bytes, sign
     r = int.from_bytes(signature[:_COORDINATE_BYTES], "big")
     s = int.from_bytes(signature[_COORDINATE_BYTES:], "big")
     public_key = cast(ec.EllipticCurvePublicKey, cert.public_key())
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(context)
+    digest.update(data)
     try:
-        public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+        public_key.verify(encode_dss_signature(r, s), digest.finalize(), _PREHASHED_ES256)
     except InvalidSignature:
         raise BadSignature(
             f"the signature does not match the content signed by {signer}: it was altered "
