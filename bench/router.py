@@ -570,6 +570,20 @@ measured here are bounded by the machine ({os.cpu_count()} cores shared by the r
 stand-in nodes and the requesters), not by the router: with 2 replicas the nodes and the
 clients have less CPU left. No probe or image byte was found in the router's files or
 audit rows ({r["router_payload_bytes_on_disk"]} bytes).
+
+The targets were 10 ms of CPU per search, 20 ms added at p95 and 300 searches/s from at
+most 4 replicas; this run misses them by the factors the table shows. Where the time
+goes (py-spy under load, `docs/profiles/router-after.svg`; before:
+`router-before.svg`): about two thirds in the event loop, a third in the audit writer.
+In the loop, ECDSA verification of the 29 signed messages is a fifth; TLS and the
+sockets for the 28 copies of the request and their answers (2.3 MB a search) and
+uvloop's own work another third; parsing the answers, the router's signature, the HTTP
+framing and the audit events the rest. The audit writer spends its share inside SQLite
+or on the PostgreSQL protocol: 29 hash-chained entries and about 140 counter upserts a
+search, committed before the answer leaves (a router killed at any moment has logged
+every answer it gave). What is left is the floor the issue estimated (TLS, framing,
+signatures: 6-7 ms) plus the per-entry audit and Python's per-message overhead; going
+further needs fewer audit rows per search or the hot path out of Python.
 """
 
 

@@ -5,10 +5,12 @@ An append to the hash-chained log is a database transaction with a synchronous c
 requested party, nor block its event loop on them; so events go into a queue that one
 thread writes in arrival order, taking everything queued so far in one transaction
 (:meth:`AuditLog.append_many`): the N answers of a search cost one commit, not N, and
-the busier the router, the larger the batches. The router does nothing it cannot log: when
-the log fails, or falls more than ``backlog`` events behind, :meth:`AuditTrail.ready`
-refuses new work (503) until it has caught up. On shutdown the queue is written out
-before the process ends.
+the busier the router, the larger the batches. A search is answered only once its
+entries are committed (:meth:`AuditTrail.committed`), so no answer a requester got is
+missing from the log of a router killed at any moment. The
+router does nothing it cannot log: when the log fails, or falls more than ``backlog``
+events behind, :meth:`AuditTrail.ready` refuses new work (503) until it has caught up.
+On shutdown the queue is written out before the process ends.
 
 Only :class:`prum.audit.events.AuditEvent` fields reach the log: parties, category,
 purpose, offence, case reference, message ids, outcomes, counts, durations and
@@ -17,6 +19,7 @@ signatures. There is no field a probe, an image or a name would fit.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import queue
 import sys
@@ -36,6 +39,9 @@ RETRY_SECONDS = 1.0
 DRAIN_SECONDS = 30.0
 # The most events in one transaction: a few tens of ms of SQLite's write lock.
 MAX_BATCH = 500
+# How long a search may wait for its entries to be committed before the router gives
+# up on it (503): the log is failing or far behind.
+COMMIT_WAIT_S = 5.0
 
 
 def audit_event(kind: EventKind, **fields: Any) -> AuditEvent:
@@ -60,6 +66,11 @@ def audit_event(kind: EventKind, **fields: Any) -> AuditEvent:
                 fields["detail"] = f"not loggable: {', '.join(sorted(bad))}"
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # it may have timed out meanwhile
+        waiter.set_result(None)
+
+
 class AuditTrail:
     """Writes events to an :class:`AuditLog` in order, on one background thread."""
 
@@ -68,6 +79,9 @@ class AuditTrail:
         self.backlog = backlog
         self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
         self._pending = 0  # queued or being written: counted down after the commit
+        self._recorded = 0  # events queued so far: an event's ticket is this count
+        self._done = 0  # events committed (or dropped as unloggable) so far, in order
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
         self._failure: str | None = None
         self._thread = threading.Thread(target=self._run, name="router-audit", daemon=True)
@@ -94,11 +108,33 @@ class AuditTrail:
                 pending=pending,
             )
 
-    def record(self, event: AuditEvent) -> None:
-        """Queue one event; it is committed after every event queued before it."""
+    def record(self, event: AuditEvent) -> int:
+        """Queue one event; it is committed after every event queued before it.
+        Returns its ticket for :meth:`committed`."""
         with self._lock:
             self._pending += 1
-        self._queue.put(event)
+            self._recorded += 1
+            ticket = self._recorded
+            self._queue.put(event)  # under the lock: tickets follow the queue's order
+        return ticket
+
+    async def committed(self, ticket: int, timeout: float = COMMIT_WAIT_S) -> None:
+        """Return once the event of ``ticket`` (and every one before it) is committed:
+        what the router does next is then on record, whatever happens to the process.
+        Group commit: searches waiting together share one transaction."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._done >= ticket:
+                return
+            waiter = loop.create_future()
+            self._waiters.append((ticket, waiter))
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise AuditUnavailable(
+                f"the audit log did not record this within {timeout:g} s"
+                f" ({self._failure or f'{self._pending} entries behind'}); try again later"
+            ) from None
 
     def join(self) -> None:
         """Wait until every queued event is committed (tests, benchmarks, shutdown)."""
@@ -132,6 +168,11 @@ class AuditTrail:
             finally:
                 with self._lock:
                     self._pending -= len(events)
+                    self._done += len(events)
+                    ready = [w for t, w in self._waiters if t <= self._done]
+                    self._waiters = [(t, w) for t, w in self._waiters if t > self._done]
+                for waiter in ready:
+                    waiter.get_loop().call_soon_threadsafe(_wake, waiter)
                 for _ in batch:
                     self._queue.task_done()
             if batch[-1] is None:

@@ -193,22 +193,26 @@ class Router:
         except PrumError as exc:
             self.refused("search", exc, log)
             raise
-        self.trail.record(
-            audit_event(
-                EventKind.SEARCH_RECEIVED,
-                **log,
-                signature=message.signature,
-                detail=f"to {len(targets)} parties",
-            )
-        )
         deadline_ms = min(request.deadline_ms, self.max_deadline_ms)
         self.in_flight += 1
         try:
+            # The writer commits what is queued at once, so this entry is on disk within
+            # a millisecond or two, long before any node answers; the answer below
+            # leaves only once every entry of the search is committed.
+            self.trail.record(
+                audit_event(
+                    EventKind.SEARCH_RECEIVED,
+                    **log,
+                    signature=message.signature,
+                    detail=f"to {len(targets)} parties",
+                )
+            )
             answers = await self._fan_out(request, raw, targets, started, deadline_ms)
         finally:
             self.in_flight -= 1
+        ticket = 0
         for answer in answers:
-            self.trail.record(
+            ticket = self.trail.record(
                 audit_event(
                     EventKind.SEARCH_ANSWERED,
                     **log,
@@ -221,6 +225,7 @@ class Router:
                     detail=f"reply {answer.message_id}",
                 )
             )
+        await self.trail.committed(ticket)
         return self.signer.sign_json(_reply_json(request, answers))
 
     def _authorise(self, request: SearchHeader) -> None:
@@ -353,7 +358,7 @@ class Router:
             outcome, reason = failed, exc.code
             raise
         finally:
-            self.trail.record(
+            ticket = self.trail.record(
                 audit_event(
                     kind,
                     **log,
@@ -364,6 +369,7 @@ class Router:
                     detail=f"{sender} to {destination}",
                 )
             )
+        await self.trail.committed(ticket)  # acknowledged only once logged
         return ack
 
     def _route(self, message: VerifiedMessage, log: dict[str, Any]) -> tuple[str, str, EventKind]:
