@@ -574,7 +574,8 @@ audit rows ({r["router_payload_bytes_on_disk"]} bytes).
 The targets were 10 ms of CPU per search, 20 ms added at p95 and 300 searches/s from at
 most 4 replicas; this run misses them by the factors the table shows. Where the time
 goes (py-spy under load, `docs/profiles/router-after.svg`; before:
-`router-before.svg`): about two thirds in the event loop, a third in the audit writer.
+`router-before.svg`): about three quarters in the event loop, a quarter in the audit
+writer.
 In the loop, ECDSA verification of the 29 signed messages is a fifth; TLS and the
 sockets for the 28 copies of the request and their answers (2.3 MB a search) and
 uvloop's own work another third; parsing the answers, the router's signature, the HTTP
