@@ -11,8 +11,8 @@ profiles (7-12 loci, sometimes an allele dropout or a wildcard: each must find i
 source when the rules allow), half are unrelated profiles (almost always no hit).
 Measured: generation and index build time, memory of the index, single-thread search
 p50/p95 (wall clock and CPU time) of the index and of the naive vectorised scan
-(prum.dna.index.naive_search) on the same probes, and that both return the same rows.
-Then the initial bulk comparison (prum.dna.bulk) of ``--bulk`` profiles against an
+(prum.categories.dna.index.naive_search) on the same probes, and that both return the same rows.
+Then the initial bulk comparison (prum.categories.dna.bulk) of ``--bulk`` profiles against an
 index of as many, against one search per probe on a sample. Writes
 bench/results/dna.json and a section of docs/benchmarks.md.
 """
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from prum.dna.bulk import BulkComparison
-from prum.dna.frequencies import AlleleFrequencies
-from prum.dna.generate import Generator
-from prum.dna.index import DnaIndex, naive_search
-from prum.dna.loci import LocusSet
-from prum.dna.match import classify
+from prum.categories.dna.bulk import BulkComparison
+from prum.categories.dna.frequencies import AlleleFrequencies
+from prum.categories.dna.generate import Generator
+from prum.categories.dna.index import DnaIndex, naive_search
+from prum.categories.dna.loci import LocusSet
+from prum.categories.dna.match import classify
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json, write_section
@@ -207,7 +207,7 @@ def bulk_run(
 ) -> dict[str, Any]:
     """Initial bulk comparison: ``n`` profiles of a connecting country against an index of
     ``n`` others (1% of them copies or partial traces of indexed ones, so there are
-    hits); batches of 100,000 through prum.dna.bulk, against a loop of single searches
+    hits); batches of 100,000 through prum.categories.dna.bulk, against a loop of single searches
     on ``sample`` of the probes (the same hits required), extrapolated to ``n``."""
     rng = np.random.default_rng(seed + 1)
     stored = np.concatenate(list(generator.stream(n, seed=seed + 2)))
@@ -299,7 +299,7 @@ with locus-pair keys (docs/dna.md). Probes: {traces} partial traces of stored pr
 Load average during the searches: {r["load_average_during_search"]} (2 cores shared
 with other work; a timing under load is longer than on an idle machine).
 
-### Initial bulk comparison (prum.dna.bulk)
+### Initial bulk comparison (prum.categories.dna.bulk)
 
 {int(r["bulk_profiles_a_side"]):,} profiles of a connecting country against an index of
 {int(r["bulk_profiles_a_side"]):,} others (1% copies or traces of indexed ones), batches of 100,000.

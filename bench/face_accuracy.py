@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prum.samples import shared_data_dir
+from prum.demo.samples import shared_data_dir
 from report import RESULTS, ROOT, write_json, write_section
 
 

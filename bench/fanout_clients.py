@@ -7,7 +7,7 @@ persistent connections, and we count the client process's CPU time per request:
 
 - httpx 0.28 (the router's client until this benchmark), one AsyncClient per node;
 - aiohttp, one ClientSession (its connector keeps connections per host);
-- prum.router.http11, the router's own lean client (httptools parser);
+- prum.federation.router.http11, the router's own lean client (httptools parser);
 
 each on asyncio's own event loop and on uvloop. Same nodes, same run, interleaved
 rounds, so the ratios hold even on a busy machine.
@@ -35,8 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prum.federation import free_port
-from prum.security.pki import client_context, init_ca, issue, server_context
+from prum.demo.processes import free_port
+from prum.federation.security.pki import client_context, init_ca, issue, server_context
 from report import write_json, write_section
 from router import TARGETS
 
@@ -49,7 +49,7 @@ Client = Callable[[], Awaitable[None]]
 
 def node_server(spec_file: str) -> None:
     """The stand-in nodes: answer every request at once with REPLY."""
-    from prum.transport import Listener, serve_many
+    from prum.federation.transport import Listener, serve_many
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -122,7 +122,7 @@ async def aiohttp_client(ports: list[int], tls: ssl.SSLContext) -> tuple[Client,
 
 
 async def lean_client(ports: list[int], tls: ssl.SSLContext) -> tuple[Client, Client]:
-    from prum.router.http11 import Pool
+    from prum.federation.router.http11 import Pool
 
     pools = [Pool("127.0.0.1", port, tls, server_hostname="localhost") for port in ports]
 

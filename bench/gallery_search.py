@@ -35,8 +35,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from prum.categories.face.index import VectorIndex, nlist_for
 from prum.config import IndexSettings, Settings
-from prum.gallery.vector_index import VectorIndex, nlist_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json, write_section

@@ -2,11 +2,11 @@
 
     nice .venv/bin/python bench/records.py [--index 100000] [--large 1000000]
 
-1. **Accuracy** at the default threshold (prum.records.config): ``--index`` synthetic
-   people (prum.records.synthetic) enrolled through the real RecordsMatcher (SQLite
+1. **Accuracy** at the default threshold (prum.categories.records.config): ``--index`` synthetic
+   people (prum.categories.records.synthetic) enrolled through the real RecordsMatcher (SQLite
    store + index, in a temporary directory), then ``--mated`` corrupted variants of
    enrolled people and ``--unmated`` variants of people not enrolled
-   (prum.records.evaluation). Population and queries use seeds the default weights
+   (prum.categories.records.evaluation). Population and queries use seeds the default weights
    and threshold were not tuned on. Also: the whole precision/recall curve, the
    misses per corruption, and the search time through the category interface.
 2. **Scale**: ``--large`` people encoded straight into an in-memory index (the same
@@ -31,18 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from prum.categories import Exposure
+from prum.categories.interface import Exposure, SubjectCategory
+from prum.categories.records.config import RecordsSettings
+from prum.categories.records.encode import Encoding, encode_person, make_query
+from prum.categories.records.evaluation import Evaluation, evaluate, labelled_queries
+from prum.categories.records.index import RecordsIndex
+from prum.categories.records.keys import create_key_file, new_key
+from prum.categories.records.matcher import RecordsMatcher
+from prum.categories.records.person import Person
+from prum.categories.records.synthetic import PersonGenerator, corrupt
 from prum.config import Settings
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Probe
-from prum.records.config import RecordsSettings
-from prum.records.encode import Encoding, encode_person, make_query
-from prum.records.evaluation import Evaluation, evaluate, labelled_queries
-from prum.records.index import RecordsIndex
-from prum.records.keys import create_key_file, new_key
-from prum.records.matcher import RecordsMatcher
-from prum.records.person import Person
-from prum.records.synthetic import PersonGenerator, corrupt
+from prum.federation.messages import Probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json, write_section
@@ -225,7 +224,7 @@ def _markdown(r: dict[str, Any], met: bool) -> str:
     verdict = "met" if met else "**MISSED**"
     return f"""## Police records (bench/records.py)
 
-Synthetic people (prum.records.synthetic: 13 countries, Greek and Cyrillic names
+Synthetic people (prum.categories.records.synthetic: 13 countries, Greek and Cyrillic names
 among them, common names drawn often, a long tail of rarer ones), queries made by the
 corruption model (transliteration, typos, swapped order, missing middle names,
 day/month swaps, partial dates, off-by-one years, missing attributes). Population

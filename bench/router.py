@@ -50,10 +50,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prum.federation import free_port
-from prum.messages import Candidate, CountryReply, Probe, ReplyStatus, SearchRequest
-from prum.security.pki import client_context, init_ca, issue, server_context
-from prum.security.signing import Signer
+from prum.demo.processes import free_port
+from prum.federation.messages import Candidate, CountryReply, Probe, ReplyStatus, SearchRequest
+from prum.federation.security.pki import client_context, init_ca, issue, server_context
+from prum.federation.security.signing import Signer
 from report import write_json, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ def node_app(party: str, pki_dir: Path) -> Any:
 
 
 def run_nodes(spec_file: str, index: int) -> None:
-    from prum.transport import Listener, serve_many
+    from prum.federation.transport import Listener, serve_many
 
     spec = json.loads(Path(spec_file).read_text())
     pki = Path(spec["pki_dir"])
@@ -416,7 +416,7 @@ def run_setup(
     data = work / f"router-{name}"
     port = free_port()
     url = f"https://127.0.0.1:{port}"
-    command = ["-m", "prum.router.cli", "serve", "--pki-dir", str(pki)]
+    command = ["-m", "prum.federation.router.cli", "serve", "--pki-dir", str(pki)]
     command += ["--directory", str(work / "directory.json"), "--data-dir", str(data)]
     command += ["--port", str(port), "--replicas", str(replicas)]
     if audit_url:

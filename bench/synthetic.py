@@ -1,6 +1,6 @@
 """The synthetic template generator lives in the package (the demo uses it too)."""
 
-from prum.face.synthetic import (  # noqa: F401
+from prum.categories.face.synthetic import (  # noqa: F401
     CATEGORY_SHARES,
     REAL_DLIB,
     UNKNOWN_DOB,

@@ -3,7 +3,7 @@ holder, against the same lookups with the indexes switched off.
 
     nice .venv/bin/python bench/vehicles.py [--vehicles 50000000] [--queries 1000]
 
-Registrations come from prum.vehicle.generate (German layout by default; VINs with
+Registrations come from prum.categories.vehicle.generate (German layout by default; VINs with
 check digits, holder histories, signals), made by worker processes and written by the
 parent through VehicleStore.bulk_load (one transaction per chunk, indexes built once
 at the end) into one SQLite node store. Lookups go through VehicleMatcher.query, the
@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from prum.categories.vehicle.generate import Generator
+from prum.categories.vehicle.matcher import VehicleMatcher
+from prum.categories.vehicle.normalise import name_key, plate_key
+from prum.categories.vehicle.record import Role
+from prum.categories.vehicle.store import StoredVehicle, VehicleStore
 from prum.config import Settings
-from prum.messages import VehicleQuery
-from prum.vehicle.generate import Generator
-from prum.vehicle.matcher import VehicleMatcher
-from prum.vehicle.normalise import name_key, plate_key
-from prum.vehicle.record import Role
-from prum.vehicle.store import StoredVehicle, VehicleStore
+from prum.federation.messages import VehicleQuery
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json, write_section

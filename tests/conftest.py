@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from prum.categories.face.bulk import PhotoItem, PhotoResult, extract_all
 from prum.config import Settings
+from prum.demo.samples import PrintSet, SampleSet, sample_faces, sample_prints, shared_data_dir
 from prum.errors import SampleDataUnavailable
-from prum.face.bulk import PhotoItem, PhotoResult, extract_all
-from prum.samples import PrintSet, SampleSet, sample_faces, sample_prints, shared_data_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 POSTGRES_ADMIN_URL = os.environ.get(

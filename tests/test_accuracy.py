@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prum.face.bulk import PhotoResult
-from prum.face.evaluation import evaluate
+from prum.categories.face.bulk import PhotoResult
+from prum.categories.face.evaluation import evaluate
 
 pytestmark = pytest.mark.realdata
 

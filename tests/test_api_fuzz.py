@@ -10,12 +10,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from prum.messages import Category
+from prum.federation.messages import Category
+from prum.federation.security import pki
 from prum.node.api import create_national_app
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
 from prum.node.users import Role, add_user
-from prum.security import pki
 
 PASSWORD = "fuzz-password-1"
 

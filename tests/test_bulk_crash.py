@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from prum.categories.face.gallery import FaceGallery
 from prum.config import Settings
-from prum.face.gallery import FaceGallery
-from prum.samples import SampleSet
+from prum.demo.samples import SampleSet
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prum.errors import BadInput, InvalidCalibration, InvalidLabelledSet, ModelMismatch
-from prum.face.calibration import (
+from prum.categories.face.calibration import (
     EXACT_KNOTS,
     MIN_OBSERVED,
     ImpostorDistribution,
@@ -20,6 +19,7 @@ from prum.face.calibration import (
     similarity,
     upper_bound,
 )
+from prum.errors import BadInput, InvalidCalibration, InvalidLabelledSet, ModelMismatch
 
 
 def uniform_grid(n: int = 1000) -> ImpostorDistribution:

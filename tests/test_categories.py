@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from prum.categories import REGISTRY, Exposure
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Category
+from prum.categories.interface import Exposure, SubjectCategory
+from prum.federation.messages import Category
+from prum.node.categories import REGISTRY
 
 ADULTS = Exposure(subjects=frozenset({SubjectCategory.CONVICTED}), min_age=18)
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from prum.cli import app
-from prum.samples import SampleSet
+from prum.demo.samples import SampleSet
 
 pytestmark = pytest.mark.realdata
 runner = CliRunner()

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from prum.categories.face.decode import ACCEPTED_FORMATS, decode_image
 from prum.errors import BadInput, ImageTooLarge, ImageTooSmall, UnreadableImage
-from prum.face.decode import ACCEPTED_FORMATS, decode_image
 
 MAX_PIXELS = 40_000_000
 

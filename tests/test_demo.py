@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from prum import demo
-from prum.samples import SampleSet
+from prum.demo import run as demo
+from prum.demo.samples import SampleSet
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

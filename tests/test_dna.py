@@ -16,17 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prum.categories import Exposure, make_matcher
+from prum.categories.dna.frequencies import PACKAGED_TABLE, AlleleFrequencies
+from prum.categories.dna.generate import Generator, profile_of
+from prum.categories.dna.index import DnaIndex, naive_search, plan
+from prum.categories.dna.loci import ESS_7, ESS_12, LocusSet, canonical_locus
+from prum.categories.dna.match import Kind, MatchRules, compare, random_match_probability, rmp_words
+from prum.categories.dna.profile import WILDCARD, Rules, build_profile, parse_csv, parse_json
+from prum.categories.interface import Exposure, SubjectCategory
 from prum.config import Settings
-from prum.dna.frequencies import PACKAGED_TABLE, AlleleFrequencies
-from prum.dna.generate import Generator, profile_of
-from prum.dna.index import DnaIndex, naive_search, plan
-from prum.dna.loci import ESS_7, ESS_12, LocusSet, canonical_locus
-from prum.dna.match import Kind, MatchRules, compare, random_match_probability, rmp_words
-from prum.dna.profile import WILDCARD, Rules, build_profile, parse_csv, parse_json
 from prum.errors import InvalidDnaProfile, UnknownReference
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Category, Probe
+from prum.federation.messages import Category, Probe
+from prum.node.categories import make_matcher
 
 LOCI = LocusSet("prum")
 NO_MINIMUM = Rules(min_loci=0, min_ess7_person=0)
@@ -531,8 +531,8 @@ def test_the_packaged_european_table_holds_the_ess12_loci() -> None:
 def test_dna_tables_have_their_own_alembic_chain_beside_the_face_gallery(tmp_path: Path) -> None:
     from sqlalchemy import inspect
 
-    from prum.dna.store import DnaStore
-    from prum.gallery.store import FaceStore
+    from prum.categories.dna.store import DnaStore
+    from prum.categories.face.store import FaceStore
 
     url = f"sqlite:///{tmp_path / 'node.sqlite'}"
     face, dna = FaceStore(url), DnaStore(url)

@@ -12,16 +12,15 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from prum.categories import Exposure
+from prum.categories.dna.bulk import BulkComparison, key_parts
+from prum.categories.dna.frequencies import AlleleFrequencies
+from prum.categories.dna.generate import Generator, profile_of
+from prum.categories.dna.index import DnaIndex
+from prum.categories.dna.loci import LocusSet
+from prum.categories.dna.matcher import DnaMatcher
+from prum.categories.interface import Exposure, SubjectCategory
 from prum.config import Settings
-from prum.dna.bulk import BulkComparison, key_parts
-from prum.dna.frequencies import AlleleFrequencies
-from prum.dna.generate import Generator, profile_of
-from prum.dna.index import DnaIndex
-from prum.dna.loci import LocusSet
-from prum.dna.matcher import DnaMatcher
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Probe
+from prum.federation.messages import Probe
 
 LOCI = LocusSet("prum")
 Codes = NDArray[np.uint16]

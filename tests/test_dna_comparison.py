@@ -18,13 +18,12 @@ import httpx
 import numpy as np
 import pytest
 
-from prum.categories import Exposure
-from prum.dna.frequencies import AlleleFrequencies
-from prum.dna.generate import Generator, profile_of
-from prum.dna.loci import LocusSet
-from prum.federation import Federation, Layout, lay_out
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Category, Purpose
+from prum.categories.dna.frequencies import AlleleFrequencies
+from prum.categories.dna.generate import Generator, profile_of
+from prum.categories.dna.loci import LocusSet
+from prum.categories.interface import Exposure, SubjectCategory
+from prum.demo.processes import Federation, Layout, lay_out
+from prum.federation.messages import Category, Purpose
 from prum.node.config import CategoryPolicy, ComparisonSettings
 from prum.node.core import Node
 from prum.node.users import Role, add_user
@@ -95,7 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Fe
 
 
 def _parse(matcher: Any, profile_json: str) -> Any:
-    from prum.dna.profile import parse_json
+    from prum.categories.dna.profile import parse_json
 
     return parse_json(profile_json, loci=matcher.loci)
 

@@ -11,10 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from prum.categories import make_matcher
-from prum.config import Settings
-from prum.dna.loci import LocusSet
-from prum.dna.nist import (
+from prum.categories.dna.formats import parse_profile
+from prum.categories.dna.loci import LocusSet
+from prum.categories.dna.nist import (
     ReferenceData,
     dump_reference,
     export_reference,
@@ -23,14 +22,16 @@ from prum.dna.nist import (
     read_transactions,
     write_transaction,
 )
-from prum.dna.profile import WILDCARD, Profile, parse_json, parse_profile
+from prum.categories.dna.profile import WILDCARD, Profile, parse_json
+from prum.config import Settings
 from prum.errors import (
     InvalidDnaProfile,
     MalformedNistRecord,
     PrumError,
     UnknownRecordType,
 )
-from prum.messages import Category
+from prum.federation.messages import Category
+from prum.node.categories import make_matcher
 
 LOCI = LocusSet("prum")
 
@@ -226,7 +227,7 @@ def test_mutated_transactions_raise_only_prum_errors(data: st.DataObject) -> Non
 
 
 def _stored(data_dir: Path) -> int:
-    from prum.dna.store import DnaStore
+    from prum.categories.dna.store import DnaStore
 
     store = DnaStore(Settings(data_dir=data_dir).resolved_database_url())
     try:

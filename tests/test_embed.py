@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prum.categories.face.embed import DlibEmbedder, OnnxEmbedder, make_embedder
+from prum.categories.face.gallery import FaceGallery
+from prum.categories.face.pipeline import FacePipeline
+from prum.categories.face.types import Template
 from prum.config import FaceSettings, Settings
+from prum.demo.samples import SampleSet
 from prum.errors import InvalidModel, ModelMismatch
-from prum.face.embed import DlibEmbedder, OnnxEmbedder, make_embedder
-from prum.face.gallery import FaceGallery
-from prum.face.pipeline import FacePipeline
-from prum.face.types import Template
-from prum.samples import SampleSet
 
 
 def tiny_onnx_model(path: Path, *, size: int = 32, dim: int = 16, layout: str = "nchw") -> Path:
@@ -79,8 +79,8 @@ def test_unloadable_onnx_model_is_refused(tmp_path: Path) -> None:
 
 def test_gallery_refuses_to_mix_models(tmp_path: Path) -> None:
     gallery = FaceGallery(Settings(data_dir=tmp_path))
-    from prum.gallery.schema import SubjectCategory
-    from prum.gallery.store import NewRecord
+    from prum.categories.face.store import NewRecord
+    from prum.categories.interface import SubjectCategory
 
     vec = np.ones(128, np.float32)
     gallery.add_records(

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prum.categories.face import evaluation
+from prum.categories.face.evaluation import equal_error_rate, evaluate, plot_det, summary_lines
 from prum.errors import InvalidLabelledSet
-from prum.face import evaluation
-from prum.face.evaluation import equal_error_rate, evaluate, plot_det, summary_lines
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from prum.categories.face.bulk import PhotoItem, PhotoResult, enrol_photos
+from prum.categories.face.calibration import MIN_IMPOSTORS
+from prum.categories.face.gallery import Exposure, FaceGallery
+from prum.categories.face.store import NewRecord
+from prum.categories.face.types import FaceBox, Template
+from prum.categories.interface import SubjectCategory
 from prum.config import Settings
+from prum.demo.samples import SampleSet
 from prum.errors import (
     BadFaceBox,
     BadInput,
@@ -21,13 +28,6 @@ from prum.errors import (
     UnknownReference,
     UnreadableImage,
 )
-from prum.face.bulk import PhotoItem, PhotoResult, enrol_photos
-from prum.face.calibration import MIN_IMPOSTORS
-from prum.face.gallery import Exposure, FaceGallery
-from prum.face.types import FaceBox, Template
-from prum.gallery.schema import SubjectCategory
-from prum.gallery.store import NewRecord
-from prum.samples import SampleSet
 
 pytestmark = pytest.mark.realdata
 
@@ -275,7 +275,7 @@ def _noise(height: int, width: int) -> np.ndarray:
 def test_synthetic_background_is_flagged_and_imageless(
     tmp_path: Path, embedded: list[PhotoResult]
 ) -> None:
-    from prum.face.synthetic import SYNTHETIC_PROVENANCE, add_synthetic
+    from prum.categories.face.synthetic import SYNTHETIC_PROVENANCE, add_synthetic
 
     probe, rest = held_out(embedded)
     gallery = make_gallery(tmp_path, max_candidates=100)

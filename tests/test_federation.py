@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from prum.face.bulk import PhotoResult
-from prum.federation import Federation, Layout, lay_out
-from prum.gallery.schema import SubjectCategory
-from prum.gallery.store import NewRecord
-from prum.messages import Category
+from prum.categories.face.bulk import PhotoResult
+from prum.categories.face.store import NewRecord
+from prum.categories.interface import SubjectCategory
+from prum.demo.processes import Federation, Layout, lay_out
+from prum.federation.messages import Category
 from prum.node.core import Node
 from prum.node.schema import core_data
 from prum.node.users import Role, add_user

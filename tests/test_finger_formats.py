@@ -16,6 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from prum.categories.finger.images import (
+    decode_image,
+    decode_wsq,
+    decode_wsq_many,
+    encode_wsq,
+    resample_to,
+    wsq_dimensions,
+)
+from prum.categories.finger.nist import read_transaction, write_transaction
+from prum.categories.finger.types import FingerImage, Minutia, Transaction
+from prum.demo.samples import PrintSet
 from prum.errors import (
     BadInput,
     BadWsqStream,
@@ -26,17 +37,6 @@ from prum.errors import (
     UnknownRecordType,
     UnreadableImage,
 )
-from prum.finger.images import (
-    decode_image,
-    decode_wsq,
-    decode_wsq_many,
-    encode_wsq,
-    resample_to,
-    wsq_dimensions,
-)
-from prum.finger.nist import read_transaction, write_transaction
-from prum.finger.types import FingerImage, Minutia, Transaction
-from prum.samples import PrintSet
 
 # WSQ at 0.75 bit/pixel loses detail: measured mean absolute error 3-8 grey levels
 # on the FVC prints and the synthetic ridges below; 12 leaves room, a wrong image

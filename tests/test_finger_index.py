@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prum.finger.index import FingerIndex, IndexParams, Label, dice
-from prum.finger.match import Cylinders, compare, compare_many, cylinders
-from prum.finger.synthetic import impression
+from prum.categories.finger.index import FingerIndex, IndexParams, Label, dice
+from prum.categories.finger.match import Cylinders, compare, compare_many, cylinders
+from prum.categories.finger.synthetic import impression
 
 # Small enough that a few hundred fingers go through PCA and the inverted lists.
 SMALL = IndexParams(exact_below=2_000, train_sample=2_000)

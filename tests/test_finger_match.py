@@ -11,17 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prum.categories import Exposure, make_matcher
+from prum.categories.finger.evaluation import error_rates, fvc_pairs, load_fvc
+from prum.categories.finger.index import FingerIndex, Label
+from prum.categories.finger.match import compare, cylinders
+from prum.categories.finger.matcher import FingerMatcher
+from prum.categories.finger.minutiae import MindtctExtractor, Template
+from prum.categories.finger.synthetic import impression, new_identity
+from prum.categories.interface import Exposure, SubjectCategory
 from prum.config import Settings
 from prum.errors import InvalidSearchType, NoMinutiaeFound, UnknownReference
-from prum.finger.evaluation import error_rates, fvc_pairs, load_fvc
-from prum.finger.index import FingerIndex, Label
-from prum.finger.match import compare, cylinders
-from prum.finger.matcher import FingerMatcher
-from prum.finger.minutiae import MindtctExtractor, Template
-from prum.finger.synthetic import impression, new_identity
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Category, FingerHit, Probe
+from prum.federation.messages import Category, FingerHit, Probe
+from prum.node.categories import make_matcher
 
 EVERYONE = Exposure(subjects=frozenset(SubjectCategory), min_age=None)
 
@@ -236,8 +236,8 @@ def test_enrol_search_delete_round_trip_with_search_types(
 def transaction(images: list[tuple[int, str, np.ndarray]]) -> bytes:
     import datetime
 
-    from prum.finger.nist import write_transaction
-    from prum.finger.types import FingerImage, Transaction
+    from prum.categories.finger.nist import write_transaction
+    from prum.categories.finger.types import FingerImage, Transaction
 
     return write_transaction(
         Transaction(
@@ -284,7 +284,7 @@ def test_transactions_enrol_and_search_by_search_type(
 
 
 def test_store_keeps_records_fingers_and_deletions_on_both_back_ends(database_url: str) -> None:
-    from prum.finger.store import LATENT, TENPRINT, FingerStore, NewFinger
+    from prum.categories.finger.store import LATENT, TENPRINT, FingerStore, NewFinger
 
     store = FingerStore(database_url, country="AT")
     try:
@@ -327,8 +327,8 @@ def test_error_rates_follow_the_fvc_definitions() -> None:
 
 
 def test_calibration_states_the_share_of_impostors_scoring_as_high() -> None:
+    from prum.categories.finger.evaluation import Calibration
     from prum.errors import InvalidCalibration
-    from prum.finger.evaluation import Calibration
 
     cal = Calibration.from_scores([i / 1000 for i in range(1000)], "test impostors")
     rate, words = cal.false_match_rate(0.990)

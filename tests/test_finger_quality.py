@@ -8,9 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from prum.errors import InvalidFingerData, QualityTooLow
-from prum.finger.images import decode_image
-from prum.finger.quality import (
+from prum.categories.finger.images import decode_image
+from prum.categories.finger.quality import (
     FingerQuality,
     QualityPolicy,
     check_quality,
@@ -18,7 +17,8 @@ from prum.finger.quality import (
     finger_quality,
     foreground_share,
 )
-from prum.finger.types import FingerImage
+from prum.categories.finger.types import FingerImage
+from prum.errors import InvalidFingerData, QualityTooLow
 
 
 def finger(pixels: np.ndarray, ppi: int = 500) -> FingerImage:

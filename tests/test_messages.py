@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from prum.messages import Probe, SearchRequest
+from prum.federation.messages import Probe, SearchRequest
 
 COMMON: dict[str, Any] = {
     "request_number": "AT-1",

@@ -13,7 +13,15 @@ from sqlalchemy import MetaData
 
 from prum.db import make_engine, upgrade
 
-CHAINS = ["gallery", "node", "audit", "dna", "vehicle", "records", "finger"]
+CHAINS = [
+    "categories.face",
+    "categories.dna",
+    "categories.finger",
+    "categories.vehicle",
+    "categories.records",
+    "node",
+    "audit",
+]
 
 
 @pytest.mark.parametrize("package", CHAINS)

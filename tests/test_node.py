@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from prum.categories.face.store import NewRecord
+from prum.categories.interface import SubjectCategory
 from prum.errors import (
     BadInput,
     NotAuthorised,
@@ -20,9 +22,7 @@ from prum.errors import (
     SeparationOfDuties,
     WrongState,
 )
-from prum.gallery.schema import SubjectCategory
-from prum.gallery.store import NewRecord
-from prum.messages import (
+from prum.federation.messages import (
     Category,
     CoreDataReply,
     CoreDataRequest,
@@ -32,14 +32,14 @@ from prum.messages import (
     RefusalReason,
     SearchRequest,
 )
+from prum.federation.security import pki
+from prum.federation.security.signing import Signer
 from prum.node import followup
 from prum.node.config import CategoryPolicy, NodeConfig, SearchTypePolicy
 from prum.node.core import Node
 from prum.node.exchange import answer_search
 from prum.node.schema import core_data, outbox, requests_in, searches
 from prum.node.users import Role, User
-from prum.security import pki
-from prum.security.signing import Signer
 
 ROUTER = pki.PeerIdentity("ROUTER", "router", 1, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
 APPROVER = User("anna", frozenset({Role.APPROVER}))

@@ -19,8 +19,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from typer.testing import CliRunner
 
 from prum.errors import BadCertificate, BadInput, InvalidPartyCode
-from prum.security.cli import pki_app
-from prum.security.pki import (
+from prum.federation.security.cli import pki_app
+from prum.federation.security.pki import (
     PeerIdentity,
     client_context,
     identity_from_der,

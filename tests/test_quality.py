@@ -19,16 +19,16 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-from prum.config import FaceSettings, QualityMinimums
-from prum.errors import InvalidModel, QualityTooLow
-from prum.face.landmarks import (
+from prum.categories.face.landmarks import (
     Dlib68Landmarker,
     MediaPipeLandmarker,
     landmarks_from_five_point,
     make_landmarker,
 )
-from prum.face.quality import COMPONENTS, UNMEASURED_SCORE, assess_quality, check_quality
-from prum.face.types import FaceBox, Landmarks, QualityReport
+from prum.categories.face.quality import COMPONENTS, UNMEASURED_SCORE, assess_quality, check_quality
+from prum.categories.face.types import FaceBox, Landmarks, QualityReport
+from prum.config import FaceSettings, QualityMinimums
+from prum.errors import InvalidModel, QualityTooLow
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FACES = DATA / "faces" / "images"

@@ -16,7 +16,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from prum.categories import Exposure, make_matcher
+from prum.categories.interface import Exposure, SubjectCategory
+from prum.categories.records.config import RecordsSettings
+from prum.categories.records.encode import Encoding, encode_person, make_query
+from prum.categories.records.evaluation import evaluate, labelled_queries
+from prum.categories.records.index import RecordsIndex
+from prum.categories.records.keys import FederationKey, create_key_file, load_key_file, new_key
+from prum.categories.records.matcher import RecordsMatcher
+from prum.categories.records.normalise import name_skeletons, phonetic, to_latin
+from prum.categories.records.person import BirthDate, parse_person, person_from_dict
+from prum.categories.records.synthetic import PersonGenerator, corrupt, transliterate
 from prum.config import Settings
 from prum.errors import (
     BadInput,
@@ -26,17 +35,8 @@ from prum.errors import (
     RecordsKeyMismatch,
     UnknownReference,
 )
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Category, Probe, RecordsHit, RecordsQuery
-from prum.records.config import RecordsSettings
-from prum.records.encode import Encoding, encode_person, make_query
-from prum.records.evaluation import evaluate, labelled_queries
-from prum.records.index import RecordsIndex
-from prum.records.keys import FederationKey, create_key_file, load_key_file, new_key
-from prum.records.matcher import RecordsMatcher
-from prum.records.normalise import name_skeletons, phonetic, to_latin
-from prum.records.person import BirthDate, parse_person, person_from_dict
-from prum.records.synthetic import PersonGenerator, corrupt, transliterate
+from prum.federation.messages import Category, Probe, RecordsHit, RecordsQuery
+from prum.node.categories import make_matcher
 
 EVERYONE = Exposure(subjects=frozenset(SubjectCategory), min_age=None)
 KEY = FederationKey("test-1", bytes(range(32)))
@@ -492,8 +492,8 @@ def test_key_rotation_reencodes_from_the_clear_records(settings: Settings) -> No
 def test_records_tables_have_their_own_alembic_chain(tmp_path: Path) -> None:
     from sqlalchemy import inspect
 
-    from prum.dna.store import DnaStore
-    from prum.records.store import RecordsStore
+    from prum.categories.dna.store import DnaStore
+    from prum.categories.records.store import RecordsStore
 
     url = f"sqlite:///{tmp_path / 'node.sqlite'}"
     dna, records = DnaStore(url), RecordsStore(url)

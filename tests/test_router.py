@@ -33,9 +33,9 @@ from fastapi.responses import JSONResponse, Response
 
 from prum.audit.events import EventKind
 from prum.audit.log import AuditLog
+from prum.demo.processes import free_port
 from prum.errors import AuditUnavailable, StorageError
-from prum.federation import free_port
-from prum.messages import (
+from prum.federation.messages import (
     Candidate,
     CoreData,
     CoreDataReply,
@@ -46,10 +46,10 @@ from prum.messages import (
     ReplyStatus,
     SearchRequest,
 )
-from prum.router import journal
-from prum.router.journal import AuditTrail, audit_event
-from prum.security.pki import client_context, init_ca, issue, server_context
-from prum.security.signing import AuditVerifier, Signer, Verifier
+from prum.federation.router import journal
+from prum.federation.router.journal import AuditTrail, audit_event
+from prum.federation.security.pki import client_context, init_ca, issue, server_context
+from prum.federation.security.signing import AuditVerifier, Signer, Verifier
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
@@ -82,7 +82,7 @@ def node_app(party: str, behaviour: str, pki_dir: Path, secrets: dict[str, str])
     inbox: dict[str, str] = {}
 
     def caller(request: Request) -> str:
-        from prum.transport import peer_of
+        from prum.federation.transport import peer_of
 
         return peer_of(request).party
 
@@ -152,7 +152,7 @@ def node_app(party: str, behaviour: str, pki_dir: Path, secrets: dict[str, str])
 
 def run_nodes(spec_file: str) -> None:
     """Entry point of the stand-in process: every node of the spec, one event loop."""
-    from prum.transport import Listener, serve_many
+    from prum.federation.transport import Listener, serve_many
 
     spec = json.loads(Path(spec_file).read_text())
     pki_dir = Path(spec["pki_dir"])
@@ -290,7 +290,7 @@ def start_router(
     port = free_port()
     log = federation.tmp / f"{name}.log"
     process = python(
-        "from prum.router.cli import router_app; router_app()",
+        "from prum.federation.router.cli import router_app; router_app()",
         "serve",
         "--pki-dir",
         str(federation.pki),

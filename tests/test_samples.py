@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from prum import samples
+from prum.demo import samples
 from prum.errors import SampleDataUnavailable
 
 

@@ -24,8 +24,8 @@ from prum.errors import (
     Replay,
     Revoked,
 )
-from prum.security.pki import init_ca, issue, revoke
-from prum.security.signing import (
+from prum.federation.security.pki import init_ca, issue, revoke
+from prum.federation.security.signing import (
     AuditSigner,
     AuditVerifier,
     ReplayGuard,

@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from prum.categories.face.store import FaceStore, NewRecord
+from prum.categories.interface import SubjectCategory
 from prum.errors import InvalidRecord, StorageError, UnknownReference
-from prum.gallery.schema import SubjectCategory
-from prum.gallery.store import FaceStore, NewRecord
 
 
 def record(n: int, **kw: object) -> NewRecord:

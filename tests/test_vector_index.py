@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from prum.categories.face.index import UNKNOWN_DOB, VectorIndex
 from prum.config import IndexSettings
 from prum.errors import BadInput, StorageError
-from prum.gallery.vector_index import UNKNOWN_DOB, VectorIndex
 
 DIM = 128
 N = 32_000

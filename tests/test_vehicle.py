@@ -19,7 +19,15 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from prum.categories import Exposure, make_matcher
+from prum.categories.interface import Exposure, SubjectCategory
+from prum.categories.vehicle.cli import app
+from prum.categories.vehicle.csvio import import_csv, write_csv
+from prum.categories.vehicle.generate import Generator
+from prum.categories.vehicle.matcher import MATCH_WORDS, VehicleMatcher
+from prum.categories.vehicle.normalise import plate_key
+from prum.categories.vehicle.record import Role, parse_registration
+from prum.categories.vehicle.schema import vehicle_deletions, vehicle_parties
+from prum.categories.vehicle.vin import validate_vin
 from prum.config import Settings
 from prum.errors import (
     InvalidPlate,
@@ -29,16 +37,8 @@ from prum.errors import (
     InvalidVin,
     UnknownReference,
 )
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Candidate, Category, Probe, VehicleData, VehicleQuery
-from prum.vehicle.cli import app
-from prum.vehicle.csvio import import_csv, write_csv
-from prum.vehicle.generate import Generator
-from prum.vehicle.matcher import MATCH_WORDS, VehicleMatcher
-from prum.vehicle.normalise import plate_key
-from prum.vehicle.record import Role, parse_registration
-from prum.vehicle.schema import vehicle_deletions, vehicle_parties
-from prum.vehicle.vin import validate_vin
+from prum.federation.messages import Candidate, Category, Probe, VehicleData, VehicleQuery
+from prum.node.categories import make_matcher
 
 EXPOSURE = Exposure(subjects=frozenset(SubjectCategory), min_age=None)
 TODAY = dt.date.today()
@@ -406,8 +406,8 @@ def test_vehicle_tables_share_the_node_database_with_their_own_version_table(
 ) -> None:
     from sqlalchemy import inspect
 
-    from prum.dna.store import DnaStore
-    from prum.vehicle.store import VehicleStore
+    from prum.categories.dna.store import DnaStore
+    from prum.categories.vehicle.store import VehicleStore
 
     url = f"sqlite:///{tmp_path / 'node.sqlite'}"
     dna, vehicles = DnaStore(url), VehicleStore(url)

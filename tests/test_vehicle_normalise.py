@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prum.categories.vehicle.normalise import LOOKALIKES, MAX_PLATE_KEY, name_key, plate_key
+from prum.categories.vehicle.vin import check_digit, validate_vin
 from prum.errors import InvalidPlate, InvalidVin
-from prum.vehicle.normalise import LOOKALIKES, MAX_PLATE_KEY, name_key, plate_key
-from prum.vehicle.vin import check_digit, validate_vin
 
 PLATE_CHARS = st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 SEPARATORS = st.sampled_from([" ", "-", ".", "·", "\u00a0", "/", "–", "_", "\t"])

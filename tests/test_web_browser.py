@@ -20,10 +20,10 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 from rich.console import Console
 
-from prum import demo
-from prum.federation import Federation, Layout, lay_out
+from prum.demo import run as demo
+from prum.demo.processes import Federation, Layout, lay_out
+from prum.demo.samples import SampleSet
 from prum.node.users import Role
-from prum.samples import SampleSet
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 ADMIN = next(name for name, role in demo.USERS.items() if role == Role.ADMIN)

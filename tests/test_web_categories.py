@@ -1,7 +1,7 @@
 """The workbench's other categories in a real browser (Debian's chromium driven by
 Playwright) against the real demo federation: router and five nodes as processes over
 mutual TLS, the demo's generated DNA profiles, police records and vehicle registrations
-and DE's AFIS of FVC development prints (prum.scenarios).
+and DE's AFIS of FVC development prints (prum.demo.scenarios).
 
 Set PRUM_SCREENSHOTS=docs/screenshots to refresh the documentation's screenshots
 (13-... here); otherwise they go to a temporary directory.
@@ -19,12 +19,13 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from rich.console import Console
 
-from prum import demo, scenarios
-from prum.federation import Federation, lay_out
-from prum.finger.matcher import GALLERY_CALIBRATION_MIN_FINGERS
+from prum.categories.finger.matcher import GALLERY_CALIBRATION_MIN_FINGERS
+from prum.demo import run as demo
+from prum.demo import scenarios
+from prum.demo.processes import Federation, lay_out
 from prum.node.core import Node
 from prum.node.users import add_user
-from prum.web.views import FINGER_POSITIONS
+from prum.node.web.views import FINGER_POSITIONS
 from test_web_browser import Demo, log_in, new_page, shot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]

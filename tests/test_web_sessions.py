@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import insert, select
 
-from prum.messages import (
+from prum.categories.records.keys import create_key_file
+from prum.federation.messages import (
     Candidate,
     Category,
     CoreDataRequest,
@@ -31,16 +32,15 @@ from prum.messages import (
     ReplyStatus,
     VehicleData,
 )
+from prum.federation.security import pki
+from prum.federation.security.signing import Signer
 from prum.node import followup
 from prum.node.api import create_national_app
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
 from prum.node.schema import core_data, outbox, requests_in, searches
 from prum.node.users import Role, add_user
-from prum.records.keys import create_key_file
-from prum.security import pki
-from prum.security.signing import Signer
-from prum.web import sessions
+from prum.node.web import sessions
 
 ROUTER = pki.PeerIdentity("ROUTER", "router", 1, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
 PASSWORD = "correct horse battery"
@@ -508,8 +508,8 @@ def test_finger_form_reads_the_file_before_it_travels(
 def test_finger_form_sends_a_transaction_and_shows_its_first_image(
     client: TestClient, node: Node
 ) -> None:
-    from prum.finger.nist import write_transaction
-    from prum.finger.types import FingerImage, Transaction
+    from prum.categories.finger.nist import write_transaction
+    from prum.categories.finger.types import FingerImage, Transaction
 
     pixels = np.random.default_rng(4).integers(0, 255, (320, 280), dtype=np.uint8)
     transaction = Transaction(

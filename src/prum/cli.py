@@ -16,14 +16,14 @@ from rich.table import Table
 
 from prum.audit.cli import audit_app
 from prum.audit.cli import stats as audit_stats
+from prum.categories.dna.cli import app as dna_app
+from prum.categories.interface import SubjectCategory
+from prum.categories.vehicle.cli import app as vehicle_app
 from prum.config import Settings
-from prum.dna.cli import app as dna_app
 from prum.errors import PrumError
-from prum.gallery.schema import SubjectCategory
+from prum.federation.router.cli import router_app
+from prum.federation.security.cli import pki_app
 from prum.node.cli import node_app
-from prum.router.cli import router_app
-from prum.security.cli import pki_app
-from prum.vehicle.cli import app as vehicle_app
 
 app = typer.Typer(
     help="Prüm: federated police data exchange (national node tools).",
@@ -82,7 +82,7 @@ def _progress() -> Progress:
 
 
 def _box(text: str | None) -> Any:
-    from prum.face.bulk import parse_box
+    from prum.categories.face.bulk import parse_box
 
     return None if text is None else parse_box(text)
 
@@ -102,8 +102,8 @@ def face_enroll(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Enrol photos (resumable: a second run skips what is already stored)."""
-    from prum.face.bulk import enrol_photos, folder_items, manifest_items
-    from prum.face.gallery import FaceGallery
+    from prum.categories.face.bulk import enrol_photos, folder_items, manifest_items
+    from prum.categories.face.gallery import FaceGallery
 
     if not source.exists():
         raise _fail(PrumError(f"{source} does not exist"))
@@ -141,7 +141,7 @@ def face_search(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Search the gallery with a probe photo; prints the candidate list."""
-    from prum.face.gallery import FaceGallery
+    from prum.categories.face.gallery import FaceGallery
 
     settings = _settings(data_dir, database_url)
     try:
@@ -215,7 +215,7 @@ def face_quality(
     as_json: AsJson = False,
 ) -> None:
     """Detect every face and print its quality components (0-100)."""
-    from prum.face.pipeline import FacePipeline
+    from prum.categories.face.pipeline import FacePipeline
 
     try:
         analysis = FacePipeline(Settings().face).analyse(_read(image))
@@ -253,7 +253,7 @@ def face_delete(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Erase a record (template and image) from the gallery and its index."""
-    from prum.face.gallery import FaceGallery
+    from prum.categories.face.gallery import FaceGallery
 
     try:
         gallery = FaceGallery(_settings(data_dir, database_url))
@@ -267,7 +267,7 @@ def face_delete(
 @face_app.command("info")
 def face_info(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Describe the gallery: model, size, index kind."""
-    from prum.face.gallery import FaceGallery
+    from prum.categories.face.gallery import FaceGallery
 
     try:
         gallery = FaceGallery(_settings(data_dir, database_url))
@@ -279,7 +279,7 @@ def face_info(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
 @face_app.command("rebuild-index")
 def face_rebuild_index(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Rebuild the vector index from the system of record."""
-    from prum.face.gallery import FaceGallery
+    from prum.categories.face.gallery import FaceGallery
 
     try:
         gallery = FaceGallery(_settings(data_dir, database_url))
@@ -294,7 +294,7 @@ def face_rebuild_index(data_dir: DataDir = None, database_url: DatabaseUrl = Non
 
 
 def _labelled_items(folder: Path, labels: Path | None) -> list[Any]:
-    from prum.face.bulk import manifest_items
+    from prum.categories.face.bulk import manifest_items
 
     manifest = labels or folder / "identities.csv"
     if not manifest.is_file():
@@ -326,8 +326,8 @@ def face_evaluate(
     """Accuracy on a labelled set: distributions, EER, FMR/FNMR, rank-1/10, per group."""
     import numpy as np
 
-    from prum.face.bulk import extract_all
-    from prum.face.evaluation import evaluate, plot_det, summary_lines
+    from prum.categories.face.bulk import extract_all
+    from prum.categories.face.evaluation import evaluate, plot_det, summary_lines
 
     try:
         items = _labelled_items(folder, labels)
@@ -382,9 +382,9 @@ def face_calibrate(
     """Rebuild the impostor distribution behind the false-match rates."""
     import numpy as np
 
-    from prum.face.bulk import extract_all
-    from prum.face.calibration import ImpostorDistribution
-    from prum.face.gallery import FaceGallery
+    from prum.categories.face.bulk import extract_all
+    from prum.categories.face.calibration import ImpostorDistribution
+    from prum.categories.face.gallery import FaceGallery
 
     try:
         gallery = FaceGallery(_settings(data_dir, database_url))
@@ -415,7 +415,7 @@ def schema(
     output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
 ) -> None:
     """Print the JSON Schema of every wire message (version 1)."""
-    from prum.messages import json_schemas
+    from prum.federation.messages import json_schemas
 
     text = json.dumps(json_schemas(), indent=2)
     if output is None:
@@ -444,6 +444,6 @@ def demo(
 ) -> None:
     """Start a federation (router, AT, DE, HU, NL, Europol) and run one case per
     category end to end, from the probe to the released core data."""
-    from prum.demo import main
+    from prum.demo.run import main
 
     main(root, workers, scale, keep_running=wait)

@@ -68,7 +68,7 @@ class FaceSettings(BaseModel):
 
 class IndexSettings(BaseModel):
     # Figures below: bench/gallery_search.py (docs/benchmarks.md) and the measurements
-    # in the docstring of prum/gallery/vector_index.py, one thread, top 50.
+    # in the docstring of prum/categories/face/index.py, one thread, top 50.
     # A FAISS factory string forces one index kind; empty chooses by gallery size.
     factory: str = ""
     # Below this many templates the exact (flat) index is both fast and simplest: an

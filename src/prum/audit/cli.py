@@ -151,7 +151,7 @@ def verify(
     try:
         checker: CheckpointVerifier | None = _plugin(verifier)
         if checker is None and pki_dir is not None:
-            from prum.security.signing import AuditVerifier
+            from prum.federation.security.signing import AuditVerifier
 
             checker = AuditVerifier(pki_dir)
         url = _url(database_url)

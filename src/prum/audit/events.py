@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from prum.errors import InvalidAuditEvent
-from prum.messages import Category, OffenceCode, Party, Pseudonym, Purpose
+from prum.federation.messages import Category, OffenceCode, Party, Pseudonym, Purpose
 
 # One printable line: no control characters, so an entry cannot smuggle a file.
 _LINE = r"^[^\x00-\x1f\x7f]*$"

@@ -45,7 +45,7 @@ from prum.audit.events import AuditEvent, EventKind, Outcome
 from prum.audit.schema import audit_statistics
 from prum.audit.store import insert_many, open_engine, write_transaction
 from prum.errors import InvalidAuditSetup, StorageError
-from prum.messages import Purpose
+from prum.federation.messages import Purpose
 
 NONE = "none"  # a dimension the event does not carry
 # Upper bounds (ms) of the response-time histogram: from a local hit (~100 ms) to the

@@ -31,7 +31,7 @@ _MIGRATION_LOCK = 0x70_72_75_6D_61_75_64  # "prumaud"
 def open_engine(url: str) -> Engine:
     """An engine for ``url`` with the audit's transaction control; migrated to head.
 
-    Not ``prum.gallery.store.make_engine``: the audit needs SQLite's BEGIN under its
+    Not ``prum.categories.face.store.make_engine``: the audit needs SQLite's BEGIN under its
     own control (``BEGIN IMMEDIATE`` for writers), and must not depend on the gallery.
     """
     # Alembic is imported here, not at module level: it doubles the start-up time of

@@ -22,13 +22,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from prum.errors import BadInput, NotAuthorised, PrumError
-from prum.messages import Category, Decision, Probe, Purpose, RefusalReason
+from prum.federation.messages import Category, Decision, Probe, Purpose, RefusalReason
+from prum.federation.security.pki import client_context
+from prum.federation.transport import HTTP_STATUS, client, peer_of, status_for
 from prum.node import comparisons, exchange, followup
 from prum.node.core import Node, utcnow
 from prum.node.schema import requests_in, requests_out, searches, verifications
 from prum.node.users import Role, User, authenticate
-from prum.security.pki import client_context
-from prum.transport import HTTP_STATUS, client, peer_of, status_for
 
 HTTP_STATUS.setdefault("unknown_reference", 404)
 
@@ -52,7 +52,7 @@ def _install_errors(app: FastAPI) -> None:
 ENVELOPE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "a signed envelope (prum.security.signing)",
+        "description": "a signed envelope (prum.federation.security.signing)",
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
 }
@@ -170,7 +170,7 @@ def create_national_app(node: Node) -> FastAPI:
     # The examiner workbench (browser pages) calls the same functions as this API.
     from fastapi.responses import RedirectResponse
 
-    from prum.web import web_router
+    from prum.node.web import web_router
 
     app.include_router(web_router(node, http, wake))
 
@@ -284,7 +284,7 @@ def create_national_app(node: Node) -> FastAPI:
     @app.get("/api/audit/verify")
     def audit_verify(user: Current) -> dict[str, Any]:
         user.require(Role.AUDITOR)
-        from prum.security.signing import AuditVerifier
+        from prum.federation.security.signing import AuditVerifier
 
         return node.audit.verify(AuditVerifier(node.config.pki_dir)).to_dict()
 

@@ -25,10 +25,10 @@ def _fail(exc: PrumError) -> typer.Exit:
 @node_app.command("serve")
 def serve(config: ConfigFile) -> None:
     """Serve the router-facing API (mutual TLS) and the national API."""
+    from prum.federation.security.pki import server_context
+    from prum.federation.transport import Listener, serve_many
     from prum.node.api import create_federation_app, create_national_app
     from prum.node.core import Node
-    from prum.security.pki import server_context
-    from prum.transport import Listener, serve_many
 
     try:
         cfg = NodeConfig.load(config)

@@ -29,7 +29,7 @@ import httpx
 from sqlalchemy import Connection, insert, select, update
 
 from prum.errors import BadInput, CategoryNotOffered, PrumError
-from prum.messages import (
+from prum.federation.messages import (
     BatchProbe,
     Category,
     Probe,
@@ -49,7 +49,7 @@ SYSTEM_USER = "dna-comparison"  # the national log names the job, not a person
 
 
 def _dna(node: Node) -> Any:
-    from prum.dna.matcher import DnaMatcher
+    from prum.categories.dna.matcher import DnaMatcher
 
     matcher = node.matcher(Category.DNA)
     if not isinstance(matcher, DnaMatcher):

@@ -13,10 +13,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from prum.categories.interface import SubjectCategory
 from prum.config import FaceSettings, IndexSettings, Settings
 from prum.errors import BadInput, SearchTypeNotOffered
-from prum.gallery.schema import SubjectCategory
-from prum.messages import Category, Party, Purpose
+from prum.federation.messages import Category, Party, Purpose
 
 
 class SearchTypePolicy(BaseModel):

@@ -12,12 +12,13 @@ from pydantic import ValidationError
 from prum.audit.events import AuditEvent
 from prum.audit.log import AuditLog
 from prum.audit.stats import Statistics
-from prum.categories import CategoryMatcher, make_matcher
+from prum.categories.interface import CategoryMatcher
 from prum.db import make_engine, upgrade
 from prum.errors import BadInput, CategoryNotOffered
-from prum.messages import Category, Probe
+from prum.federation.messages import Category, Probe
+from prum.federation.security.signing import AuditSigner, ReplayGuard, Signer, Verifier
+from prum.node.categories import make_matcher
 from prum.node.config import NodeConfig
-from prum.security.signing import AuditSigner, ReplayGuard, Signer, Verifier
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -68,7 +69,7 @@ class Node:
     def face_pipeline(self) -> Any:
         """The face pipeline that checks outgoing probes (also for nodes with no faces);
         the face gallery's own where there is one, so the models load once."""
-        from prum.face.pipeline import FacePipeline
+        from prum.categories.face.pipeline import FacePipeline
 
         if Category.FACE in self.config.categories:
             return self.matcher(Category.FACE).gallery.pipeline  # type: ignore[attr-defined]
@@ -77,9 +78,9 @@ class Node:
     def records_query(self, person: dict[str, Any]) -> Probe:
         """A police-records probe from clear biographical data: pseudonymised here with
         the federation's records key, so no clear text leaves this node."""
-        from prum.records.encode import make_query
-        from prum.records.keys import load_key_file
-        from prum.records.person import person_from_dict
+        from prum.categories.records.encode import make_query
+        from prum.categories.records.keys import load_key_file
+        from prum.categories.records.person import person_from_dict
 
         key = load_key_file(self.config.records_key_path())
         return Probe(format="records_query", records=make_query(person_from_dict(person), key))

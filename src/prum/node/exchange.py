@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Connection, insert, select, update
 
-from prum.categories import BatchMatcher, Exposure, MatchResult
+from prum.categories.interface import BatchMatcher, Exposure, MatchResult
 from prum.errors import (
     BadInput,
     BatchNotSupported,
@@ -32,7 +32,7 @@ from prum.errors import (
     Unavailable,
     UnknownReference,
 )
-from prum.messages import (
+from prum.federation.messages import (
     Category,
     CountryReply,
     ErrorInfo,
@@ -42,12 +42,12 @@ from prum.messages import (
     SearchReply,
     SearchRequest,
 )
+from prum.federation.security.pki import PeerIdentity
+from prum.federation.security.signing import SignedEnvelope
 from prum.node.config import CategoryPolicy
 from prum.node.core import Node, utcnow, validated
 from prum.node.schema import capacity, searches
 from prum.node.users import Role, User
-from prum.security.pki import PeerIdentity
-from prum.security.signing import SignedEnvelope
 
 
 def check_policy(node: Node, request: SearchRequest) -> CategoryPolicy:
@@ -357,7 +357,7 @@ async def dispatch(
 
 
 def _box(face_box: list[int] | None) -> Any:
-    from prum.face.types import FaceBox
+    from prum.categories.face.types import FaceBox
 
     return FaceBox(*face_box) if face_box else None
 

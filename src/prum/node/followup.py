@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from prum.categories import ANSWERED_AT_ONCE, CoreDataSource
+from prum.categories.interface import CoreDataSource
 from prum.errors import (
     BadInput,
     CategoryNotOffered,
@@ -35,7 +35,7 @@ from prum.errors import (
     UnknownReference,
     WrongState,
 )
-from prum.messages import (
+from prum.federation.messages import (
     Category,
     CoreData,
     CoreDataReply,
@@ -43,6 +43,8 @@ from prum.messages import (
     Decision,
     RefusalReason,
 )
+from prum.federation.security.pki import PeerIdentity
+from prum.node.categories import ANSWERED_AT_ONCE
 from prum.node.core import Node, utcnow, validated
 from prum.node.exchange import find_candidate, load_search
 from prum.node.schema import (
@@ -54,7 +56,6 @@ from prum.node.schema import (
     verifications,
 )
 from prum.node.users import Role, User
-from prum.security.pki import PeerIdentity
 
 # Retry delays of undelivered messages double from the configured start up to this.
 MAX_RETRY_SECONDS = 60.0

@@ -181,7 +181,7 @@ comparisons = Table(
     UniqueConstraint("category", "mode", "party", name="uq_one_comparison_per_party"),
 )
 
-# Workbench sessions (prum.web.sessions): only a hash of the session id is stored, so
+# Workbench sessions (prum.node.web.sessions): only a hash of the session id is stored, so
 # a copy of the database opens no session.
 web_sessions = Table(
     "node_web_sessions",

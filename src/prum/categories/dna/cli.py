@@ -1,0 +1,131 @@
+"""``prum dna``: import profiles (JSON, CSV, ANSI/NIST-ITL Type-18), export reference data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from prum.categories.dna.nist import FORMATS, dump_reference, iter_reference_data, safe_load
+from prum.config import Settings
+from prum.errors import PrumError
+
+app = typer.Typer(
+    help="DNA profiles: import (JSON, CSV, ANSI/NIST-ITL Type-18), export of reference data.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option(help="The node's data directory (default: PRUM_DATA_DIR).")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="SQLAlchemy URL of the node database (default: PRUM_DATABASE_URL)."),
+]
+Country = Annotated[str | None, typer.Option(help="This node's country code.")]
+
+
+def _settings(data_dir: Path | None, database_url: str | None, country: str | None) -> Settings:
+    settings = Settings()
+    update: dict[str, object] = {}
+    if data_dir is not None:
+        update["data_dir"] = data_dir
+    if database_url:
+        update["database_url"] = database_url
+    if country:
+        update["country"] = country
+    return settings.model_copy(update=update)
+
+
+def _fail(exc: PrumError) -> typer.Exit:
+    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}", markup=True, highlight=False)
+    return typer.Exit(code=2)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSON, CSV or ANSI/NIST-ITL file.")
+    ],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    country: Country = None,
+    provenance: Annotated[str, typer.Option(help="Where the profiles come from.")] = "",
+) -> None:
+    """Import profiles: every one is validated first, and if any fails nothing is stored.
+
+    A profile that carries a reference (an export of another node) is not stored twice
+    when the file is imported again.
+    """
+    from prum.categories.dna.matcher import DnaMatcher
+
+    settings = _settings(data_dir, database_url, country)
+    try:
+        matcher = DnaMatcher(settings)
+        try:
+            items = safe_load(file.read_bytes(), loci=matcher.loci, rules=matcher.rules)
+            console.print(f"{len(items):,} profiles valid; storing")
+            with Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("profiles", total=len(items))
+                for item in items:
+                    matcher.enroll(
+                        item.profile.to_json(),
+                        provenance=provenance or f"import {file.name}",
+                        source_key=f"dna-import:{item.reference}" if item.reference else None,
+                    )
+                    progress.advance(task)
+        finally:
+            matcher.close()
+    except OSError as exc:
+        err.print(f"[bold red]error[/]: cannot read {file}: {exc.strerror}")
+        raise typer.Exit(code=2) from None
+    except PrumError as exc:
+        raise _fail(exc) from None
+    console.print(f"imported {len(items):,} DNA profiles")
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(dir_okay=False, help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "json",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    country: Country = None,
+) -> None:
+    """Export reference data: reference number, identified flag and profile; no core data."""
+    from prum.categories.dna.loci import LocusSet
+    from prum.categories.dna.store import DnaStore
+
+    if fmt not in FORMATS:
+        err.print(f"[bold red]error[/]: --format is one of {', '.join(FORMATS)}")
+        raise typer.Exit(code=2)
+    settings = _settings(data_dir, database_url, country)
+    try:
+        from prum.categories.dna.config import DnaSettings
+
+        loci = LocusSet(DnaSettings().locus_set)
+        store = DnaStore(settings.resolved_database_url(), country=settings.country)
+        try:
+            items = list(iter_reference_data(store, loci=loci))
+        finally:
+            store.close()
+        data = dump_reference(items, fmt, originating_agency=settings.country)
+        out.write_bytes(data)
+    except OSError as exc:
+        err.print(f"[bold red]error[/]: cannot write {out}: {exc.strerror}")
+        raise typer.Exit(code=2) from None
+    except PrumError as exc:
+        raise _fail(exc) from None
+    console.print(f"exported {len(items):,} DNA profiles ({fmt}) to {out}")

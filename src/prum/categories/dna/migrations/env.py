@@ -1,0 +1,15 @@
+"""Alembic environment of the DNA tables (own version table)."""
+
+from alembic import context
+
+from prum.categories.dna.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    version_table="alembic_version_dna",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,171 @@
+"""The system of record of a national DNA database: SQLite (WAL) or PostgreSQL.
+
+Each write is one transaction; the genotype index (prum.categories.dna.index) is derived from
+this store and rebuilt or caught up from it (records past its last id, deletions past
+its last deletion sequence).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from prum.categories.dna.schema import dna_deletions, dna_records
+from prum.categories.interface import SubjectCategory
+from prum.db import new_reference, open_store
+from prum.errors import InvalidRecord, StorageError, UnknownReference
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class DnaRecord:
+    id: int
+    reference: str
+    subject_category: SubjectCategory
+    identified: bool
+    date_of_birth: dt.date | None
+    provenance: str
+    synthetic: bool
+    profile: str  # normalised JSON
+
+
+class DnaStore:
+    """Profiles and deletions of one DNA database."""
+
+    def __init__(self, url: str, *, country: str = "XX"):
+        self.country = country
+        self.engine = open_store(url, MIGRATIONS, "the DNA database")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def insert(
+        self,
+        profile_json: str,
+        *,
+        identified: bool,
+        subject_category: SubjectCategory,
+        provenance: str,
+        date_of_birth: dt.date | None = None,
+        synthetic: bool = False,
+        source_key: str | None = None,
+    ) -> tuple[int, str]:
+        """Store one profile; returns (id, reference). A known ``source_key`` is not stored
+        twice: the existing (id, reference) is returned."""
+        try:
+            with self.engine.begin() as conn:
+                if source_key is not None:
+                    found = conn.execute(
+                        select(dna_records.c.id, dna_records.c.reference).where(
+                            dna_records.c.source_key == source_key
+                        )
+                    ).first()
+                    if found is not None:
+                        return int(found[0]), str(found[1])
+                reference = new_reference(self.country, "D")
+                result = conn.execute(
+                    insert(dna_records).values(
+                        reference=reference,
+                        subject_category=subject_category.value,
+                        identified=identified,
+                        date_of_birth=date_of_birth,
+                        provenance=provenance,
+                        synthetic=synthetic,
+                        source_key=source_key,
+                        profile=profile_json,
+                        enrolled_at=utcnow(),
+                    )
+                )
+                pk = result.inserted_primary_key
+                assert pk is not None
+                return int(pk[0]), reference
+        except IntegrityError as exc:
+            raise InvalidRecord(f"the DNA record conflicts with a stored one: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"the DNA database refused the write: {exc}") from exc
+
+    def records(self, ids: list[int]) -> dict[int, DnaRecord]:
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(dna_records).where(dna_records.c.id.in_(ids))).all()
+        return {
+            int(r.id): DnaRecord(
+                id=int(r.id),
+                reference=r.reference,
+                subject_category=SubjectCategory(r.subject_category),
+                identified=bool(r.identified),
+                date_of_birth=r.date_of_birth,
+                provenance=r.provenance,
+                synthetic=bool(r.synthetic),
+                profile=r.profile,
+            )
+            for r in rows
+        }
+
+    def iter_profiles(self, *, after_id: int = 0, batch: int = 10_000) -> Iterator[tuple[int, str]]:
+        """(id, profile JSON) in id order, in batches (never all in memory)."""
+        last = after_id
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(dna_records.c.id, dna_records.c.profile)
+                    .where(dna_records.c.id > last)
+                    .order_by(dna_records.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield int(r[0]), str(r[1])
+            last = int(rows[-1][0])
+
+    def delete(self, reference: str, reason: str) -> int:
+        """Erase a profile and log that it happened; returns its id."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(dna_records.c.id).where(dna_records.c.reference == reference)
+            ).first()
+            if row is None:
+                raise UnknownReference(f"no DNA record has the reference {reference!r}")
+            record_id = int(row[0])
+            conn.execute(delete(dna_records).where(dna_records.c.id == record_id))
+            conn.execute(
+                insert(dna_deletions).values(
+                    record_id=record_id,
+                    reference=reference,
+                    reason=reason[:200],
+                    deleted_at=utcnow(),
+                )
+            )
+        return record_id
+
+    def deletions_after(self, seq: int) -> list[tuple[int, int]]:
+        """(seq, record id) of the deletions after ``seq``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(dna_deletions.c.seq, dna_deletions.c.record_id)
+                .where(dna_deletions.c.seq > seq)
+                .order_by(dna_deletions.c.seq)
+            ).all()
+        return [(int(s), int(r)) for s, r in rows]
+
+    def last_deletion_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.coalesce(func.max(dna_deletions.c.seq), 0))).scalar_one()
+            )
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(dna_records)).scalar_one())

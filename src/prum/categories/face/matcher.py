@@ -1,0 +1,78 @@
+"""The face category behind the common interface: a FaceGallery answering searches."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from prum.categories.face import gallery as face
+from prum.categories.face.gallery import FaceGallery
+from prum.categories.face.types import FaceBox
+from prum.categories.interface import Exposure, MatchResult
+from prum.config import Settings
+from prum.errors import BadInput
+from prum.federation.messages import Candidate, Category, Probe
+
+
+class FaceMatcher:
+    """The face category: a FaceGallery behind the common interface."""
+
+    category = Category.FACE
+
+    def __init__(self, settings: Settings):
+        self.gallery = FaceGallery(settings)
+
+    def enroll(self, sample: bytes, **record: Any) -> str:
+        return self.gallery.enroll(sample, **record)
+
+    def search(
+        self,
+        probe: Probe,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        search_type: str | None = None,
+    ) -> MatchResult:
+        if probe.format != "image":
+            raise BadInput("a face search needs an image probe (JPEG, PNG, ...)")
+        box = FaceBox(*probe.face_box) if probe.face_box else None
+        result = self.gallery.search(
+            probe.data,
+            box=box,
+            max_candidates=max_candidates,
+            exposure=face.Exposure(
+                categories=exposure.subjects,
+                min_age=exposure.min_age,
+                unknown_age_exposed=exposure.unknown_age_exposed,
+            ),
+        )
+        candidates = []
+        for c in result.candidates:
+            image = self.gallery.store.image(c.reference)
+            candidates.append(
+                Candidate(
+                    rank=c.rank,
+                    reference=c.reference,
+                    score=c.score,
+                    distance=c.distance,
+                    false_match_rate=c.false_match_rate,
+                    false_match_words=c.false_match_words,
+                    provenance=c.provenance,
+                    synthetic=c.synthetic,
+                    quality=c.quality_overall,
+                    image=None if image is None else base64.b64encode(image[0]),
+                )
+            )
+        return MatchResult(candidates=candidates, gallery_size=result.gallery_size)
+
+    def delete(self, reference: str, *, reason: str) -> None:
+        self.gallery.delete(reference, reason=reason)
+
+    def describe(self) -> dict[str, Any]:
+        return self.gallery.describe()
+
+    def warm_up(self) -> None:
+        self.gallery.pipeline.warm_up()
+
+    def close(self) -> None:
+        self.gallery.close()

@@ -1,0 +1,126 @@
+"""decode -> detect -> landmarks -> quality -> align -> embed, for one image.
+
+A :class:`FacePipeline` owns one instance of every model. dlib and MediaPipe objects
+are not thread-safe, so calls are serialised with a lock; parallelism comes from
+several processes, each with its own pipeline (face/bulk.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Literal
+
+from prum.categories.face.decode import decode_image
+from prum.categories.face.detect import FaceDetector
+from prum.categories.face.embed import Aligner, Embedder, make_embedder
+from prum.categories.face.landmarks import Landmarker, landmarks_from_five_point, make_landmarker
+from prum.categories.face.quality import assess_quality, check_quality
+from prum.categories.face.types import AnalysedFace, DecodedImage, FaceBox
+from prum.config import FaceSettings
+from prum.errors import BadFaceBox, NoFaceFound, SeveralFaces
+
+Use = Literal["probe", "enrol"]
+
+# A chosen box must overlap a detected face this much to count as that face.
+MIN_BOX_IOU = 0.3
+
+
+@dataclass(frozen=True)
+class ImageAnalysis:
+    image: DecodedImage
+    faces: list[AnalysedFace]
+
+
+class FacePipeline:
+    def __init__(self, settings: FaceSettings | None = None):
+        self.settings = settings or FaceSettings()
+        self._lock = threading.Lock()
+
+    # Models load on first use: the CLI's --help and the router never pay for them.
+    @cached_property
+    def detector(self) -> FaceDetector:
+        s = self.settings
+        return FaceDetector(s.detector, upsample_below=s.upsample_below, max_side=s.detect_max_side)
+
+    @cached_property
+    def aligner(self) -> Aligner:
+        return Aligner()
+
+    @cached_property
+    def landmarker(self) -> Landmarker:
+        return make_landmarker(self.settings.landmarker)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return make_embedder(self.settings.embedder)
+
+    def warm_up(self) -> None:
+        """Load every model now (a node does this at start, so that its first search
+        is not the one that pays seconds of model loading against a deadline)."""
+        for model in ("detector", "aligner", "landmarker", "embedder"):
+            getattr(self, model)
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def analyse(self, data: bytes) -> ImageAnalysis:
+        """Every face in the image with its box, landmarks and quality (no templates)."""
+        with self._lock:
+            image = decode_image(data, max_pixels=self.settings.max_pixels)
+            boxes = self.detector.detect(image.pixels)
+            faces = [self._assess(image, box, len(boxes)) for box in boxes]
+        return ImageAnalysis(image, faces)
+
+    def extract(
+        self, data: bytes, *, use: Use, box: FaceBox | None = None, check: bool = True
+    ) -> AnalysedFace:
+        """The template of one face, checked against the quality minimums for ``use``.
+
+        With several faces, the caller must choose one by ``box``; the error lists
+        the boxes found so a user interface can offer them.
+        """
+        with self._lock:
+            image = decode_image(data, max_pixels=self.settings.max_pixels)
+            boxes = self.detector.detect(image.pixels)
+            if not boxes:
+                raise NoFaceFound(
+                    "no face was found in the image; use a photo where the face is"
+                    " visible, at least about 40 pixels wide"
+                )
+            chosen = self._choose(boxes, box)
+            face = self._assess(image, chosen, len(boxes))
+            if check:
+                minimums = (
+                    self.settings.probe_minimums if use == "probe" else self.settings.enrol_minimums
+                )
+                check_quality(face.quality, minimums, use=use)
+            shape = self.aligner.shape(image.pixels, chosen)
+            return replace(face, template=self.embedder.embed(image.pixels, shape))
+
+    @staticmethod
+    def _choose(boxes: list[FaceBox], box: FaceBox | None) -> FaceBox:
+        if box is None:
+            if len(boxes) > 1:
+                raise SeveralFaces(
+                    f"{len(boxes)} faces were found; choose one by its box",
+                    boxes=[b.as_list() for b in boxes],
+                )
+            return boxes[0]
+        best = max(boxes, key=box.iou)
+        if box.iou(best) < MIN_BOX_IOU:
+            raise BadFaceBox(
+                f"the chosen box {box.as_list()} does not cover a detected face",
+                boxes=[b.as_list() for b in boxes],
+            )
+        return best
+
+    def _assess(self, image: DecodedImage, box: FaceBox, faces_in_image: int) -> AnalysedFace:
+        landmarks = self.landmarker.locate(image.pixels, box)
+        if landmarks is None:
+            shape = self.aligner.shape(image.pixels, box)
+            landmarks = landmarks_from_five_point(Aligner.points(shape))
+        quality = assess_quality(image.pixels, box, landmarks, faces_in_image)
+        return AnalysedFace(box=box, landmarks=landmarks, quality=quality)

@@ -1,0 +1,440 @@
+"""The fingerprint category behind the common interface (prum.categories.CategoryMatcher).
+
+A sample is an ANSI/NIST-ITL transaction (a tenprint card or a latent) or a single
+finger image. Minutiae come from NIST MINDTCT (prum.categories.finger.minutiae); fingers are
+compared with Minutia Cylinder-Code (prum.categories.finger.match) and searched through the
+cylinder index (prum.categories.finger.index). A record is one enrolled sample under one opaque
+reference, in one of two collections: ``tenprint`` or ``latent`` (unsolved latents).
+The Prüm search types choose the collection searched: TP/TP and LT/TP search the
+tenprints, TP/UL and LT/UL the unsolved latents.
+
+Each :class:`prum.federation.messages.Candidate` carries ``score`` (the MCC LSS-R score, 0..1),
+``distance`` = 1 - score, the false-match rate of that score (from a calibration file
+of impostor scores, or the gallery's own impostor pairs; None with the reason when
+neither exists) and a :class:`prum.federation.messages.FingerHit` naming the finger that matched.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from prum.categories.finger.config import FingerSettings
+from prum.categories.finger.evaluation import Calibration
+from prum.categories.finger.index import FingerIndex, IndexParams, Label, same_finger_possible
+from prum.categories.finger.match import Comparison, MccParams, compare, cylinders
+from prum.categories.finger.minutiae import MindtctExtractor, Template, rows
+from prum.categories.finger.store import (
+    LATENT,
+    TENPRINT,
+    FingerRecord,
+    FingerStore,
+    NewFinger,
+    StoredFinger,
+)
+from prum.categories.interface import Exposure, MatchResult, SubjectCategory
+from prum.config import Settings
+from prum.errors import (
+    BadInput,
+    InvalidCalibration,
+    InvalidRecord,
+    InvalidSearchType,
+    NoMinutiaeFound,
+    StorageError,
+)
+from prum.federation.messages import Candidate, Category, FingerHit, Probe
+
+SEARCH_TYPES = ("TP/TP", "TP/UL", "LT/TP", "LT/UL")
+
+# Impostor pairs drawn from the gallery for its own calibration, and the fewest
+# enrolled fingers that gives enough distinct pairs.
+GALLERY_CALIBRATION_PAIRS = 1_000
+GALLERY_CALIBRATION_MIN_FINGERS = 50
+
+
+@dataclass(frozen=True)
+class ProbeFinger:
+    position: int
+    template: Template
+    image: bytes | None  # PNG of the image as received
+
+
+def parse_search_type(search_type: str) -> tuple[bool, bool]:
+    """(probe is a latent, target is the unsolved latents) of a Prüm search type."""
+    if search_type not in SEARCH_TYPES:
+        raise InvalidSearchType(
+            f"unknown fingerprint search type {search_type!r}; one of {', '.join(SEARCH_TYPES)}"
+        )
+    probe, target = search_type.split("/")
+    return probe == "LT", target == "UL"
+
+
+class FingerMatcher:
+    """A national fingerprint database: store (system of record) + cylinder index."""
+
+    category = Category.FINGER
+
+    def __init__(self, settings: Settings, finger: FingerSettings | None = None):
+        self.settings = finger or FingerSettings()
+        self.mcc = MccParams()
+        self.index_params = IndexParams(
+            nprobe=self.settings.nprobe,
+            neighbours=self.settings.neighbours,
+            shortlist=self.settings.shortlist,
+        )
+        self.extractor = MindtctExtractor()
+        self.store = FingerStore(settings.resolved_database_url(), country=settings.country)
+        self.index_dir = settings.data_dir / "finger_index"
+        self._lock = threading.Lock()
+        self._unsaved = 0
+        self._calibration: Calibration | None = None
+        self._calibrated_at = 0
+        if self.settings.calibration is not None:
+            try:
+                text = self.settings.calibration.read_text()
+            except OSError as exc:
+                raise InvalidCalibration(f"cannot read {self.settings.calibration}: {exc}") from exc
+            self._calibration = Calibration.from_json(text)
+        self.index = self._open_index()
+
+    # --- the index, derived from the store ------------------------------------------
+
+    def _open_index(self) -> FingerIndex:
+        index: FingerIndex | None = None
+        meta: dict[str, Any] = {}
+        if (self.index_dir / "meta.json").is_file():
+            try:
+                index, meta = FingerIndex.load(self.index_dir, self.mcc, self.index_params)
+            except (OSError, ValueError, KeyError, StorageError):
+                index = None  # unreadable: rebuilt below from the store
+        if index is None:
+            return self.rebuild()
+        for _, record_id in self.store.deletions_after(int(meta.get("deletion_seq", 0))):
+            index.remove_record(record_id)
+        for finger in self.store.iter_fingers(after_id=index.last_id):
+            self._add_stored(index, finger)
+        return index
+
+    def _add(
+        self,
+        index: FingerIndex,
+        template_id: int,
+        record_id: int,
+        position: int,
+        collection: str,
+        template: Template,
+    ) -> None:
+        label = Label(record=record_id, position=position, latent=collection == LATENT)
+        index.add(template_id, cylinders(template, self.mcc), label)
+
+    def _add_stored(self, index: FingerIndex, finger: StoredFinger) -> None:
+        template = _stored_template(finger.id, finger.template)
+        self._add(index, finger.id, finger.record_id, finger.position, finger.collection, template)
+
+    def rebuild(self) -> FingerIndex:
+        """Build the index from the store and save it."""
+        seq = self.store.last_deletion_seq()
+        index = FingerIndex(self.mcc, self.index_params)
+        with index.bulk():
+            for finger in self.store.iter_fingers():
+                self._add_stored(index, finger)
+        self.index = index
+        self._save(seq)
+        return index
+
+    def _save(self, deletion_seq: int | None = None) -> None:
+        seq = self.store.last_deletion_seq() if deletion_seq is None else deletion_seq
+        self.index.save(self.index_dir, deletion_seq=seq)
+        self._unsaved = 0
+
+    # --- samples -------------------------------------------------------------------------
+
+    def fingers(self, data: bytes, fmt: str, position: int = 0) -> tuple[list[ProbeFinger], bool]:
+        """The fingers of a sample and whether it is a latent.
+
+        An ANSI/NIST-ITL transaction gives one finger per image record (its Type-9
+        minutiae when it has no image); an image is one finger at ``position``.
+        """
+        if fmt == "ansi_nist" or data[:6] == b"1.001:":
+            return self._transaction_fingers(data)
+        if fmt != "image":
+            raise BadInput(f"a fingerprint sample is 'ansi_nist' or 'image', not {fmt!r}")
+        from prum.categories.finger.images import decode_image
+
+        decoded = decode_image(data)
+        return [self._image_finger(position, decoded.pixels, decoded.ppi or 500)], False
+
+    def _image_finger(self, position: int, pixels: np.ndarray[Any, Any], ppi: int) -> ProbeFinger:
+        template = self.extractor.extract(pixels, ppi)
+        ok, png = cv2.imencode(".png", pixels)
+        return ProbeFinger(position, template, png.tobytes() if ok else None)
+
+    def _transaction_fingers(self, data: bytes) -> tuple[list[ProbeFinger], bool]:
+        from prum.categories.finger.nist import read_transaction
+
+        tx = read_transaction(data)
+        found: list[ProbeFinger] = []
+        for image in tx.images:
+            if image.impression == "palm":
+                continue  # palm searches are not offered by this matcher
+            found.append(self._image_finger(image.position, image.pixels, image.ppi))
+        if not found:
+            for position, points in tx.minutiae.items():
+                table = [
+                    (m.x, m.y, m.angle, int(m.kind == "bifurcation"), m.quality) for m in points
+                ]
+                if table:
+                    t = rows(table)
+                    width = int(t[:, 0].max()) + 1
+                    height = int(t[:, 1].max()) + 1
+                    found.append(ProbeFinger(position, Template(t, width, height), None))
+        if not found:
+            raise NoMinutiaeFound("the transaction holds no finger image and no minutiae")
+        latent = tx.latent or any(i.impression == "latent" for i in tx.images)
+        return found, latent
+
+    def _usable(self, fingers: list[ProbeFinger]) -> list[ProbeFinger]:
+        usable = [f for f in fingers if len(f.template) >= self.settings.min_minutiae]
+        if not usable:
+            best = max((len(f.template) for f in fingers), default=0)
+            raise NoMinutiaeFound(
+                f"no finger has {self.settings.min_minutiae} minutiae or more (best: {best});"
+                " the sample cannot be compared reliably",
+                found=best,
+            )
+        return usable
+
+    # --- CategoryMatcher ------------------------------------------------------------
+
+    def enroll(self, sample: bytes, **record: Any) -> str:
+        """Enrol a transaction or an image; returns its reference number.
+
+        ``record``: ``collection`` ("tenprint" or "latent"; default: latent when the
+        transaction carries a latent), ``position`` (of a single image), ``category``
+        (a SubjectCategory; default suspect, unidentified suspect for a latent),
+        ``provenance``, ``date_of_birth``, ``synthetic``, ``source_key``.
+        """
+        fmt = str(record.pop("format", "ansi_nist" if sample[:6] == b"1.001:" else "image"))
+        position = int(record.pop("position", 0))
+        fingers, latent = self.fingers(sample, fmt, position)
+        collection = str(record.pop("collection", None) or (LATENT if latent else TENPRINT))
+        if collection not in (TENPRINT, LATENT):
+            raise InvalidRecord(f"collection is 'tenprint' or 'latent', not {collection!r}")
+        category = record.pop("category", None) or (
+            SubjectCategory.UNIDENTIFIED_SUSPECT
+            if collection == LATENT
+            else SubjectCategory.SUSPECT
+        )
+        unknown = set(record) - {"provenance", "date_of_birth", "synthetic", "source_key"}
+        if unknown:
+            raise InvalidRecord(
+                f"unknown fingerprint record field(s): {', '.join(sorted(unknown))}"
+            )
+        try:
+            category = SubjectCategory(category)
+        except ValueError as exc:
+            raise InvalidRecord(f"unknown subject category {category!r}") from exc
+        born = record.get("date_of_birth")
+        if born is not None and (not isinstance(born, dt.date) or born > dt.date.today()):
+            raise InvalidRecord(f"date of birth {born!r} is not a past date")
+        usable = self._usable(fingers)
+        with self._lock:
+            record_id, reference, ids = self.store.insert(
+                [NewFinger(f.position, f.template.to_bytes(), f.image) for f in usable],
+                collection=collection,
+                subject_category=category,
+                provenance=str(record.get("provenance", ""))[:200],
+                date_of_birth=born,
+                synthetic=bool(record.get("synthetic", False)),
+                source_key=record.get("source_key"),
+            )
+            for template_id, finger in zip(ids, usable, strict=False):
+                self._add(
+                    self.index, template_id, record_id, finger.position, collection, finger.template
+                )
+                self._unsaved += 1
+            if self._unsaved >= self.settings.save_every:
+                self._save()
+        return reference
+
+    def search(
+        self,
+        probe: Probe,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        search_type: str | None = None,
+    ) -> MatchResult:
+        """A search of one Prüm type; without one, LT/TP for a latent probe, else TP/TP."""
+        if search_type is not None:
+            parse_search_type(search_type)
+        fingers, latent = self.fingers(probe.data, probe.format)
+        chosen = search_type or ("LT/TP" if latent else "TP/TP")
+        return self._search(fingers, chosen, max_candidates=max_candidates, exposure=exposure)
+
+    def search_typed(
+        self, probe: Probe, search_type: str, *, max_candidates: int, exposure: Exposure
+    ) -> MatchResult:
+        """A search of one Prüm type: its second half chooses the collection searched."""
+        return self.search(
+            probe, max_candidates=max_candidates, exposure=exposure, search_type=search_type
+        )
+
+    def _search(
+        self,
+        fingers: list[ProbeFinger],
+        search_type: str,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+    ) -> MatchResult:
+        _, target_latent = parse_search_type(search_type)
+        usable = self._usable(fingers)
+        shortlist = max(self.settings.shortlist, 3 * max_candidates)
+        # Per record: the best finger comparison (score, template id, probe position).
+        best: dict[int, tuple[Comparison, int]] = {}
+        for finger in usable:
+            probe_cyl = cylinders(finger.template, self.mcc)
+
+            def allowed(label: Label, position: int = finger.position) -> bool:
+                return label.latent == target_latent and same_finger_possible(
+                    position, label.position
+                )
+
+            # FAISS indexes are not safe to search while another thread adds to them.
+            with self._lock:
+                hits = self.index.search(
+                    probe_cyl, max_candidates=shortlist, allowed=allowed, shortlist=shortlist
+                )
+                owners = {h.finger: self.index.label(h.finger).record for h in hits}
+            for hit in hits:
+                record = owners[hit.finger]
+                known = best.get(record)
+                if known is None or hit.comparison.score > known[0].score:
+                    best[record] = (hit.comparison, hit.finger)
+        records = self.store.records(list(best))
+        ranked = sorted(
+            ((c, t, records[r]) for r, (c, t) in best.items() if r in records),
+            key=lambda x: -x[0].score,
+        )
+        exposed = [x for x in ranked if exposure.allows(x[2].subject_category, x[2].date_of_birth)][
+            :max_candidates
+        ]
+        with self._lock:
+            calibration = self._current_calibration()
+        candidates = [
+            self._candidate(rank, comparison, template_id, rec, search_type, calibration)
+            for rank, (comparison, template_id, rec) in enumerate(exposed, start=1)
+        ]
+        target = LATENT if target_latent else TENPRINT
+        return MatchResult(candidates=candidates, gallery_size=self.store.count(target))
+
+    def _candidate(
+        self,
+        rank: int,
+        comparison: Comparison,
+        template_id: int,
+        record: FingerRecord,
+        search_type: str,
+        calibration: Calibration | None,
+    ) -> Candidate:
+        if calibration is None:
+            rate: float | None = None
+            words = (
+                f"not calibrated: no calibration file and fewer than"
+                f" {GALLERY_CALIBRATION_MIN_FINGERS} enrolled fingers to estimate it from"
+            )
+        else:
+            rate, words = calibration.false_match_rate(comparison.score)
+        image = self.store.image(template_id)
+        position = self.store.position(template_id)
+        return Candidate(
+            rank=rank,
+            reference=record.reference,
+            score=comparison.score,
+            distance=1.0 - comparison.score,
+            false_match_rate=rate,
+            false_match_words=words[:200],
+            provenance=f"{record.collection}; {record.provenance}"[:200],
+            synthetic=record.synthetic,
+            image=None if image is None else base64.b64encode(image),
+            details=FingerHit(
+                search_type=search_type,
+                finger_position=position if 0 <= position <= 40 else None,
+                matched_minutiae=comparison.pairs,
+            ),
+        )
+
+    def _current_calibration(self) -> Calibration | None:
+        """The configured calibration, else impostor pairs of the gallery itself.
+
+        Two fingers of different records are almost always different fingers (the same
+        finger enrolled twice is rare), so their scores estimate the impostor
+        distribution of this gallery. Recomputed when the gallery has doubled.
+        """
+        if self.settings.calibration is not None:
+            return self._calibration
+        fingers = self.index.fingers()
+        n = len(fingers)
+        if n < GALLERY_CALIBRATION_MIN_FINGERS:
+            return None
+        if self._calibration is not None and n < 2 * self._calibrated_at:
+            return self._calibration
+        rng = np.random.default_rng(n)
+        scores: list[float] = []
+        tries = 0
+        while len(scores) < GALLERY_CALIBRATION_PAIRS and tries < 4 * GALLERY_CALIBRATION_PAIRS:
+            tries += 1
+            a, b = (int(fingers[i]) for i in rng.choice(n, size=2, replace=False))
+            if self.index.label(a).record == self.index.label(b).record:
+                continue
+            scores.append(
+                compare(self.index.cylinders_of(a), self.index.cylinders_of(b), self.mcc).score
+            )
+        if len(scores) < 100:
+            return None
+        self._calibration = Calibration.from_scores(
+            scores, f"gallery impostor pairs, {len(scores):,}"
+        )
+        self._calibrated_at = n
+        return self._calibration
+
+    def delete(self, reference: str, *, reason: str) -> None:
+        with self._lock:
+            record_id, _ = self.store.delete(reference, reason)
+            self.index.remove_record(record_id)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "category": "finger",
+            "records": self.store.count(),
+            "fingers": len(self.index),
+            "cylinders": self.index.cylinders,
+            "extractor": self.extractor.name,
+            "matcher": f"MCC{self.mcc.ns}b LSS-R (Cappelli et al. 2010)",
+            "index": f"{self.index.kind} (exact below {self.index_params.exact_below:,}"
+            f" cylinders), nprobe {self.index_params.nprobe}",
+            "shortlist": self.index_params.shortlist,
+            "search_types": list(SEARCH_TYPES),
+            "calibration": str(self.settings.calibration or "gallery impostor pairs"),
+            "index_bytes": self.index.nbytes(),
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            if self._unsaved:
+                self._save()
+        self.store.close()
+
+
+def _stored_template(template_id: int, data: bytes) -> Template:
+    try:
+        return Template.from_bytes(data)
+    except ValueError as exc:
+        raise StorageError(f"finger template {template_id} in the store is corrupt: {exc}") from exc

@@ -1,0 +1,15 @@
+"""Alembic environment of the fingerprint tables (own version table)."""
+
+from alembic import context
+
+from prum.categories.finger.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    version_table="alembic_version_finger",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,128 @@
+"""The one interface every data category implements (DESIGN.md section 3).
+
+The node, the router and the workbench handle all categories alike through it; a
+vendor matcher (a commercial ABIS) can replace a built-in one in the node's registry
+(prum.node.categories). This module imports no category: each category's package
+imports it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from prum.federation.messages import Candidate, Category, CoreData, Probe
+
+
+class SubjectCategory(StrEnum):
+    """Data-subject category of a record; national law decides which are exposed.
+
+    The order is the stable numeric code used by the vector index's filters: append
+    new categories at the end, never reorder.
+    """
+
+    SUSPECT = "suspect"
+    CONVICTED = "convicted"
+    UNIDENTIFIED_SUSPECT = "unidentified_suspect"  # a trace: face of an unknown offender
+    MISSING_PERSON = "missing_person"
+    UNIDENTIFIED_REMAINS = "unidentified_remains"
+    VICTIM = "victim"
+    WITNESS = "witness"
+
+    @property
+    def code(self) -> int:
+        return list(SubjectCategory).index(self)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What national law lets this node return (DESIGN.md section 7)."""
+
+    subjects: frozenset[SubjectCategory]
+    min_age: int | None
+    unknown_age_exposed: bool = True
+
+    def allows(
+        self,
+        subject: SubjectCategory,
+        date_of_birth: dt.date | None,
+        *,
+        birth_year: int | None = None,
+    ) -> bool:
+        """Whether a record of this subject category and birth date may be returned.
+
+        With only a ``birth_year``, the youngest the person can be is used.
+        """
+        if subject not in self.subjects:
+            return False
+        if self.min_age is None:
+            return True
+        today = dt.date.today()
+        if date_of_birth is not None:
+            born = date_of_birth
+            age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        elif birth_year is not None:
+            age = today.year - birth_year - 1
+        else:
+            return self.unknown_age_exposed
+        return age >= self.min_age
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    candidates: list[Candidate]
+    gallery_size: int
+
+
+class CategoryMatcher(Protocol):
+    """A national matcher of one category behind the four operations of DESIGN.md."""
+
+    category: Category
+
+    def enroll(self, sample: bytes, **record: Any) -> str:
+        """Enrol one sample; returns its opaque reference number."""
+        ...
+
+    def search(
+        self,
+        probe: Probe,
+        *,
+        max_candidates: int,
+        exposure: Exposure,
+        search_type: str | None = None,
+    ) -> MatchResult:
+        """Candidates for human verification, best first, within the exposure rules.
+
+        ``search_type`` names the collection searched where a category has several
+        (fingerprints: TP/TP searches tenprints, TP/UL unsolved latents ...).
+        """
+        ...
+
+    def delete(self, reference: str, *, reason: str) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchMatcher(Protocol):
+    """A matcher that also answers batched comparisons (DNA bulk and continuous)."""
+
+    def search_batch(
+        self, probes: list[Probe], *, max_candidates: int, exposure: Exposure
+    ) -> list[MatchResult]:
+        """One result per probe, in order; a probe that cannot be read raises."""
+        ...
+
+
+@runtime_checkable
+class CoreDataSource(Protocol):
+    """A matcher whose store keeps the core data of its records itself (police
+    records); the others' core data sit in the node's ``node_core_data`` table."""
+
+    def core_data(self, reference: str) -> CoreData:
+        """The Art 47 core data of a record; raises UnknownReference."""
+        ...

@@ -1,0 +1,240 @@
+"""What every workbench page shares: the node it serves, rendering, the session, CSRF
+and role checks (FastAPI dependencies), and errors shown as pages.
+
+Routes are thin, like the JSON API's: parse the form, check the session, the CSRF
+token and the role, call the same plain function of node/exchange.py or
+node/followup.py, and render a page. Errors of the error tree become an HTML page
+with the error's message and HTTP status (403 for a missing role).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from prum.errors import BadInput, NotAuthorised, PrumError, RoleRequired
+from prum.federation.transport import status_for
+from prum.node import exchange
+from prum.node.core import Node
+from prum.node.users import Role, User
+from prum.node.web import sessions, views
+from prum.node.web.sessions import COOKIE, Session
+
+PREFIX = "/workbench"
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals.update(
+    prefix=PREFIX,
+    offence_name=views.offence_name,
+    rmp_words=views.rmp_words,
+    finger_position=views.finger_position,
+    dna_rows=views.dna_rows,
+    vehicle_rows=views.vehicle_rows,
+    records_fields=views.records_fields,
+    vehicle_signals=views.VEHICLE_SIGNALS,
+    records_words=views.RECORDS_FIELDS,
+    finger_search_types=views.FINGER_SEARCH_TYPES,
+)
+MAX_UPLOAD = 30 * 1024 * 1024
+# Only this node's own scripts; Plotly inserts its styles at run time.
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'"
+)
+
+
+@dataclass
+class Workbench:
+    """The node a workbench serves, with the national app's router client and the
+    trigger of its outbox."""
+
+    node: Node
+    http: httpx.AsyncClient
+    wake: asyncio.Event
+    face_of: Callable[[int, str, str], views.FaceView] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Faces cropped for the comparison: the image and its landmarks are asked for
+        # by separate requests; a search's images never change.
+        self.face_of = lru_cache(maxsize=32)(self._face_of)
+
+    def _face_of(self, search_id: int, party: str, reference: str) -> views.FaceView:
+        """The probe's face (``party`` empty) or a candidate's, cropped."""
+        search = exchange.load_search(self.node, search_id)
+        if not party:
+            probe = search.get("probe") or {}
+            return views.face_view(
+                self.node.face_pipeline, decode_image(probe.get("image")), probe.get("box")
+            )
+        candidate = exchange.find_candidate(search, party, reference)
+        return views.face_view(self.node.face_pipeline, decode_image(candidate.get("image")))
+
+    def log(self, user: User | None, kind: str, **fields: Any) -> None:
+        self.node.log(kind=kind, user=user.name if user else None, **fields)
+
+
+class LoginRequired(Exception):
+    """No live session: the browser goes to the login page."""
+
+
+class CsrfRefused(NotAuthorised):
+    """A POST without this session's CSRF token."""
+
+
+class UnknownPage(BadInput):
+    """A workbench path that names nothing."""
+
+    code = "unknown_reference"
+
+
+def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a template with the user, the CSRF token and the node's party."""
+    session: Session | None = getattr(request.state, "session", None)
+    bench: Workbench | None = getattr(request.state, "workbench", None)
+    context.setdefault("user", session.user if session else None)
+    context.setdefault("csrf", session.csrf_token if session else "")
+    context.setdefault("roles", {r.value for r in session.user.roles} if session else set())
+    context.setdefault("party", bench.node.party if bench else "")
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+class HtmlRoute(APIRoute):
+    """Every workbench route: security headers, and errors as pages, not JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except LoginRequired:
+                response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+            except PrumError as exc:
+                response = page(request, "error.html", status_for(exc), error=exc)
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
+                    for e in exc.errors()[:5]
+                )
+                error = BadInput(f"the form is incomplete or invalid: {problems}")
+                response = page(request, "error.html", 400, error=error)
+            response.headers["Content-Security-Policy"] = CSP
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Referrer-Policy"] = "same-origin"
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return route
+
+
+# --- dependencies: the workbench, the session, CSRF and roles ----------------------------
+
+
+def workbench(request: Request) -> Workbench:
+    bench: Workbench = request.state.workbench  # set by the router of web_router()
+    return bench
+
+
+Bench = Annotated[Workbench, Depends(workbench)]
+
+
+def current(request: Request, bench: Bench) -> Session:
+    session = sessions.resume(bench.node.engine, request.cookies.get(COOKIE))
+    if session is None:
+        raise LoginRequired
+    request.state.session = session
+    return session
+
+
+Current = Annotated[Session, Depends(current)]
+
+
+def need(*roles: Role) -> Callable[[Request, Workbench, Session], User]:
+    """A dependency: the user, who must hold one of ``roles`` (else a logged 403)."""
+
+    def check(request: Request, bench: Bench, session: Current) -> User:
+        if not session.user.roles & set(roles):
+            bench.log(
+                session.user,
+                "refused",
+                reason_code="role_required",
+                detail=f"{request.method} {request.url.path}"[:200],
+            )
+            names = " or ".join(r.value for r in roles)
+            raise RoleRequired(f"{session.user.name} lacks the {names} role this page needs")
+        return session.user
+
+    return check
+
+
+async def csrf(request: Request, bench: Bench, session: Current) -> None:
+    """Every POST carries the session's token (form field, or header for scripts)."""
+    form = await request.form()
+    given = form.get("csrf_token") or request.headers.get("x-csrf-token")
+    if not sessions.same_token(session.csrf_token, given if isinstance(given, str) else None):
+        bench.log(session.user, "refused", reason_code="csrf", detail=request.url.path[:200])
+        raise CsrfRefused(
+            "this form was not sent by this workbench session (CSRF token missing or"
+            " wrong); reload the page and try again"
+        )
+
+
+Csrf = Depends(csrf)
+Officer = Annotated[User, Depends(need(Role.OFFICER))]
+Examiner = Annotated[User, Depends(need(Role.EXAMINER))]
+Investigator = Annotated[User, Depends(need(Role.OFFICER, Role.EXAMINER))]
+Approver = Annotated[User, Depends(need(Role.APPROVER))]
+Auditor = Annotated[User, Depends(need(Role.AUDITOR))]
+Admin = Annotated[User, Depends(need(Role.ADMIN))]
+
+
+# --- small parsers ----------------------------------------------------------------------
+
+
+def read_upload(upload: UploadFile) -> bytes:
+    data = upload.file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise BadInput(f"the file is larger than {MAX_UPLOAD // (1024 * 1024)} MB")
+    if not data:
+        raise BadInput("the file is empty")
+    return data
+
+
+def decode_image(value: str | None) -> bytes:
+    if not value:
+        raise UnknownPage("no image is stored for this")
+    try:
+        return base64.b64decode(value)
+    except (binascii.Error, ValueError):
+        raise BadInput("the stored image is not base64") from None
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    """One search for the lists: who, when, which case, each country's status."""
+    replies = (row.get("reply") or {}).get("replies", [])
+    return {
+        "id": row["id"],
+        "request_number": row["request_number"],
+        "category": row["category"],
+        "case_reference": row["case_reference"],
+        "offence": row["offence"],
+        "user": row["user"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "statuses": {r["party"]: r["status"] for r in replies},
+        "candidates": sum(len(r["candidates"]) for r in replies),
+    }
