@@ -21,10 +21,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prum.categories.face.bulk import PhotoItem, extract_all
+from prum.categories.face.config import FaceSettings
 from prum.categories.face.decode import decode_image
 from prum.categories.face.pipeline import FacePipeline
 from prum.categories.face.quality import assess_quality
-from prum.config import FaceSettings
 from prum.demo.samples import sample_faces
 from report import write_json, write_section
 

@@ -35,8 +35,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from prum.categories.face.config import IndexSettings
 from prum.categories.face.index import VectorIndex, nlist_for
-from prum.config import IndexSettings, Settings
+from prum.config import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_json, write_section

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prum.categories.face.config import FaceSettings
 from prum.categories.face.embed import DlibEmbedder, OnnxEmbedder, make_embedder
 from prum.categories.face.gallery import FaceGallery
 from prum.categories.face.pipeline import FacePipeline
 from prum.categories.face.types import Template
-from prum.config import FaceSettings, Settings
+from prum.config import Settings
 from prum.demo.samples import SampleSet
 from prum.errors import InvalidModel, ModelMismatch
 

@@ -19,6 +19,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
+from prum.categories.face.config import FaceSettings, QualityMinimums
 from prum.categories.face.landmarks import (
     Dlib68Landmarker,
     MediaPipeLandmarker,
@@ -27,7 +28,6 @@ from prum.categories.face.landmarks import (
 )
 from prum.categories.face.quality import COMPONENTS, UNMEASURED_SCORE, assess_quality, check_quality
 from prum.categories.face.types import FaceBox, Landmarks, QualityReport
-from prum.config import FaceSettings, QualityMinimums
 from prum.errors import InvalidModel, QualityTooLow
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from prum.categories.face.config import IndexSettings
 from prum.categories.face.index import UNKNOWN_DOB, VectorIndex
-from prum.config import IndexSettings
 from prum.errors import BadInput, StorageError
 
 DIM = 128

@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from prum.errors import StorageError
@@ -45,6 +45,21 @@ def upgrade(engine: Engine, migrations: Path) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def run_migrations(metadata: MetaData, version_table: str = "alembic_version") -> None:
+    """The body of every store's Alembic ``env.py``: migrate on the connection that
+    :func:`upgrade` hands over, with the store's own version table."""
+    from alembic import context
+
+    context.configure(
+        connection=context.config.attributes["connection"],
+        target_metadata=metadata,
+        render_as_batch=True,  # SQLite alters tables by copying them
+        version_table=version_table,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def open_store(url: str, migrations: Path, what: str) -> Engine:

@@ -13,8 +13,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from prum.categories.face.config import FaceSettings, IndexSettings
 from prum.categories.interface import SubjectCategory
-from prum.config import FaceSettings, IndexSettings, Settings
+from prum.config import Settings
 from prum.errors import BadInput, SearchTypeNotOffered
 from prum.federation.messages import Category, Party, Purpose
 

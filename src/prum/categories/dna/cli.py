@@ -6,45 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prum.categories.dna.nist import FORMATS, dump_reference, iter_reference_data, safe_load
-from prum.config import Settings
+from prum.cliargs import Country, DatabaseUrl, DataDir, console, err, fail, node_settings, progress
 from prum.errors import PrumError
 
 app = typer.Typer(
     help="DNA profiles: import (JSON, CSV, ANSI/NIST-ITL Type-18), export of reference data.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None, typer.Option(help="The node's data directory (default: PRUM_DATA_DIR).")
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(help="SQLAlchemy URL of the node database (default: PRUM_DATABASE_URL)."),
-]
-Country = Annotated[str | None, typer.Option(help="This node's country code.")]
-
-
-def _settings(data_dir: Path | None, database_url: str | None, country: str | None) -> Settings:
-    settings = Settings()
-    update: dict[str, object] = {}
-    if data_dir is not None:
-        update["data_dir"] = data_dir
-    if database_url:
-        update["database_url"] = database_url
-    if country:
-        update["country"] = country
-    return settings.model_copy(update=update)
-
-
-def _fail(exc: PrumError) -> typer.Exit:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}", markup=True, highlight=False)
-    return typer.Exit(code=2)
 
 
 @app.command("import")
@@ -64,35 +34,28 @@ def import_(
     """
     from prum.categories.dna.matcher import DnaMatcher
 
-    settings = _settings(data_dir, database_url, country)
+    settings = node_settings(data_dir, database_url, country)
     try:
         matcher = DnaMatcher(settings)
         try:
             items = safe_load(file.read_bytes(), loci=matcher.loci, rules=matcher.rules)
             console.print(f"{len(items):,} profiles valid; storing")
-            with Progress(
-                TextColumn("importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("profiles", total=len(items))
+            with progress() as bar:
+                task = bar.add_task("importing", total=len(items))
                 for item in items:
                     matcher.enroll(
                         item.profile.to_json(),
                         provenance=provenance or f"import {file.name}",
                         source_key=f"dna-import:{item.reference}" if item.reference else None,
                     )
-                    progress.advance(task)
+                    bar.advance(task)
         finally:
             matcher.close()
     except OSError as exc:
         err.print(f"[bold red]error[/]: cannot read {file}: {exc.strerror}")
         raise typer.Exit(code=2) from None
     except PrumError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"imported {len(items):,} DNA profiles")
 
 
@@ -111,7 +74,7 @@ def export(
     if fmt not in FORMATS:
         err.print(f"[bold red]error[/]: --format is one of {', '.join(FORMATS)}")
         raise typer.Exit(code=2)
-    settings = _settings(data_dir, database_url, country)
+    settings = node_settings(data_dir, database_url, country)
     try:
         from prum.categories.dna.config import DnaSettings
 
@@ -127,5 +90,5 @@ def export(
         err.print(f"[bold red]error[/]: cannot write {out}: {exc.strerror}")
         raise typer.Exit(code=2) from None
     except PrumError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"exported {len(items):,} DNA profiles ({fmt}) to {out}")

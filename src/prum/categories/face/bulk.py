@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from prum.categories.face.config import FaceSettings
 from prum.categories.face.decode import sniff_format
 from prum.categories.face.pipeline import FacePipeline, Use
 from prum.categories.face.store import NewRecord
 from prum.categories.face.types import FaceBox
 from prum.categories.interface import SubjectCategory
-from prum.config import FaceSettings
 from prum.errors import InvalidRecord, PrumError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".jp2"}

@@ -56,7 +56,7 @@ import faiss as _faiss
 import numpy as np
 import numpy.typing as npt
 
-from prum.config import IndexSettings
+from prum.categories.face.config import IndexSettings
 from prum.errors import BadInput, InvalidRecord, ModelMismatch, StorageError
 
 # faiss 1.15's bundled stubs lack SearchParametersHNSW, the HNSW graph arrays and the

@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
 
+from prum.categories.face.config import FaceSettings
 from prum.categories.face.decode import decode_image
 from prum.categories.face.detect import FaceDetector
 from prum.categories.face.embed import Aligner, Embedder, make_embedder
 from prum.categories.face.landmarks import Landmarker, landmarks_from_five_point, make_landmarker
 from prum.categories.face.quality import assess_quality, check_quality
 from prum.categories.face.types import AnalysedFace, DecodedImage, FaceBox
-from prum.config import FaceSettings
 from prum.errors import BadFaceBox, NoFaceFound, SeveralFaces
 
 Use = Literal["probe", "enrol"]

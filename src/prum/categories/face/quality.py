@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from prum.categories.face.config import QualityMinimums
 from prum.categories.face.types import FaceBox, Landmarks, QualityReport
-from prum.config import QualityMinimums
 from prum.errors import BadInput, QualityTooLow
 
 __all__ = [

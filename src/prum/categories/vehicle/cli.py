@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prum.categories.vehicle.config import VehicleSettings
 from prum.categories.vehicle.csvio import import_csv, write_csv
 from prum.categories.vehicle.generate import Generator
 from prum.categories.vehicle.store import VehicleStore
-from prum.config import Settings
+from prum.cliargs import Country, DatabaseUrl, console, err, fail, node_settings, progress
 from prum.errors import PrumError
 from prum.federation.messages import VehicleQuery
 
@@ -23,67 +21,35 @@ app = typer.Typer(
     help="Vehicle registration data (EUCARIS): CSV import, synthetic registers, lookups.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(help="SQLAlchemy URL of the node database (default: PRUM_DATABASE_URL)."),
-]
-
-
-def _settings(database_url: str | None, country: str | None) -> Settings:
-    settings = Settings()
-    update: dict[str, str] = {}
-    if database_url:
-        update["database_url"] = database_url
-    if country:
-        update["country"] = country
-    return settings.model_copy(update=update)
-
-
-def _fail(exc: PrumError) -> typer.Exit:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
-    for item in exc.details.get("errors", [])[:50]:
-        field = f", field {item['field']}" if item.get("field") else ""
-        err.print(f"  line {item['line']}{field}: {item['message']}")
-    return typer.Exit(code=2)
 
 
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file.")],
     database_url: DatabaseUrl = None,
-    country: Annotated[str | None, typer.Option(help="This node's country code.")] = None,
+    country: Country = None,
 ) -> None:
     """Import registrations from CSV in one transaction: all lines, or none."""
-    settings = _settings(database_url, country)
+    settings = node_settings(database_url=database_url, country=country)
     vehicle = VehicleSettings()
     with file.open("rb") as f:
         total = sum(1 for _ in f) - 1
     try:
         store = VehicleStore(settings.resolved_database_url(), country=settings.country)
         try:
-            with Progress(
-                TextColumn("importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("rows", total=max(total, 0))
+            with progress() as bar:
+                task = bar.add_task("importing", total=max(total, 0))
                 report = import_csv(
                     store,
                     file,
                     rule=vehicle.check_digit,
                     batch=vehicle.import_batch,
-                    progress=lambda rows: progress.update(task, completed=rows),
+                    progress=lambda rows: bar.update(task, completed=rows),
                 )
         finally:
             store.close()
     except PrumError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"imported {report.records:,} vehicles ({report.rows:,} holder rows)")
 
 
@@ -129,12 +95,12 @@ def query(
         err.print(f"[bold red]error[/] (bad_input): {exc}")
         raise typer.Exit(code=2) from None
     try:
-        matcher = VehicleMatcher(_settings(database_url, None))
+        matcher = VehicleMatcher(node_settings(database_url=database_url))
         try:
             result = matcher.query(q, max_candidates=matcher.settings.max_candidates)
         finally:
             matcher.close()
     except PrumError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
     console.print_json(json.dumps(answer, ensure_ascii=False))

@@ -1,15 +1,6 @@
-"""Alembic environment of the node's workflow tables (own version table)."""
+"""Alembic environment of prum.node: see prum.db.run_migrations."""
 
-from alembic import context
-
+from prum.db import run_migrations
 from prum.node.schema import metadata
 
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    target_metadata=metadata,
-    render_as_batch=True,
-    version_table="alembic_version_node",
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(metadata, version_table="alembic_version_node")

@@ -1,10 +1,6 @@
-"""Alembic environment: runs on the connection handed over by prum.categories.face.store."""
-
-from alembic import context
+"""Alembic environment of prum.categories.face: see prum.db.run_migrations."""
 
 from prum.categories.face.schema import metadata
+from prum.db import run_migrations
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(metadata)

@@ -1,15 +1,6 @@
-"""Alembic environment of the fingerprint tables (own version table)."""
-
-from alembic import context
+"""Alembic environment of prum.categories.finger: see prum.db.run_migrations."""
 
 from prum.categories.finger.schema import metadata
+from prum.db import run_migrations
 
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    target_metadata=metadata,
-    render_as_batch=True,
-    version_table="alembic_version_finger",
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(metadata, version_table="alembic_version_finger")
