@@ -121,3 +121,20 @@ IMPORTABLE = sorted(m for m in MODULES if not m.endswith((".migrations.env", "__
 @pytest.mark.parametrize("module", IMPORTABLE)
 def test_every_module_imports(module: str) -> None:
     importlib.import_module(module)
+
+
+def test_every_data_file_is_shipped_in_the_wheel() -> None:
+    """Templates, migrations and reference tables are matched by package-data, so an
+    install that is not editable still finds them."""
+    import tomllib
+
+    pyproject = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["prum"]
+    data = [
+        p.relative_to(SRC)
+        for p in SRC.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
+    shipped = {p.relative_to(SRC) for pattern in patterns for p in SRC.glob(pattern)}
+    assert data
+    assert [str(p) for p in data if p not in shipped] == []
