@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from prum.config import Settings
 from prum.errors import PrumError
+from prum.federation.messages import Category
 
 CPUS = os.cpu_count() or 1
 console = Console()
@@ -67,3 +68,35 @@ def progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
     )
+
+
+def print_candidates(result: Any) -> None:
+    """A MatchResult as JSON: the gallery size and the candidates for an examiner."""
+    import json
+
+    answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
+    console.print_json(json.dumps({"gallery_size": result.gallery_size, "candidates": answer}))
+
+
+def add_delete_command(app: typer.Typer, category: Category) -> None:
+    """``prum CATEGORY delete REFERENCE --reason WHY``, alike for every category."""
+
+    @app.command("delete")
+    def delete(
+        reference: Annotated[str, typer.Argument(help="The record's reference number.")],
+        reason: Annotated[str, typer.Option(help="Why (erasure, retention, ...); logged.")],
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+    ) -> None:
+        """Erase a record from the store and the index (the erasure itself is logged)."""
+        from prum.node.categories import make_matcher
+
+        try:
+            matcher = make_matcher(category, node_settings(data_dir, database_url))
+            try:
+                matcher.delete(reference, reason=reason)
+            finally:
+                matcher.close()
+        except PrumError as exc:
+            raise fail(exc) from None
+        console.print(f"deleted {reference}")

@@ -13,10 +13,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from prum.errors import StorageError
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT at 30M+.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def make_engine(url: str) -> Engine:

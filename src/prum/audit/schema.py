@@ -11,10 +11,10 @@ replicas share one audit store and each writes its own. A node has only ``main``
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text
 
-# SQLite only autoincrements an INTEGER PRIMARY KEY.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from prum.db import BigId
+
 MAIN_CHAIN = "main"  # the chain of a log opened without a name, and of every older log
 
 metadata = MetaData()

@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from prum.db import BigId
 
 metadata = MetaData()
 

@@ -8,13 +8,25 @@ from typing import Annotated
 import typer
 
 from prum.categories.dna.nist import FORMATS, dump_reference, iter_reference_data, safe_load
-from prum.cliargs import Country, DatabaseUrl, DataDir, console, err, fail, node_settings, progress
+from prum.cliargs import (
+    Country,
+    DatabaseUrl,
+    DataDir,
+    add_delete_command,
+    console,
+    err,
+    fail,
+    node_settings,
+    progress,
+)
 from prum.errors import PrumError
+from prum.federation.messages import Category
 
 app = typer.Typer(
     help="DNA profiles: import (JSON, CSV, ANSI/NIST-ITL Type-18), export of reference data.",
     no_args_is_help=True,
 )
+add_delete_command(app, Category.DNA)
 
 
 @app.command("import")

@@ -19,6 +19,7 @@ from prum.cliargs import (
     DatabaseUrl,
     DataDir,
     Workers,
+    add_delete_command,
     console,
     fail,
     node_settings,
@@ -26,8 +27,10 @@ from prum.cliargs import (
 )
 from prum.config import Settings
 from prum.errors import PrumError
+from prum.federation.messages import Category
 
 app = typer.Typer(help="The national face gallery.", no_args_is_help=True)
+add_delete_command(app, Category.FACE)
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
@@ -193,25 +196,6 @@ def face_quality(
         for name, score in face["components"].items():
             table.add_row(name, f"{score:.0f}")
         console.print(table)
-
-
-@app.command("delete")
-def face_delete(
-    reference: Annotated[str, typer.Argument(help="Reference number of the record.")],
-    reason: Annotated[str, typer.Option(help="Why (erasure, retention, ...); logged.")],
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Erase a record (template and image) from the gallery and its index."""
-    from prum.categories.face.gallery import FaceGallery
-
-    try:
-        gallery = FaceGallery(_settings(data_dir, database_url))
-        gallery.delete(reference, reason=reason)
-        gallery.close()
-    except PrumError as exc:
-        raise fail(exc) from exc
-    console.print(f"deleted {reference}")
 
 
 @app.command("info")

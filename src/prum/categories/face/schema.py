@@ -9,12 +9,10 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     Column,
     Date,
     DateTime,
     Float,
-    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -22,9 +20,8 @@ from sqlalchemy import (
     Text,
 )
 
-# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT at 30M+.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
+from prum.categories.schema import deletions_table, record_table
+from prum.db import BigId
 
 metadata = MetaData()
 
@@ -35,21 +32,13 @@ gallery_meta = Table(
     Column("value", Text, nullable=False),
 )
 
-face_records = Table(
+face_records = record_table(
     "face_records",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    # Opaque and random: identifies the record, never the person (Art 2 "reference data").
-    Column("reference", String(40), nullable=False, unique=True),
-    Column("subject_category", String(32), nullable=False),
     Column("date_of_birth", Date, nullable=True),
     # Links records of one person inside the node (never exchanged); used to keep
     # genuine pairs out of the impostor distribution.
     Column("person_key", String(64), nullable=True),
-    Column("provenance", String(200), nullable=False),
-    Column("synthetic", Boolean, nullable=False, default=False),
-    # Idempotency key of bulk enrolment: the same source is never enrolled twice.
-    Column("source_key", String(500), nullable=True, unique=True),
     Column("image_sha256", String(64), nullable=True),
     Column("image_format", String(16), nullable=True),
     Column("image", LargeBinary, nullable=True),
@@ -58,20 +47,11 @@ face_records = Table(
     Column("quality", JSON, nullable=True),
     Column("model_id", String(80), nullable=False),
     Column("template", LargeBinary, nullable=False),
-    Column("enrolled_at", DateTime(timezone=True), nullable=False),
 )
 
 # Every deletion (erasure, retention) is logged so the vector index can catch up after
 # a restart and supervisors can see that it happened; the template is gone.
-face_deletions = Table(
-    "face_deletions",
-    metadata,
-    Column("seq", BigId, primary_key=True, autoincrement=True),
-    Column("record_id", BigInteger, nullable=False),
-    Column("reference", String(40), nullable=False),
-    Column("reason", String(200), nullable=False),
-    Column("deleted_at", DateTime(timezone=True), nullable=False),
-)
+face_deletions = deletions_table("face_deletions", metadata)
 
 face_calibration = Table(
     "face_calibration",

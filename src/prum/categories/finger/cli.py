@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
 from prum.categories.interface import Exposure, SubjectCategory
-from prum.cliargs import DatabaseUrl, DataDir, console, fail, node_settings, progress
+from prum.cliargs import (
+    DatabaseUrl,
+    DataDir,
+    add_delete_command,
+    console,
+    fail,
+    node_settings,
+    print_candidates,
+    progress,
+)
 from prum.errors import PrumError
-from prum.federation.messages import Probe
+from prum.federation.messages import Category, Probe
 
 app = typer.Typer(
     help="The national AFIS: enrol tenprints and latents, search, delete.",
     no_args_is_help=True,
 )
+add_delete_command(app, Category.FINGER)
 
 Files = Annotated[
     list[Path],
@@ -120,24 +129,4 @@ def search(
         raise fail(PrumError(f"cannot read {file}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
-    answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
-    console.print_json(json.dumps({"gallery_size": result.gallery_size, "candidates": answer}))
-
-
-@app.command("delete")
-def delete(
-    reference: Annotated[str, typer.Argument(help="The record's reference number.")],
-    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Delete a record and its fingers (the index forgets them too)."""
-    try:
-        matcher = _matcher(data_dir, database_url)
-        try:
-            matcher.delete(reference, reason=reason)
-        finally:
-            matcher.close()
-    except PrumError as exc:
-        raise fail(exc) from None
-    console.print(f"deleted {reference}")
+    print_candidates(result)

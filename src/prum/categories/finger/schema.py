@@ -8,11 +8,8 @@ unsolved latent) under one opaque reference; it holds one template per finger.
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -21,24 +18,17 @@ from sqlalchemy import (
     Table,
 )
 
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from prum.categories.schema import deletions_table, record_table
+from prum.db import BigId
 
 metadata = MetaData()
 
-finger_records = Table(
+finger_records = record_table(
     "finger_records",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    # Opaque and random ("AT-F-..."): names the sample, never the person.
-    Column("reference", String(40), nullable=False, unique=True),
     # "tenprint" (searched by TP/TP, LT/TP) or "latent" (unsolved, by TP/UL, LT/UL).
     Column("collection", String(16), nullable=False, index=True),
-    Column("subject_category", String(32), nullable=False),
     Column("date_of_birth", Date, nullable=True),
-    Column("provenance", String(200), nullable=False),
-    Column("synthetic", Boolean, nullable=False, default=False),
-    Column("source_key", String(500), nullable=True, unique=True),
-    Column("enrolled_at", DateTime(timezone=True), nullable=False),
 )
 
 finger_templates = Table(
@@ -58,12 +48,4 @@ finger_templates = Table(
 )
 
 # Every erasure is logged (not what was erased) so the index catches up after a restart.
-finger_deletions = Table(
-    "finger_deletions",
-    metadata,
-    Column("seq", BigId, primary_key=True, autoincrement=True),
-    Column("record_id", BigInteger, nullable=False),
-    Column("reference", String(40), nullable=False),
-    Column("reason", String(200), nullable=False),
-    Column("deleted_at", DateTime(timezone=True), nullable=False),
-)
+finger_deletions = deletions_table("finger_deletions", metadata)

@@ -10,13 +10,23 @@ from typing import Annotated, Any
 import typer
 
 from prum.categories.interface import Exposure, SubjectCategory
-from prum.cliargs import DatabaseUrl, DataDir, console, fail, node_settings
+from prum.cliargs import (
+    DatabaseUrl,
+    DataDir,
+    add_delete_command,
+    console,
+    fail,
+    node_settings,
+    print_candidates,
+)
 from prum.errors import InvalidRecord, PrumError
+from prum.federation.messages import Category
 
 app = typer.Typer(
     help="Police records (persons with a case): import, synthetic registers, search, delete.",
     no_args_is_help=True,
 )
+add_delete_command(app, Category.RECORDS)
 
 
 def _matcher(data_dir: Path | None, database_url: str | None) -> Any:
@@ -126,24 +136,4 @@ def search(
             matcher.close()
     except PrumError as exc:
         raise fail(exc) from None
-    answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
-    console.print_json(json.dumps({"gallery_size": result.gallery_size, "candidates": answer}))
-
-
-@app.command("delete")
-def delete(
-    reference: Annotated[str, typer.Argument(help="The record's reference number.")],
-    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Delete a record from the store and the index."""
-    try:
-        matcher = _matcher(data_dir, database_url)
-        try:
-            matcher.delete(reference, reason=reason)
-        finally:
-            matcher.close()
-    except PrumError as exc:
-        raise fail(exc) from None
-    console.print(f"deleted {reference}")
+    print_candidates(result)

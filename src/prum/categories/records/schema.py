@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Date,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -22,25 +20,18 @@ from sqlalchemy import (
     Text,
 )
 
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from prum.categories.schema import deletions_table, record_table
+from prum.db import BigId
 
 metadata = MetaData()
 
-records_persons = Table(
+records_persons = record_table(
     "records_persons",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    # Opaque and random ("AT-R-..."): names the record, never the person.
-    Column("reference", String(40), nullable=False, unique=True),
-    Column("subject_category", String(32), nullable=False),
     Column("person", Text, nullable=False),  # clear JSON (prum.categories.records.person)
     Column("case_data", Text, nullable=False),  # offence, case number, authority (JSON)
     Column("birth_year", Integer, nullable=True),  # for the exposure rules on age
     Column("date_of_birth", Date, nullable=True),  # when complete
-    Column("provenance", String(200), nullable=False),
-    Column("synthetic", Boolean, nullable=False, default=False),
-    Column("source_key", String(500), nullable=True, unique=True),
-    Column("enrolled_at", DateTime(timezone=True), nullable=False),
 )
 
 # One row per name of a person (entry 0 the name, 1.. the aliases) and federation key:
@@ -58,12 +49,4 @@ records_encodings = Table(
 )
 
 # Every erasure is logged (not what was erased).
-records_deletions = Table(
-    "records_deletions",
-    metadata,
-    Column("seq", BigId, primary_key=True, autoincrement=True),
-    Column("record_id", BigInteger, nullable=False),
-    Column("reference", String(40), nullable=False),
-    Column("reason", String(200), nullable=False),
-    Column("deleted_at", DateTime(timezone=True), nullable=False),
-)
+records_deletions = deletions_table("records_deletions", metadata)

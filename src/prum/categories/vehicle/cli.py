@@ -13,14 +13,24 @@ from prum.categories.vehicle.config import VehicleSettings
 from prum.categories.vehicle.csvio import import_csv, write_csv
 from prum.categories.vehicle.generate import Generator
 from prum.categories.vehicle.store import VehicleStore
-from prum.cliargs import Country, DatabaseUrl, console, err, fail, node_settings, progress
+from prum.cliargs import (
+    Country,
+    DatabaseUrl,
+    add_delete_command,
+    console,
+    err,
+    fail,
+    node_settings,
+    progress,
+)
 from prum.errors import PrumError
-from prum.federation.messages import VehicleQuery
+from prum.federation.messages import Category, VehicleQuery
 
 app = typer.Typer(
     help="Vehicle registration data (EUCARIS): CSV import, synthetic registers, lookups.",
     no_args_is_help=True,
 )
+add_delete_command(app, Category.VEHICLE)
 
 
 @app.command("import")

@@ -15,13 +15,12 @@ from sqlalchemy import (
     Date,
     DateTime,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
 )
 
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from prum.db import BigId
 
 metadata = MetaData()
 
