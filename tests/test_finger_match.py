@@ -308,9 +308,9 @@ def test_store_keeps_records_fingers_and_deletions_on_both_back_ends(database_ur
         stored = list(store.iter_fingers())
         assert [f.position for f in stored] == [1, 2]
         assert Template.from_bytes(stored[0].template).minutiae.tolist() == rows.tolist()
-        assert store.count(TENPRINT) == 1 and store.count(LATENT) == 0
+        assert store.collection_size(TENPRINT) == 1 and store.collection_size(LATENT) == 0
         assert store.image(ids[1]) == b"png" and store.position(ids[1]) == 2
-        assert store.delete(ref, "erasure") == (rid, ids)
+        assert store.delete(ref, "erasure") == rid
         assert store.deletions_after(0) == [(1, rid)] and list(store.iter_fingers()) == []
     finally:
         store.close()

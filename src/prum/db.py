@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from prum.errors import StorageError
@@ -65,6 +65,14 @@ def run_migrations(metadata: MetaData, version_table: str = "alembic_version") -
         context.run_migrations()
 
 
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as a placeholder, never echoed
+        return "<unparsable database URL>"
+
+
 def open_store(url: str, migrations: Path, what: str) -> Engine:
     """An engine on ``url`` with ``migrations`` applied; a StorageError naming ``what``
     (for example "the DNA database") when the database cannot be opened."""
@@ -72,7 +80,7 @@ def open_store(url: str, migrations: Path, what: str) -> Engine:
         engine = make_engine(url)
         upgrade(engine, migrations)
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot open {what}: {exc}") from exc
+        raise StorageError(f"cannot open {what} {safe_url(url)}: {exc}") from exc
     return engine
 
 

@@ -24,8 +24,8 @@ from prum.audit.chain import CheckpointSigner, CheckpointVerifier, VerificationR
 from prum.audit.events import format_time
 from prum.audit.log import MAIN_CHAIN, AuditLog, chains
 from prum.audit.stats import Statistics
-from prum.audit.store import safe_url
 from prum.config import Settings
+from prum.db import safe_url
 from prum.errors import InvalidAuditSetup, PrumError
 
 audit_app = typer.Typer(

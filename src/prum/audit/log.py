@@ -53,9 +53,9 @@ from prum.audit.store import (
     insert_many,
     open_engine,
     read_transaction,
-    safe_url,
     write_transaction,
 )
+from prum.db import safe_url
 from prum.errors import AuditTampered, InvalidAuditSetup, StorageError
 
 if TYPE_CHECKING:

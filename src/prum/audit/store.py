@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from prum.db import safe_url
 from prum.errors import StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -132,11 +133,3 @@ def insert_many(
     else:
         marks = ", ".join("?" * len(types))
         conn.exec_driver_sql(f"{insert} VALUES ({marks}){suffix}", list(rows))
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as a placeholder, never echoed
-        return "<unparsable database URL>"

@@ -12,19 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from prum.categories.dna.schema import dna_deletions, dna_records
 from prum.categories.interface import SubjectCategory
-from prum.db import new_reference, open_store
-from prum.errors import InvalidRecord, StorageError, UnknownReference
+from prum.categories.store import CategoryStore, utcnow
+from prum.db import new_reference
+from prum.errors import InvalidRecord, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -39,15 +36,14 @@ class DnaRecord:
     profile: str  # normalised JSON
 
 
-class DnaStore:
+class DnaStore(CategoryStore):
     """Profiles and deletions of one DNA database."""
 
-    def __init__(self, url: str, *, country: str = "XX"):
-        self.country = country
-        self.engine = open_store(url, MIGRATIONS, "the DNA database")
-
-    def close(self) -> None:
-        self.engine.dispose()
+    record_table = dna_records
+    deletion_table = dna_deletions
+    migrations = MIGRATIONS
+    what = "the DNA database"
+    noun = "DNA record"
 
     def insert(
         self,
@@ -129,43 +125,3 @@ class DnaStore:
             for r in rows:
                 yield int(r[0]), str(r[1])
             last = int(rows[-1][0])
-
-    def delete(self, reference: str, reason: str) -> int:
-        """Erase a profile and log that it happened; returns its id."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(dna_records.c.id).where(dna_records.c.reference == reference)
-            ).first()
-            if row is None:
-                raise UnknownReference(f"no DNA record has the reference {reference!r}")
-            record_id = int(row[0])
-            conn.execute(delete(dna_records).where(dna_records.c.id == record_id))
-            conn.execute(
-                insert(dna_deletions).values(
-                    record_id=record_id,
-                    reference=reference,
-                    reason=reason[:200],
-                    deleted_at=utcnow(),
-                )
-            )
-        return record_id
-
-    def deletions_after(self, seq: int) -> list[tuple[int, int]]:
-        """(seq, record id) of the deletions after ``seq``."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(dna_deletions.c.seq, dna_deletions.c.record_id)
-                .where(dna_deletions.c.seq > seq)
-                .order_by(dna_deletions.c.seq)
-            ).all()
-        return [(int(s), int(r)) for s, r in rows]
-
-    def last_deletion_seq(self) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(select(func.coalesce(func.max(dna_deletions.c.seq), 0))).scalar_one()
-            )
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(dna_records)).scalar_one())

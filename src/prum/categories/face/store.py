@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from prum.categories.face.schema import (
     face_calibration,
@@ -26,14 +26,11 @@ from prum.categories.face.schema import (
     gallery_meta,
 )
 from prum.categories.interface import SubjectCategory
-from prum.db import make_engine, new_reference, upgrade
+from prum.categories.store import CategoryStore, utcnow
+from prum.db import new_reference
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -77,24 +74,14 @@ class TemplateRow:
     vector: NDArray[np.float32]
 
 
-class FaceStore:
+class FaceStore(CategoryStore):
     """Records, deletions, calibration and metadata of one gallery."""
 
-    def __init__(self, url: str, *, country: str = "XX"):
-        self.url = url
-        self.country = country
-        try:
-            self.engine = make_engine(url)
-            self.migrate()
-        except SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the gallery database {_safe_url(url)}: {exc}") from exc
-
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
-        upgrade(self.engine, MIGRATIONS)
-
-    def close(self) -> None:
-        self.engine.dispose()
+    record_table = face_records
+    deletion_table = face_deletions
+    migrations = MIGRATIONS
+    what = "the gallery database"
+    noun = "face record"
 
     # --- metadata -------------------------------------------------------------------
 
@@ -218,31 +205,10 @@ class FaceStore:
         with self.engine.connect() as conn:
             return [str(r[0]) for r in conn.execute(query)]
 
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(face_records)).scalar_one())
-
     def model_ids(self) -> set[str]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(face_records.c.model_id).distinct())
             return {str(r[0]) for r in rows}
-
-    def delete(self, reference: str, reason: str) -> int:
-        """Erase a record (template and image) and log the deletion; returns its id."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(face_records.c.id).where(face_records.c.reference == reference)
-            ).first()
-            if row is None:
-                raise UnknownReference(f"no face record has the reference {reference!r}")
-            record_id = int(row[0])
-            conn.execute(delete(face_records).where(face_records.c.id == record_id))
-            conn.execute(
-                insert(face_deletions).values(
-                    record_id=record_id, reference=reference, reason=reason, deleted_at=utcnow()
-                )
-            )
-        return record_id
 
     def iter_templates(self, *, after_id: int = 0, batch: int = 10_000) -> Iterator[TemplateRow]:
         """Stream templates in id order (for index builds; never all in memory)."""
@@ -268,16 +234,6 @@ class FaceStore:
                 dob = None if r[2] is None else (r[2] - epoch).days
                 yield TemplateRow(int(r[0]), codes[r[1]], dob, np.frombuffer(r[3], dtype="<f4"))
             last = int(rows[-1][0])
-
-    def deletions_after(self, seq: int) -> list[tuple[int, int]]:
-        """(seq, record_id) of deletions logged after ``seq``."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(face_deletions.c.seq, face_deletions.c.record_id)
-                .where(face_deletions.c.seq > seq)
-                .order_by(face_deletions.c.seq)
-            )
-            return [(int(r[0]), int(r[1])) for r in rows]
 
     def sample_templates(
         self, n: int, *, seed: int = 0
@@ -357,11 +313,3 @@ def _stored(m: Any) -> StoredRecord:
         model_id=str(m["model_id"]),
         enrolled_at=m["enrolled_at"],
     )
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for error messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

@@ -333,7 +333,7 @@ class FingerMatcher:
             for rank, (comparison, template_id, rec) in enumerate(exposed, start=1)
         ]
         target = LATENT if target_latent else TENPRINT
-        return MatchResult(candidates=candidates, gallery_size=self.store.count(target))
+        return MatchResult(candidates=candidates, gallery_size=self.store.collection_size(target))
 
     def _candidate(
         self,
@@ -407,7 +407,7 @@ class FingerMatcher:
 
     def delete(self, reference: str, *, reason: str) -> None:
         with self._lock:
-            record_id, _ = self.store.delete(reference, reason)
+            record_id = self.store.delete(reference, reason)
             self.index.remove_record(record_id)
 
     def describe(self) -> dict[str, Any]:

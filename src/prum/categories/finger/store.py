@@ -12,23 +12,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from prum.categories.finger.schema import finger_deletions, finger_records, finger_templates
 from prum.categories.interface import SubjectCategory
-from prum.db import new_reference, open_store
-from prum.errors import InvalidRecord, StorageError, UnknownReference
+from prum.categories.store import CategoryStore, utcnow
+from prum.db import new_reference
+from prum.errors import InvalidRecord, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 TENPRINT = "tenprint"
 LATENT = "latent"
 COLLECTIONS = (TENPRINT, LATENT)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -60,15 +57,19 @@ class NewFinger:
     image: bytes | None
 
 
-class FingerStore:
+class FingerStore(CategoryStore):
     """Records, finger templates and deletions of one fingerprint database."""
 
-    def __init__(self, url: str, *, country: str = "XX"):
-        self.country = country
-        self.engine = open_store(url, MIGRATIONS, "the fingerprint database")
+    record_table = finger_records
+    deletion_table = finger_deletions
+    migrations = MIGRATIONS
+    what = "the fingerprint database"
+    noun = "fingerprint record"
+    dependants = ((finger_templates, "record_id"),)
 
-    def close(self) -> None:
-        self.engine.dispose()
+    def collection_size(self, collection: str) -> int:
+        """Records in the tenprint or the latent collection."""
+        return self.count(finger_records.c.collection == collection)
 
     def insert(
         self,
@@ -187,55 +188,3 @@ class FingerStore:
             for r in rows:
                 yield StoredFinger(int(r[0]), int(r[1]), int(r[2]), str(r[3]), bytes(r[4]))
             last = int(rows[-1][0])
-
-    def delete(self, reference: str, reason: str) -> tuple[int, list[int]]:
-        """Erase a record and its fingers, log that it happened; (record id, template ids)."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(finger_records.c.id).where(finger_records.c.reference == reference)
-            ).first()
-            if row is None:
-                raise UnknownReference(f"no fingerprint record has the reference {reference!r}")
-            record_id = int(row[0])
-            templates = [
-                int(t[0])
-                for t in conn.execute(
-                    select(finger_templates.c.id).where(finger_templates.c.record_id == record_id)
-                )
-            ]
-            conn.execute(delete(finger_templates).where(finger_templates.c.record_id == record_id))
-            conn.execute(delete(finger_records).where(finger_records.c.id == record_id))
-            conn.execute(
-                insert(finger_deletions).values(
-                    record_id=record_id,
-                    reference=reference,
-                    reason=reason[:200],
-                    deleted_at=utcnow(),
-                )
-            )
-        return record_id, templates
-
-    def deletions_after(self, seq: int) -> list[tuple[int, int]]:
-        """(seq, record id) of the deletions after ``seq``."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(finger_deletions.c.seq, finger_deletions.c.record_id)
-                .where(finger_deletions.c.seq > seq)
-                .order_by(finger_deletions.c.seq)
-            ).all()
-        return [(int(s), int(r)) for s, r in rows]
-
-    def last_deletion_seq(self) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.coalesce(func.max(finger_deletions.c.seq), 0))
-                ).scalar_one()
-            )
-
-    def count(self, collection: str | None = None) -> int:
-        query = select(func.count()).select_from(finger_records)
-        if collection is not None:
-            query = query.where(finger_records.c.collection == collection)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())

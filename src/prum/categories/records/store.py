@@ -23,16 +23,13 @@ from prum.categories.interface import SubjectCategory
 from prum.categories.records.encode import Encoding
 from prum.categories.records.person import Person, person_from_dict
 from prum.categories.records.schema import records_deletions, records_encodings, records_persons
-from prum.db import new_reference, open_store
+from prum.categories.store import CategoryStore, utcnow
+from prum.db import new_reference
 from prum.errors import InvalidRecord, StorageError, UnknownReference
 from prum.federation.messages import CoreData
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CASE_FIELDS = ("offence", "case_number", "responsible_authority")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -66,15 +63,15 @@ class RecordRow:
     synthetic: bool
 
 
-class RecordsStore:
+class RecordsStore(CategoryStore):
     """Persons, their encodings and the log of erasures, of one records holder."""
 
-    def __init__(self, url: str, *, country: str = "XX"):
-        self.country = country
-        self.engine = open_store(url, MIGRATIONS, "the police-records database")
-
-    def close(self) -> None:
-        self.engine.dispose()
+    record_table = records_persons
+    deletion_table = records_deletions
+    migrations = MIGRATIONS
+    what = "the police-records database"
+    noun = "police record"
+    dependants = ((records_encodings, "record_id"),)
 
     def insert_many(self, records: Sequence[NewRecord]) -> list[Stored]:
         """Store persons in one transaction. A known ``source_key`` is not stored
@@ -283,30 +280,3 @@ class RecordsStore:
             raise InvalidRecord(
                 f"the stored record {reference} cannot form core data: {exc}"
             ) from exc
-
-    def delete(self, reference: str, reason: str) -> int:
-        """Erase a person and its encodings, and log that it happened; returns its id."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(records_persons.c.id).where(records_persons.c.reference == reference)
-            ).first()
-            if row is None:
-                raise UnknownReference(f"no police record has the reference {reference!r}")
-            record_id = int(row[0])
-            conn.execute(
-                delete(records_encodings).where(records_encodings.c.record_id == record_id)
-            )
-            conn.execute(delete(records_persons).where(records_persons.c.id == record_id))
-            conn.execute(
-                insert(records_deletions).values(
-                    record_id=record_id,
-                    reference=reference,
-                    reason=reason[:200],
-                    deleted_at=utcnow(),
-                )
-            )
-        return record_id
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(records_persons)).scalar_one())

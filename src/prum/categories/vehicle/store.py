@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, text
+from sqlalchemy import Connection, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from prum.categories.store import CategoryStore, utcnow
 from prum.categories.vehicle.normalise import name_key, plate_key
 from prum.categories.vehicle.record import Registration, Role
 from prum.categories.vehicle.schema import (
@@ -25,8 +26,8 @@ from prum.categories.vehicle.schema import (
     vehicle_parties,
     vehicle_records,
 )
-from prum.db import new_reference, open_store
-from prum.errors import InvalidRecord, StorageError, UnknownReference
+from prum.db import new_reference
+from prum.errors import InvalidRecord, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -62,10 +63,6 @@ BULK_PARTY_COLUMNS = (
     "surname_key",
     "first_names_key",
 )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -174,15 +171,15 @@ class Writer:
         return list(zip(ids, references, strict=True))
 
 
-class VehicleStore:
+class VehicleStore(CategoryStore):
     """Registrations, holders over time and deletions of one vehicle register."""
 
-    def __init__(self, url: str, *, country: str = "XX"):
-        self.country = country
-        self.engine = open_store(url, MIGRATIONS, "the vehicle database")
-
-    def close(self) -> None:
-        self.engine.dispose()
+    record_table = vehicle_records
+    deletion_table = vehicle_deletions
+    migrations = MIGRATIONS
+    what = "the vehicle database"
+    noun = "vehicle record"
+    dependants = ((vehicle_parties, "vehicle_id"),)
 
     # --- writes ---------------------------------------------------------------------
 
@@ -276,27 +273,6 @@ class VehicleStore:
                     conn.exec_driver_sql("ANALYZE")
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return (dt.datetime.now() - started).total_seconds()
-
-    def delete(self, reference: str, reason: str) -> int:
-        """Erase a registration with its holders, and log that it happened; returns its id."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(vehicle_records.c.id).where(vehicle_records.c.reference == reference)
-            ).first()
-            if row is None:
-                raise UnknownReference(f"no vehicle record has the reference {reference!r}")
-            record_id = int(row[0])
-            conn.execute(delete(vehicle_parties).where(vehicle_parties.c.vehicle_id == record_id))
-            conn.execute(delete(vehicle_records).where(vehicle_records.c.id == record_id))
-            conn.execute(
-                insert(vehicle_deletions).values(
-                    record_id=record_id,
-                    reference=reference,
-                    reason=reason[:200],
-                    deleted_at=utcnow(),
-                )
-            )
-        return record_id
 
     # --- lookups --------------------------------------------------------------------
 
@@ -397,7 +373,3 @@ class VehicleStore:
             return int(
                 conn.execute(select(func.coalesce(func.max(vehicle_records.c.id), 0))).scalar_one()
             )
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(vehicle_records)).scalar_one())

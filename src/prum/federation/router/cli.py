@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from prum.audit.store import safe_url
+from prum.db import safe_url
 from prum.errors import BadInput, PrumError
 from prum.federation.router.directory import load_directory
 from prum.federation.router.settings import RouterSettings
