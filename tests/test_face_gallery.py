@@ -12,10 +12,10 @@ from PIL import Image
 
 from prum.categories.face.bulk import PhotoItem, PhotoResult, enrol_photos
 from prum.categories.face.calibration import MIN_IMPOSTORS
-from prum.categories.face.gallery import Exposure, FaceGallery
+from prum.categories.face.gallery import FaceGallery
 from prum.categories.face.store import NewRecord
 from prum.categories.face.types import FaceBox, Template
-from prum.categories.interface import SubjectCategory
+from prum.categories.interface import Exposure, SubjectCategory
 from prum.config import Settings
 from prum.demo.samples import SampleSet
 from prum.errors import (
@@ -127,7 +127,7 @@ def test_exposure_filters_withhold_categories_and_minors(
     gallery.add_records(records)
     assert probe.vector is not None and probe.model_id is not None
     template = Template(probe.model_id, probe.vector)
-    no_victims = Exposure(categories=frozenset({SubjectCategory.CONVICTED}))
+    no_victims = Exposure(subjects=frozenset({SubjectCategory.CONVICTED}))
     found = gallery.search_template(template, exposure=no_victims, max_candidates=100)
     assert found.candidates
     assert {c.subject_category for c in found.candidates} == {SubjectCategory.CONVICTED}

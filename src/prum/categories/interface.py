@@ -38,11 +38,26 @@ class SubjectCategory(StrEnum):
 
 @dataclass(frozen=True)
 class Exposure:
-    """What national law lets this node return (DESIGN.md section 7)."""
+    """What national law lets this node return (DESIGN.md section 7).
 
-    subjects: frozenset[SubjectCategory]
-    min_age: int | None
+    ``subjects``: data-subject categories that may appear in a candidate list;
+    ``min_age``: records of people younger than this (at search time) are withheld;
+    ``unknown_age_exposed``: whether a record without a date of birth may be returned.
+    The default exposes everything (a national search of one's own data).
+    """
+
+    subjects: frozenset[SubjectCategory] = frozenset(SubjectCategory)
+    min_age: int | None = None
     unknown_age_exposed: bool = True
+
+    def latest_birth_date(self, today: dt.date) -> dt.date | None:
+        """The last date of birth of someone old enough today; None without an age limit."""
+        if self.min_age is None:
+            return None
+        try:
+            return today.replace(year=today.year - self.min_age)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year - self.min_age, day=28)
 
     def allows(
         self,

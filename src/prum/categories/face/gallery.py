@@ -25,7 +25,7 @@ from prum.categories.face.index import UNKNOWN_DOB, VectorIndex
 from prum.categories.face.pipeline import FacePipeline
 from prum.categories.face.store import FaceStore, NewRecord
 from prum.categories.face.types import FaceBox, QualityReport, Template
-from prum.categories.interface import SubjectCategory
+from prum.categories.interface import Exposure, SubjectCategory
 from prum.config import Settings
 from prum.errors import (
     BadInput,
@@ -46,30 +46,6 @@ CALIBRATION_PAIRS = 1_000_000
 # Templates sampled from a large gallery to draw those pairs from.
 CALIBRATION_SAMPLE = 20_000
 GALLERY_SOURCE = "gallery sample"
-
-
-@dataclass(frozen=True)
-class Exposure:
-    """What national law lets this node return (DESIGN.md section 7).
-
-    ``categories``: data-subject categories that may appear in a candidate list;
-    ``min_age``: records of people younger than this (at search time) are withheld;
-    ``unknown_age_exposed``: whether a record without a date of birth may be returned.
-    """
-
-    categories: frozenset[SubjectCategory] = frozenset(SubjectCategory)
-    min_age: int | None = None
-    unknown_age_exposed: bool = True
-
-    def born_before_days(self, today: dt.date) -> int | None:
-        if self.min_age is None:
-            return None
-        try:
-            cutoff = today.replace(year=today.year - self.min_age)
-        except ValueError:  # 29 February
-            cutoff = today.replace(year=today.year - self.min_age, day=28)
-        # Born on or before the cutoff means at least min_age years old.
-        return (cutoff - EPOCH).days + 1
 
 
 @dataclass(frozen=True)
@@ -321,8 +297,8 @@ class FaceGallery:
         hits = self.index.search(
             np.asarray(template.vector, dtype=np.float32),
             k,
-            allowed_categories=_codes(exposure.categories),
-            born_before_days=exposure.born_before_days(today or dt.date.today()),
+            allowed_categories=_codes(exposure.subjects),
+            born_before_days=_born_before_days(exposure, today or dt.date.today()),
             exclude_unknown_dob=not exposure.unknown_age_exposed,
             max_distance=max_distance,
         )
@@ -476,6 +452,12 @@ class FaceGallery:
             "max_candidates": self.settings.face.max_candidates,
             "decision_distance": self.settings.face.decision_distance,
         }
+
+
+def _born_before_days(exposure: Exposure, today: dt.date) -> int | None:
+    """The index's age filter: days since 1970 that a date of birth must be below."""
+    cutoff = exposure.latest_birth_date(today)
+    return None if cutoff is None else (cutoff - EPOCH).days + 1
 
 
 def _codes(categories: Collection[SubjectCategory]) -> list[int] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from prum.categories.face import gallery as face
 from prum.categories.face.gallery import FaceGallery
 from prum.categories.face.types import FaceBox
 from prum.categories.interface import Exposure, MatchResult
@@ -40,11 +39,7 @@ class FaceMatcher:
             probe.data,
             box=box,
             max_candidates=max_candidates,
-            exposure=face.Exposure(
-                categories=exposure.subjects,
-                min_age=exposure.min_age,
-                unknown_age_exposed=exposure.unknown_age_exposed,
-            ),
+            exposure=exposure,
         )
         candidates = []
         for c in result.candidates:

@@ -120,7 +120,7 @@ def search(
             result = matcher.search(
                 Probe(format=_format(data), data=base64.b64encode(data)),
                 max_candidates=max_candidates,
-                exposure=Exposure(frozenset(SubjectCategory), None),
+                exposure=Exposure(),  # everything: a national search
                 search_type=search_type,
             )
         finally:

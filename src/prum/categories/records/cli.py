@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from prum.categories.interface import Exposure, SubjectCategory
+from prum.categories.interface import Exposure
 from prum.cliargs import (
     DatabaseUrl,
     DataDir,
@@ -130,7 +130,7 @@ def search(
             result = matcher.search_query(
                 make_query(parse_person(person), matcher.key),
                 max_candidates=max_candidates,
-                exposure=Exposure(frozenset(SubjectCategory), None),
+                exposure=Exposure(),  # everything: a national search
             )
         finally:
             matcher.close()
