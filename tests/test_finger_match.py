@@ -338,3 +338,72 @@ def test_calibration_states_the_share_of_impostors_scoring_as_high() -> None:
     assert Calibration.from_json(cal.to_json()).false_match_rate(0.5) == cal.false_match_rate(0.5)
     with pytest.raises(InvalidCalibration):
         Calibration.from_json('{"version": 1, "source": "x", "impostors": [1, 2]}')
+
+
+@pytest.mark.realdata
+def test_a_tenprint_card_is_one_candidate_scored_by_all_its_fingers(
+    tmp_path: Path, fvc: dict[tuple[int, int], np.ndarray]
+) -> None:
+    from prum.categories.finger.config import FingerSettings
+
+    # Short lists of 3 fingers out of 5 per position: the fused best cards are
+    # completed one to one, so each is scored on every finger.
+    matcher = FingerMatcher(Settings(data_dir=tmp_path, country="AT"), FingerSettings(shortlist=1))
+    try:
+        cards = [
+            (101, 102, 103),
+            (104, 105, 106),
+            (107, 108, 109),
+            (110, 101, 104),
+            (102, 107, 110),
+        ]
+        references = [
+            matcher.enroll(transaction([(p, "rolled", fvc[(f, 1)]) for p, f in enumerate(card, 1)]))
+            for card in cards
+        ]
+        probe_images = [(p, "rolled", fvc[(f, 5)]) for p, f in enumerate(cards[0], 1)]
+        probe = Probe(format="ansi_nist", data=base64.b64encode(transaction(probe_images)))
+        result = matcher.search(probe, max_candidates=1, exposure=EVERYONE)
+        top = result.candidates[0]
+        assert top.reference == references[0] and result.gallery_size == 5
+        assert isinstance(top.details, FingerHit) and top.details.search_type == "TP/TP"
+        assert top.details.fingers_compared == 3 and top.details.fingers_scored == 3
+        assert "best single finger" in top.false_match_words or top.false_match_rate is None
+
+        # The fused score is the mean of the three one-to-one comparisons.
+        probe_fingers, _ = matcher.fingers(transaction(probe_images), "ansi_nist")
+        card = transaction([(p, "rolled", fvc[(f, 1)]) for p, f in enumerate(cards[0], 1)])
+        card_fingers, _ = matcher.fingers(card, "ansi_nist")
+        expected = np.mean(
+            [
+                compare(cylinders(a.template), cylinders(b.template)).score
+                for a, b in zip(probe_fingers, card_fingers, strict=True)
+            ]
+        )
+        assert top.score == pytest.approx(expected, abs=1e-6)
+
+        # Every candidate is a different card.
+        listed = matcher.search(probe, max_candidates=5, exposure=EVERYONE).candidates
+        assert len({c.reference for c in listed}) == len(listed) == 5
+        assert [c.score for c in listed] == sorted((c.score for c in listed), reverse=True)
+    finally:
+        matcher.close()
+
+
+@pytest.mark.realdata
+def test_a_card_with_one_finger_twice_is_refused_and_nothing_stored(
+    tmp_path: Path, fvc: dict[tuple[int, int], np.ndarray]
+) -> None:
+    from prum.errors import InvalidFingerData
+
+    matcher = FingerMatcher(Settings(data_dir=tmp_path, country="AT"))
+    try:
+        twice = transaction([(2, "rolled", fvc[(101, 1)]), (2, "rolled", fvc[(102, 1)])])
+        with pytest.raises(InvalidFingerData, match="finger position 2 has two rolled"):
+            matcher.enroll(twice)
+        assert matcher.describe()["records"] == 0
+        # A rolled and a plain impression of one finger are a normal card.
+        matcher.enroll(transaction([(2, "rolled", fvc[(101, 1)]), (2, "plain", fvc[(101, 2)])]))
+        assert matcher.describe()["records"] == 1
+    finally:
+        matcher.close()

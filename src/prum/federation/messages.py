@@ -313,6 +313,10 @@ class FingerHit(_Message):
     search_type: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}/[A-Z]{2}$")]
     finger_position: Annotated[int, Field(ge=0, le=40)] | None = None
     matched_minutiae: Annotated[int, Field(ge=0)] | None = None
+    # TP/TP of a card: fingers of the probe compared with this record, and of those
+    # the ones that scored (the candidate's score is their fused mean).
+    fingers_compared: Annotated[int, Field(ge=0, le=40)] | None = None
+    fingers_scored: Annotated[int, Field(ge=0, le=40)] | None = None
 
 
 class VehicleData(_Message):

@@ -306,6 +306,10 @@ class FingerIndex:
     def label(self, finger: int) -> Label:
         return self._fingers[finger].label
 
+    def fingers_of(self, record: int) -> list[int]:
+        """The fingers of one record (a tenprint card's up to ten, a latent's one)."""
+        return list(self._by_record.get(record, []))
+
     def _row_indices(self, fingers: list[_Finger]) -> NDArray[np.int64]:
         """The rows of these fingers, in order, as one index array."""
         counts = np.array([f.count for f in fingers], np.int64)

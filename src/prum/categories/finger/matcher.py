@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,14 @@ import numpy as np
 from prum.categories.finger.config import FingerSettings
 from prum.categories.finger.evaluation import Calibration
 from prum.categories.finger.index import FingerIndex, IndexParams, Label, same_finger_possible
-from prum.categories.finger.match import Comparison, MccParams, compare, cylinders
+from prum.categories.finger.match import (
+    Comparison,
+    Cylinders,
+    MccParams,
+    compare,
+    compare_many,
+    cylinders,
+)
 from prum.categories.finger.minutiae import MindtctExtractor, Template, rows
 from prum.categories.finger.store import (
     LATENT,
@@ -43,6 +51,7 @@ from prum.config import Settings
 from prum.errors import (
     BadInput,
     InvalidCalibration,
+    InvalidFingerData,
     InvalidRecord,
     InvalidSearchType,
     NoMinutiaeFound,
@@ -63,6 +72,30 @@ class ProbeFinger:
     position: int
     template: Template
     image: bytes | None  # PNG of the image as received
+
+
+def _is_card(fingers: list[ProbeFinger]) -> bool:
+    """Fingers of two or more known positions (1-10): a card, whose scores are fused."""
+    return len({f.position for f in fingers if 1 <= f.position <= 10}) >= 2
+
+
+def _one_per_position(fingers: list[ProbeFinger]) -> list[ProbeFinger]:
+    """A card's rolled and plain impressions of one finger: the one with most minutiae."""
+    best: dict[int, ProbeFinger] = {}
+    others: list[ProbeFinger] = []
+    for finger in fingers:
+        if not 1 <= finger.position <= 10:
+            others.append(finger)
+        elif finger.position not in best or len(finger.template) > len(
+            best[finger.position].template
+        ):
+            best[finger.position] = finger
+    return [*best.values(), *others]
+
+
+def _fused(per_finger: dict[int, tuple[Comparison, int]], fingers: int) -> float:
+    """The sum rule: the mean score over the probe's fingers (0 for one not found)."""
+    return sum(c.score for c, _ in per_finger.values()) / max(1, fingers)
 
 
 def parse_search_type(search_type: str) -> tuple[bool, bool]:
@@ -179,6 +212,16 @@ class FingerMatcher:
         from prum.categories.finger.nist import read_transaction
 
         tx = read_transaction(data)
+        seen: set[tuple[int, str]] = set()
+        for image in tx.images:
+            key = (image.position, image.impression)
+            if 1 <= image.position <= 10 and image.impression != "latent" and key in seen:
+                raise InvalidFingerData(
+                    f"finger position {image.position} has two {image.impression} impressions"
+                    " in one transaction; a card holds one of each finger",
+                    position=image.position,
+                )
+            seen.add(key)
         found: list[ProbeFinger] = []
         for image in tx.images:
             if image.impression == "palm":
@@ -296,54 +339,113 @@ class FingerMatcher:
     ) -> MatchResult:
         _, target_latent = parse_search_type(search_type)
         usable = self._usable(fingers)
+        if search_type == "TP/TP":
+            usable = _one_per_position(usable)
         shortlist = max(self.settings.shortlist, 3 * max_candidates)
-        # Per record: the best finger comparison (score, template id, probe position).
-        best: dict[int, tuple[Comparison, int]] = {}
-        for finger in usable:
-            probe_cyl = cylinders(finger.template, self.mcc)
+        probes = [cylinders(f.template, self.mcc) for f in usable]
 
-            def allowed(label: Label, position: int = finger.position) -> bool:
+        def allowed_for(position: int) -> Callable[[Label], bool]:
+            def allowed(label: Label) -> bool:
                 return label.latent == target_latent and same_finger_possible(
                     position, label.position
                 )
 
+            return allowed
+
+        # Per record, per probe finger: its best comparison (and the enrolled finger).
+        found: dict[int, dict[int, tuple[Comparison, int]]] = {}
+        for i, (finger, probe_cyl) in enumerate(zip(usable, probes, strict=True)):
             # FAISS indexes are not safe to search while another thread adds to them.
             with self._lock:
                 hits = self.index.search(
-                    probe_cyl, max_candidates=shortlist, allowed=allowed, shortlist=shortlist
+                    probe_cyl,
+                    max_candidates=shortlist,
+                    allowed=allowed_for(finger.position),
+                    shortlist=shortlist,
                 )
                 owners = {h.finger: self.index.label(h.finger).record for h in hits}
             for hit in hits:
-                record = owners[hit.finger]
-                known = best.get(record)
+                per_finger = found.setdefault(owners[hit.finger], {})
+                known = per_finger.get(i)
                 if known is None or hit.comparison.score > known[0].score:
-                    best[record] = (hit.comparison, hit.finger)
-        records = self.store.records(list(best))
-        ranked = sorted(
-            ((c, t, records[r]) for r, (c, t) in best.items() if r in records),
-            key=lambda x: -x[0].score,
-        )
-        exposed = [x for x in ranked if exposure.allows(x[2].subject_category, x[2].date_of_birth)][
-            :max_candidates
-        ]
+                    per_finger[i] = (hit.comparison, hit.finger)
+        # A card searched against cards (TP/TP, fingers of two or more known positions):
+        # one candidate per person from the fingers' scores fused by their mean (the sum
+        # rule); otherwise a record's best finger is its score.
+        fuse = search_type == "TP/TP" and _is_card(usable)
+        if fuse:
+            self._complete(found, usable, probes, allowed_for)
+        scored = {
+            record: _fused(per_finger, len(usable))
+            if fuse
+            else max((c.score for c, _ in per_finger.values()), default=0.0)
+            for record, per_finger in found.items()
+        }
+        records = self.store.records(list(found))
+        ranked = sorted((r for r in found if r in records), key=lambda r: -scored[r])
+        exposed = [
+            r
+            for r in ranked
+            if exposure.allows(records[r].subject_category, records[r].date_of_birth)
+        ][:max_candidates]
         with self._lock:
             calibration = self._current_calibration()
         candidates = [
-            self._candidate(rank, comparison, template_id, rec, search_type, calibration)
-            for rank, (comparison, template_id, rec) in enumerate(exposed, start=1)
+            self._candidate(
+                rank,
+                scored[record],
+                found[record],
+                records[record],
+                search_type,
+                calibration,
+                fused_over=len(usable) if fuse else None,
+            )
+            for rank, record in enumerate(exposed, start=1)
         ]
         target = LATENT if target_latent else TENPRINT
         return MatchResult(candidates=candidates, gallery_size=self.store.collection_size(target))
 
+    def _complete(
+        self,
+        found: dict[int, dict[int, tuple[Comparison, int]]],
+        usable: list[ProbeFinger],
+        probes: list[Cylinders],
+        allowed_for: Callable[[int], Callable[[Label], bool]],
+    ) -> None:
+        """Compare one to one the fingers of the best fused records that a finger's
+        short list did not reach, so each of those cards is scored on all its fingers."""
+        best = sorted(found, key=lambda r: -_fused(found[r], len(usable)))
+        for record in best[: self.settings.fusion_completion]:
+            per_finger = found[record]
+            with self._lock:
+                enrolled = [(f, self.index.label(f)) for f in self.index.fingers_of(record)]
+                missing = [
+                    (i, [f for f, label in enrolled if allowed_for(finger.position)(label)])
+                    for i, finger in enumerate(usable)
+                    if i not in per_finger
+                ]
+                candidates = {f: self.index.cylinders_of(f) for _, fs in missing for f in fs}
+            for i, fs in missing:
+                if not fs:
+                    continue
+                compared = compare_many(probes[i], [candidates[f] for f in fs], self.mcc)
+                score, finger = max(zip(compared, fs, strict=True), key=lambda x: x[0].score)
+                per_finger[i] = (score, finger)
+
     def _candidate(
         self,
         rank: int,
-        comparison: Comparison,
-        template_id: int,
+        score: float,
+        per_finger: dict[int, tuple[Comparison, int]],
         record: FingerRecord,
         search_type: str,
         calibration: Calibration | None,
+        *,
+        fused_over: int | None,
     ) -> Candidate:
+        # The finger that matched best is shown for verification, and the false-match
+        # rate is that of its score: the calibration is of single-finger comparisons.
+        comparison, template_id = max(per_finger.values(), key=lambda x: x[0].score)
         if calibration is None:
             rate: float | None = None
             words = (
@@ -352,13 +454,15 @@ class FingerMatcher:
             )
         else:
             rate, words = calibration.false_match_rate(comparison.score)
+            if fused_over is not None:
+                words = f"best single finger: {words}"
         image = self.store.image(template_id)
         position = self.store.position(template_id)
         return Candidate(
             rank=rank,
             reference=record.reference,
-            score=comparison.score,
-            distance=1.0 - comparison.score,
+            score=min(1.0, max(0.0, score)),
+            distance=1.0 - min(1.0, max(0.0, score)),
             false_match_rate=rate,
             false_match_words=words[:200],
             provenance=f"{record.collection}; {record.provenance}"[:200],
@@ -368,6 +472,10 @@ class FingerMatcher:
                 search_type=search_type,
                 finger_position=position if 0 <= position <= 40 else None,
                 matched_minutiae=comparison.pairs,
+                fingers_compared=fused_over,
+                fingers_scored=None
+                if fused_over is None
+                else sum(1 for c, _ in per_finger.values() if c.score > 0),
             ),
         )
 
