@@ -24,6 +24,7 @@ from prum.errors import (
     Replay,
     Revoked,
 )
+from prum.federation.security import signing
 from prum.federation.security.pki import init_ca, issue, revoke
 from prum.federation.security.signing import (
     AuditSigner,
@@ -139,6 +140,29 @@ def test_revoked_certificate_is_refused(pki_dir: Path) -> None:
     revoke(pki_dir, "AT")
     with pytest.raises(Revoked, match="of AT is revoked"):
         Verifier(pki_dir).verify(envelope)
+
+
+def test_a_running_verifier_picks_up_a_revocation(
+    pki_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "CRL_RECHECK_SECONDS", 0.0)
+    verifier = Verifier(pki_dir)
+    verifier.verify(signed(pki_dir))  # AT's certificate is cached as good
+    revoke(pki_dir, "AT")
+    with pytest.raises(Revoked, match="of AT is revoked"):
+        verifier.verify(signed(pki_dir))
+    verifier.verify(signed(pki_dir, "DE"))
+
+
+def test_a_crl_that_does_not_verify_keeps_the_last_good_one(
+    pki_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "CRL_RECHECK_SECONDS", 0.0)
+    revoke(pki_dir, "AT")
+    verifier = Verifier(pki_dir)
+    (pki_dir / "crl.pem").write_text("-----BEGIN X509 CRL-----\nhalf a file")
+    with pytest.raises(Revoked):
+        verifier.verify(signed(pki_dir))
 
 
 def test_bad_base64_is_a_bad_signature(pki_dir: Path) -> None:

@@ -152,6 +152,8 @@ class Federation:
         self.log_dir = log_dir or layout.root / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # Extra environment per process name (e.g. a faked clock for one node).
+        self.environment: dict[str, dict[str, str]] = {}
 
     def _command(self, name: str) -> tuple[list[str], dict[str, str]]:
         env = dict(os.environ)
@@ -169,6 +171,7 @@ class Federation:
 
     def start(self, name: str) -> None:
         command, env = self._command(name)
+        env.update(self.environment.get(name, {}))
         log = open(self.log_dir / f"{name.lower()}.log", "ab")  # noqa: SIM115 - child owns it
         self.processes[name] = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -362,8 +362,10 @@ def revoke(directory: Path, party_or_serial: str) -> list[int]:
     """Revoke a certificate (by hex serial) or every certificate of a party (by code).
 
     Rewrites ``crl.pem`` with all revoked serials and returns the serials newly revoked
-    (empty when they already were). TLS contexts and verifiers read the CRL when they
-    are built: build new ones for the revocation to take effect.
+    (empty when they already were). A running process's signature verifier reads the
+    new CRL within a second (so every signed message of the revoked party is refused);
+    its TLS contexts read the CRL when they are built, so the TLS layer refuses the
+    certificate after the listener's next restart.
     """
     directory = Path(directory)
     ca_cert, ca_key = _load_ca(directory)

@@ -37,6 +37,7 @@ import heapq
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _COORDINATE_BYTES = 32  # P-256
 # Certificates whose chain check a Verifier remembers: a few per party of the federation.
 CERTIFICATE_CACHE = 256
+# How often a Verifier looks whether crl.pem changed: a revocation takes effect in a
+# running router or node within this many seconds, without a restart.
+CRL_RECHECK_SECONDS = 1.0
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -255,15 +259,46 @@ class _Issued:
 class Verifier:
     """Verifies envelopes and byte signatures against the federation CA and its CRL.
 
-    The CA certificate and the CRL are read once, when the verifier is built: after a
-    revocation, build a new one (as for the TLS contexts).
+    The CA certificate is read once, when the verifier is built. ``crl.pem`` is read
+    again whenever it changes (looked at every CRL_RECHECK_SECONDS): a certificate
+    revoked with ``prum pki revoke`` is refused from then on by every running process
+    that shares the PKI folder. A CRL that is replaced by one that does not verify is
+    ignored, and the last good one stays in force (revocations are never lost to a
+    half-copied file).
     """
 
     def __init__(self, directory: Path) -> None:
+        self._directory = Path(directory)
         self._ca = pki.load_ca_certificate(directory)
+        self._crl_stamp = self._stamp()
         crl = pki.load_crl(directory, self._ca)
         self._revoked = frozenset(entry.serial_number for entry in crl)
+        self._crl_checked = time.monotonic()
         self._issued = functools.lru_cache(maxsize=CERTIFICATE_CACHE)(self._check_issued)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            status = (self._directory / pki.CRL).stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size
+
+    def revoked_serials(self) -> frozenset[int]:
+        """The serials revoked now: the CRL read again if the file changed."""
+        now = time.monotonic()
+        if now - self._crl_checked < CRL_RECHECK_SECONDS:
+            return self._revoked
+        self._crl_checked = now
+        stamp = self._stamp()
+        if stamp is not None and stamp != self._crl_stamp:
+            try:
+                crl = pki.load_crl(self._directory, self._ca)
+            except (BadInput, OSError):
+                return self._revoked  # a file being copied in: keep the last good list
+            # Revocation is permanent: a list that lacks a serial we knew keeps it.
+            self._revoked = self._revoked | {entry.serial_number for entry in crl}
+            self._crl_stamp = stamp
+        return self._revoked
 
     def verify(
         self, envelope: Mapping[str, Any] | SignedEnvelope, *, expected_signer: str | None = None
@@ -410,7 +445,7 @@ class Verifier:
                 "(`prum pki issue`)",
                 party=identity.party,
             )
-        if checked.cert.serial_number in self._revoked:
+        if checked.cert.serial_number in self.revoked_serials():
             raise Revoked(
                 f"the certificate {pki.format_serial(checked.cert.serial_number)} of "
                 f"{identity.party} is revoked",
