@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import event
 
 from prum.categories.face.store import FaceStore, NewRecord
 from prum.categories.interface import SubjectCategory
@@ -94,3 +97,21 @@ def test_templates_stream_in_id_order_after_a_watermark(database_url: str) -> No
 def test_unreachable_database_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match=r"\*\*\*@"):
         FaceStore("postgresql+psycopg://user:secret@127.0.0.1:1/none")
+
+
+def test_a_full_disk_is_a_storage_error_and_stores_nothing(tmp_path: Path) -> None:
+    store = FaceStore(f"sqlite:///{tmp_path / 'full.sqlite'}")
+    store.insert_many([record(1)])
+
+    # The database may not grow by a single page from here on: the disk is "full".
+    def full(connection: Any, _: Any) -> None:
+        pages = connection.execute("pragma page_count").fetchone()[0]
+        connection.execute(f"pragma max_page_count = {pages}")
+
+    event.listen(store.engine, "connect", full)
+    store.engine.dispose()
+    with pytest.raises(StorageError, match=r"full.*nothing of this transaction was stored"):
+        store.insert_many([record(n, image=bytes(100_000)) for n in range(2, 40)])
+    event.remove(store.engine, "connect", full)
+    store.engine.dispose()
+    assert store.count() == 1

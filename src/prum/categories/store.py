@@ -6,14 +6,16 @@ catch up after a restart. Each category's ``store.py`` subclasses :class:`Catego
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select
+from sqlalchemy.exc import OperationalError
 
 from prum.db import open_store
-from prum.errors import UnknownReference
+from prum.errors import StorageError, UnknownReference
 
 
 def utcnow() -> dt.datetime:
@@ -39,10 +41,25 @@ class CategoryStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction: committed when the block ends, rolled back if it
+        raises. The database itself failing (a full disk, a restarted server) is a
+        StorageError that says nothing was stored, not a driver traceback."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            reason = str(exc.orig).splitlines()[0][:160] if exc.orig else type(exc).__name__
+            raise StorageError(
+                f"{self.what} cannot be written ({reason}); nothing of this transaction"
+                " was stored: try again when the database is back"
+            ) from None
+
     def delete(self, reference: str, reason: str) -> int:
         """Erase a record with what belongs to it, and log that it happened (not what was
         erased) in the same transaction; returns the record's id."""
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             record_id = self._record_id(conn, reference)
             for table, column in self.dependants:
                 conn.execute(delete(table).where(table.c[column] == record_id))

@@ -20,8 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
-from prum.errors import BadInput, NotAuthorised, PrumError
+from prum.errors import BadInput, NotAuthorised, PrumError, StorageError
 from prum.federation.messages import Category, Decision, Probe, Purpose, RefusalReason
 from prum.federation.security.pki import client_context
 from prum.federation.transport import HTTP_STATUS, client, peer_of, status_for
@@ -37,6 +38,14 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(PrumError)
     async def prum_error(_: Request, exc: PrumError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=status_for(exc))
+
+    # The database itself failing (a full disk, PostgreSQL restarting): the node does
+    # nothing it cannot store and log, and says so with a 503 the caller may retry.
+    @app.exception_handler(OperationalError)
+    async def database_failed(_: Request, exc: OperationalError) -> JSONResponse:
+        reason = str(exc.orig).splitlines()[0][:120] if exc.orig else type(exc).__name__
+        error = StorageError(f"the node's database cannot be used now ({reason}); try again later")
+        return JSONResponse(error.to_dict(), status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

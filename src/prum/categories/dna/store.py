@@ -59,7 +59,7 @@ class DnaStore(CategoryStore):
         """Store one profile; returns (id, reference). A known ``source_key`` is not stored
         twice: the existing (id, reference) is returned."""
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 if source_key is not None:
                     found = conn.execute(
                         select(dna_records.c.id, dna_records.c.reference).where(

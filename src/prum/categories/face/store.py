@@ -91,7 +91,7 @@ class FaceStore(CategoryStore):
             return value.scalar_one_or_none()
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             updated = conn.execute(
                 update(gallery_meta).where(gallery_meta.c.key == key).values(value=value)
             )
@@ -109,7 +109,7 @@ class FaceStore(CategoryStore):
         out: list[tuple[int, str]] = []
         now = utcnow()
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 for record in records:
                     if record.source_key is not None:
                         existing = conn.execute(
@@ -277,7 +277,7 @@ class FaceStore(CategoryStore):
     # --- calibration ----------------------------------------------------------------
 
     def save_calibration(self, model_id: str, source: str, comparisons: int, data: bytes) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 insert(face_calibration).values(
                     model_id=model_id,

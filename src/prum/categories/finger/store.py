@@ -89,7 +89,7 @@ class FingerStore(CategoryStore):
         if collection not in COLLECTIONS:
             raise InvalidRecord(f"unknown fingerprint collection {collection!r}")
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 if source_key is not None:
                     found = conn.execute(
                         select(finger_records.c.id, finger_records.c.reference).where(

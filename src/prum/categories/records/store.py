@@ -78,7 +78,7 @@ class RecordsStore(CategoryStore):
         twice: the existing record comes back with ``new`` False."""
         out: list[Stored] = []
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 for record in records:
                     out.append(self._insert(conn, record))
         except IntegrityError as exc:
@@ -183,7 +183,7 @@ class RecordsStore(CategoryStore):
 
     def add_encodings(self, rows: Sequence[tuple[int, list[Encoding]]]) -> None:
         """Store encodings of existing persons (a new key's, during a rotation)."""
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             values = [
                 {
                     "record_id": record_id,
@@ -199,7 +199,7 @@ class RecordsStore(CategoryStore):
 
     def drop_key(self, key_id: str) -> int:
         """Delete every encoding under ``key_id`` (after a rotation); returns how many."""
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             result = conn.execute(
                 delete(records_encodings).where(records_encodings.c.key_id == key_id)
             )

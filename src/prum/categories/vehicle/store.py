@@ -187,7 +187,7 @@ class VehicleStore(CategoryStore):
     def writer(self) -> Iterator[Writer]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 yield Writer(conn, self.country)
         except IntegrityError as exc:
             raise InvalidRecord(
@@ -236,12 +236,12 @@ class VehicleStore(CategoryStore):
         add_vehicles = statement("vehicle_records", BULK_VEHICLE_COLUMNS)
         add_parties = statement("vehicle_parties", BULK_PARTY_COLUMNS)
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 for index in INDEXES:
                     index.drop(conn, checkfirst=True)
             done = 0
             for vehicles, parties in chunks:
-                with self.engine.begin() as conn:
+                with self.transaction() as conn:
                     conn.exec_driver_sql(add_vehicles, list(vehicles))
                     if parties:
                         conn.exec_driver_sql(add_parties, list(parties))
@@ -250,7 +250,7 @@ class VehicleStore(CategoryStore):
                     progress(done)
         finally:
             started = dt.datetime.now()
-            with self.engine.begin() as conn:
+            with self.transaction() as conn:
                 if dialect.name == "sqlite":
                     # Sorting tens of millions of keys: 1 GiB of page cache and a helper
                     # thread make the index build several times faster than the defaults.

@@ -1,0 +1,837 @@
+"""Fault and abuse campaign: faults survived and bad inputs refused, with nothing lost.
+
+Starts a real federation (bench/faultworld.py: a router and three nodes as separate
+processes over mutual TLS on 127.0.0.1, PostgreSQL for HU, SQLite for AT and DE, and
+four misbehaving stand-in nodes) and runs each experiment as a scripted, bounded step:
+
+- faults: kill -9 of the router mid-fan-out, of the holder during a core-data release,
+  of the requester during a DNA bulk comparison; PostgreSQL restarted during an import;
+  a full disk during an import, under the holder's audit log and under the router's; a
+  node that never answers, one too slow, one answering garbage, one signing with another
+  party's key; a node's clock 10 minutes ahead and 10 minutes behind; a certificate
+  revoked mid-run, and an expired one;
+- bad inputs (bench/faults_inputs.py): each class a count tried, refused, server errors
+  and protected rows changed.
+
+After every fault the federation must be whole again: every process healthy, a normal
+search answered, every node's audit chain verifying. Records lost and duplicated are
+counted from the databases themselves.
+
+    .venv/bin/python bench/faults.py [--only NAME ...] [--skip-inputs] [--root DIR]
+
+Needs root for the tmpfs disks and the PostgreSQL restart (those rows are reported as
+not run otherwise), and libfaketime for the clock-skew rows (installed with apt if
+missing and root). Writes bench/results/faults.json and docs/reliability.md's table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from faultworld import (
+    DNA_AT,
+    HOLDER,
+    PARTIES,
+    POSTGRES_PARTY,
+    REQUESTER,
+    TRACES_AT_AT,
+    FaultRow,
+    InputClass,
+    World,
+    wait_for,
+)
+from prum.errors import Unavailable
+from prum.federation.security import pki
+from report import ROOT, write_json
+
+RELIABILITY_MD = ROOT / "docs" / "reliability.md"
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# A search of the misbehaving stand-ins waits this long for them.
+DEADLINE_MS = 3_000
+IMPORT_PERSONS = 20_000
+
+Fault = Callable[[World], FaultRow]
+FAULTS: dict[str, Fault] = {}
+
+
+def fault(name: str) -> Callable[[Fault], Fault]:
+    def register(function: Fault) -> Fault:
+        FAULTS[name] = function
+        return function
+
+    return register
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def data_rows(stored: dict[str, dict[str, int]]) -> dict[str, int]:
+    """The national data only (category records and core data), per party and table."""
+    return {
+        f"{party}.{table}": n
+        for party, tables in stored.items()
+        for table, n in tables.items()
+        if not table.startswith("node_") or table == "node_core_data"
+    }
+
+
+def lost_rows(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> int:
+    old, new = data_rows(before), data_rows(after)
+    return sum(max(0, n - new.get(key, 0)) for key, n in old.items())
+
+
+def error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:120]}"
+    if isinstance(body, dict) and "message" in body:
+        return f"HTTP {response.status_code} {body.get('code')}: {body['message']}"
+    return f"HTTP {response.status_code}"
+
+
+def statuses(response: httpx.Response) -> dict[str, tuple[str, str]]:
+    """Per country: (status, error message) of a search answer."""
+    return {
+        r["party"]: (r["status"], (r.get("error") or {}).get("message", ""))
+        for r in response.json()["replies"]
+    }
+
+
+def recovered(world: World, row: FaultRow) -> bool:
+    """After a fault: all processes up, a normal search answered, every chain verifying."""
+    if not world.healthy():
+        row.notes.append("a process is not healthy afterwards")
+        return False
+    response = world.search("dna")
+    if response.status_code != 200 or statuses(response).get(HOLDER, ("",))[0] != "answered":
+        row.notes.append(f"a normal search afterwards: {error_text(response)}")
+        return False
+    broken = [party for party in PARTIES if not world.audit_ok(party)]
+    if broken:
+        row.notes.append(f"audit chain does not verify at {', '.join(broken)}")
+        return False
+    return True
+
+
+def confirmed_dna_hit(world: World) -> tuple[int, str]:
+    """AT's officer searches with the trace; AT's examiner confirms DE's hit."""
+    response = world.search("dna", targets=[HOLDER])
+    response.raise_for_status()
+    result = response.json()
+    [reply] = result["replies"]
+    reference = reply["candidates"][0]["reference"]
+    with world.api(REQUESTER, "eric") as examiner:
+        examiner.post(
+            f"/api/searches/{result['id']}/verifications",
+            json={
+                "party": HOLDER,
+                "reference": reference,
+                "decision": "confirmed",
+                "justification": "All ten loci agree; the probability of a chance match is"
+                " negligible.",
+            },
+        ).raise_for_status()
+    return int(result["id"]), reference
+
+
+def requests_out(world: World, search_id: int) -> list[dict[str, Any]]:
+    with world.api(REQUESTER) as officer:
+        rows = officer.get("/api/core-data-requests").json()
+    return [r for r in rows if r["search_id"] == search_id]
+
+
+def run_sql(world: World, party: str, sql: str) -> list[Any]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(world.database_url(party))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql)).all())
+    finally:
+        engine.dispose()
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the tmpfs at ``folder`` to the last block; returns the filler file."""
+    filler = folder / "filler.bin"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (2**20, 4096, 512):
+            block = b"\0" * size
+            try:
+                while True:
+                    os.write(descriptor, block)
+            except OSError:
+                pass
+    finally:
+        os.close(descriptor)
+    return filler
+
+
+def person_lines(path: Path, n: int, *, seed: int, tag: str) -> None:
+    from prum.categories.records.synthetic import PersonGenerator
+
+    with open(path, "w") as out:
+        for i, person in enumerate(PersonGenerator(seed=seed).people(n)):
+            record = {"offence": "fraud", "synthetic": True, "source_key": f"{tag}-{i}"}
+            out.write(json.dumps({**person.to_dict(), "record": record}) + "\n")
+
+
+def import_records(world: World, party: str, file: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "prum", "records", "import", str(file)]
+    command += ["--database-url", world.database_url(party)]
+    command += ["--data-dir", str(world.layout.parties[party].data_dir)]
+    # The federation's records key, as the node itself uses it (prum pki records-key).
+    env = {**os.environ, "PRUM_RECORDS_KEY": str(world.layout.config(party).records_key_path())}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def persons_tagged(world: World, party: str, tag: str) -> tuple[int, int]:
+    """(rows, distinct source keys) of the persons an import with ``tag`` stored."""
+    [(rows, distinct)] = run_sql(
+        world,
+        party,
+        "select count(*), count(distinct source_key) from records_persons"
+        f" where source_key like '{tag}-%'",
+    )
+    return int(rows), int(distinct)
+
+
+def last_line(output: str) -> str:
+    """A command's last message in one line (Rich wraps long ones over several)."""
+    text = " ".join(line.strip() for line in output.splitlines() if line.strip())
+    at = text.rfind("error:")
+    text = text[at:] if at >= 0 else text
+    return text[-240:] if text else "(no output)"
+
+
+# --- process faults ------------------------------------------------------------------------------
+
+
+@fault("router killed mid-fan-out")
+def router_kill(world: World) -> FaultRow:
+    row = FaultRow("router killed mid-fan-out", "kill -9 of the router 1 s into a search")
+    before = world.stored_everywhere()
+    answer: dict[str, Any] = {}
+
+    def search() -> None:
+        answer["response"] = world.search("dna", targets=[HOLDER, "CZ"], deadline_ms=8_000)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=search)
+    thread.start()
+    time.sleep(1.0)
+    world.federation.kill("ROUTER")
+    thread.join(timeout=60)
+    waited = time.monotonic() - started
+    response = answer.get("response")
+    world.federation.restart("ROUTER")
+    after = world.stored_everywhere()
+    row.lost = lost_rows(before, after)
+    searches = after[REQUESTER]["node_searches"] - before[REQUESTER]["node_searches"]
+    row.duplicated = max(0, searches - 1)
+    if response is None:
+        row.seen = "no answer at all"
+        return row
+    row.seen = f"after {waited:.1f} s: {error_text(response)}"
+    clear = 500 <= response.status_code < 600 and response.status_code != 500
+    row.survived = clear and waited < 10 and recovered(world, row)
+    return row
+
+
+@fault("holder killed during a core-data release")
+def holder_kill_release(world: World) -> FaultRow:
+    row = FaultRow(
+        "holder killed during a core-data release",
+        "kill -9 of DE 50 ms after its approver pressed release",
+    )
+    search_id, reference = confirmed_dna_hit(world)
+    with world.api(REQUESTER) as officer:
+        officer.post(
+            "/api/core-data-requests",
+            json={
+                "search_id": search_id,
+                "party": HOLDER,
+                "reference": reference,
+                "facts": "Burglary of a pharmacy in Graz on 1 December 2026; trace on the safe.",
+            },
+        ).raise_for_status()
+
+    def pending() -> list[dict[str, Any]]:
+        with world.api(HOLDER, "anna") as approver:
+            return [
+                r
+                for r in approver.get("/api/inbox").json()
+                if r["status"] == "pending" and r["reference"] == reference
+            ]
+
+    [incoming] = wait_for("the request in DE's inbox", pending)
+    before = world.stored_everywhere()
+
+    def release() -> None:
+        try:
+            with world.api(HOLDER, "anna", timeout=10) as approver:
+                approver.post(f"/api/inbox/{incoming['id']}/decision", json={"action": "release"})
+        except httpx.HTTPError:
+            pass  # the process died under it
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    time.sleep(0.05)
+    world.federation.kill(HOLDER)
+    thread.join(timeout=30)
+    world.federation.restart(HOLDER)
+    again = pending()
+    if again:  # the release did not commit before the kill: the approver presses again
+        row.notes.append("the release had not committed; the approver released again")
+        with world.api(HOLDER, "anna") as approver:
+            approver.post(
+                f"/api/inbox/{incoming['id']}/decision", json={"action": "release"}
+            ).raise_for_status()
+    try:
+        [done] = wait_for(
+            "the core data at AT",
+            lambda: [r for r in requests_out(world, search_id) if r["status"] == "released"],
+        )
+    except Exception as exc:
+        row.seen = f"core data never arrived: {exc}"
+        row.lost = 1
+        return row
+    time.sleep(1.5)  # any second delivery would arrive meanwhile
+    replies = run_sql(
+        world,
+        HOLDER,
+        "select count(*) from node_outbox where kind like '%reply%' or kind like '%core%'",
+    )
+    rows_out = requests_out(world, search_id)
+    row.duplicated = max(0, len(rows_out) - 1)
+    after = world.stored_everywhere()
+    row.lost = lost_rows(before, after)
+    row.seen = (
+        f"DE restarted; AT shows the request released with {done['reply']['core_data']}"
+        f" (DE outbox rows for replies: {replies[0][0]})"
+    )
+    row.survived = recovered(world, row)
+    return row
+
+
+@fault("requester killed during bulk DNA comparison")
+def requester_kill_bulk(world: World) -> FaultRow:
+    row = FaultRow(
+        "requester killed during bulk DNA comparison",
+        "kill -9 of AT after the first batch of its initial comparison with DE",
+    )
+    admin = lambda: world.api(REQUESTER, "ada")  # noqa: E731
+
+    def job() -> dict[str, Any] | None:
+        with admin() as client:
+            jobs = [j for j in client.get("/api/dna/comparisons").json() if j["party"] == HOLDER]
+        return next((j for j in jobs if j["mode"] == "initial_bulk"), None)
+
+    with admin() as client:
+        client.post("/api/dna/comparisons", json={"parties": [HOLDER]}).raise_for_status()
+    wait_for("a first batch", lambda: (j := job()) and j["batches"] >= 1)
+    world.federation.kill(REQUESTER)
+    world.federation.restart(REQUESTER)
+    done = wait_for(
+        "the comparison to finish", lambda: (j := job()) and j["status"] == "done" and j
+    )
+    hits: dict[tuple[str, str], int] = {}
+    with admin() as client:
+        for summary in client.get("/api/searches").json():
+            search = client.get(f"/api/searches/{summary['id']}").json()
+            for answer in search["replies"]:
+                for c in answer["candidates"]:
+                    if c.get("probe_reference"):  # a comparison's hit, not a one-off search's
+                        key = (c["probe_reference"], c["reference"])
+                        hits[key] = hits.get(key, 0) + 1
+    traces_found = len({probe for probe, _ in hits})
+    row.lost = max(0, TRACES_AT_AT - traces_found) + max(
+        0, DNA_AT + TRACES_AT_AT - done["compared"]
+    )
+    row.duplicated = sum(n - 1 for n in hits.values())
+    row.seen = (
+        f"AT restarted and resumed: {done['compared']} profiles compared in"
+        f" {done['batches']} batches, {len(hits)} hits for {traces_found} traces"
+    )
+    row.survived = row.lost == 0 and row.duplicated == 0 and recovered(world, row)
+    return row
+
+
+# --- storage faults ------------------------------------------------------------------------------
+
+
+@fault("PostgreSQL restarted during an import")
+def postgres_restart(world: World) -> FaultRow:
+    row = FaultRow(
+        "PostgreSQL restarted during an import",
+        f"pg_ctlcluster restart while HU's import of {IMPORT_PERSONS:,} persons writes (one"
+        " transaction); then the import run again",
+    )
+    if world.postgres_url is None or os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
+        row.seen = "not run: needs root, pg_ctlcluster and PostgreSQL for HU"
+        return row
+    file = world.root / "pg-import.jsonl"
+    person_lines(file, IMPORT_PERSONS, seed=41, tag="pg")
+    process = import_records(world, POSTGRES_PARTY, file)
+    # Restart while the import's transaction is writing, seen from the server itself.
+    writing = (
+        "select count(*) from pg_stat_activity where datname = current_database()"
+        " and query ilike 'insert into records_persons%' and pid <> pg_backend_pid()"
+    )
+    with contextlib.suppress(Unavailable):  # reported below as "had finished"
+        wait_for(
+            "the import's transaction",
+            lambda: process.poll() is not None or run_sql(world, POSTGRES_PARTY, writing)[0][0],
+            timeout=300,
+        )
+    time.sleep(0.3)
+    still_running = process.poll() is None
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+    )
+    output, _ = process.communicate(timeout=600)
+    first = persons_tagged(world, POSTGRES_PARTY, "pg")
+    row.notes.append(
+        f"first import {'interrupted' if still_running else 'had finished'}: exit"
+        f" {process.returncode}, {last_line(output)}; {first[0]} persons stored"
+    )
+    process = import_records(world, POSTGRES_PARTY, file)  # the operator runs it again
+    output, _ = process.communicate(timeout=600)
+    rows, distinct = persons_tagged(world, POSTGRES_PARTY, "pg")
+    row.lost = IMPORT_PERSONS - distinct
+    row.duplicated = rows - distinct
+    row.seen = (
+        f"first run: {row.notes[-1]}; second run: exit {process.returncode}, {last_line(output)}"
+    )
+    # The running HU node lost its connections too: it must answer again by itself.
+    response = world.search("dna", targets=[POSTGRES_PARTY])
+    hu = statuses(response).get(POSTGRES_PARTY, ("?", ""))
+    row.notes.append(f"HU's answer after the restart: {hu[0]}")
+    row.survived = (
+        still_running
+        and first[0] in (0, IMPORT_PERSONS)
+        and process.returncode == 0
+        and hu[0] in ("answered", "no_hit")
+        and recovered(world, row)
+    )
+    return row
+
+
+@fault("disk full during an import")
+def disk_full_import(world: World) -> FaultRow:
+    row = FaultRow("disk full during an import", "DE's disk (tmpfs) full; import 5,000 persons")
+    folder = world.tmpfs.get(HOLDER)
+    if folder is None:
+        row.seen = "not run: needs root to mount a tmpfs"
+        return row
+    file = world.root / "full-import.jsonl"
+    person_lines(file, 5_000, seed=43, tag="full")
+    filler = fill_disk(folder)
+    try:
+        process = import_records(world, HOLDER, file)
+        output, _ = process.communicate(timeout=600)
+        first_exit = process.returncode
+        first = persons_tagged(world, HOLDER, "full")
+    finally:
+        filler.unlink()
+    process = import_records(world, HOLDER, file)
+    second, _ = process.communicate(timeout=600)
+    rows, distinct = persons_tagged(world, HOLDER, "full")
+    row.lost, row.duplicated = 5_000 - distinct, rows - distinct
+    row.seen = (
+        f"exit {first_exit}, {last_line(output)}; stored {first[0]};"
+        f" after freeing space: {last_line(second)}"
+    )
+    row.survived = (
+        first_exit != 0 and first[0] == 0 and process.returncode == 0 and recovered(world, row)
+    )
+    return row
+
+
+@fault("disk full under the holder's audit log")
+def disk_full_node_audit(world: World) -> FaultRow:
+    row = FaultRow(
+        "disk full under the holder's audit log", "DE's disk full; AT searches DE and HU"
+    )
+    folder = world.tmpfs.get(HOLDER)
+    if folder is None:
+        row.seen = "not run: needs root to mount a tmpfs"
+        return row
+    before = world.stored_everywhere()
+    # SQLite's write-ahead log keeps the space it once had: empty it first, so that the
+    # next write needs new blocks of the full disk.
+    run_sql(world, HOLDER, "pragma wal_checkpoint(TRUNCATE)")
+    filler = fill_disk(folder)
+    try:
+        response = world.search("dna")
+        seen = statuses(response) if response.status_code == 200 else {}
+    finally:
+        filler.unlink()
+    de = seen.get(HOLDER, ("?", error_text(response)))
+    row.seen = f"DE: {de[0]}: {de[1]}; HU: {seen.get(POSTGRES_PARTY, ('?',))[0]}"
+    row.lost = lost_rows(before, world.stored_everywhere())
+    # DE must not answer what it cannot log; HU answers as usual.
+    row.survived = (
+        de[0] in ("error", "refused", "unavailable")
+        and seen.get(POSTGRES_PARTY, ("",))[0] in ("answered", "no_hit")
+        and recovered(world, row)
+    )
+    return row
+
+
+@fault("disk full under the router's audit log")
+def disk_full_router_audit(world: World) -> FaultRow:
+    row = FaultRow("disk full under the router's audit log", "the router's disk full; AT searches")
+    folder = world.tmpfs.get("ROUTER")
+    if folder is None:
+        row.seen = "not run: needs root to mount a tmpfs"
+        return row
+    filler = fill_disk(folder)
+    try:
+        responses = [world.search("dna") for _ in range(3)]
+    finally:
+        filler.unlink()
+    last = responses[-1]
+    row.seen = "; ".join(dict.fromkeys(error_text(r) for r in responses))
+    # The router refuses work it cannot log: the search fails with a clear 503.
+    refused = last.status_code in (502, 503)
+    row.survived = refused and recovered(world, row)
+    return row
+
+
+# --- misbehaving nodes ---------------------------------------------------------------------------
+
+
+def _rogue(world: World, party: str, name: str, what: str, expected: str) -> FaultRow:
+    row = FaultRow(name, what)
+    started = time.monotonic()
+    response = world.search("dna", targets=[HOLDER, party], deadline_ms=DEADLINE_MS)
+    waited = time.monotonic() - started
+    if response.status_code != 200:
+        row.seen = error_text(response)
+        return row
+    seen = statuses(response)
+    status, message = seen.get(party, ("?", ""))
+    row.seen = f"after {waited:.1f} s: {party} {status}: {message}; DE {seen[HOLDER][0]}"
+    row.survived = (
+        status == expected
+        and seen[HOLDER][0] == "answered"
+        and waited < DEADLINE_MS / 1000 + 2
+        and recovered(world, row)
+    )
+    return row
+
+
+@fault("a node that never answers")
+def silent_node(world: World) -> FaultRow:
+    return _rogue(
+        world, "CZ", "a node that never answers", "CZ accepts TCP and stays silent", "timeout"
+    )
+
+
+@fault("a node slower than the deadline")
+def slow_node(world: World) -> FaultRow:
+    return _rogue(
+        world, "SK", "a node slower than the deadline", "SK answers after 30 s", "timeout"
+    )
+
+
+@fault("a node answering garbage")
+def malformed_node(world: World) -> FaultRow:
+    return _rogue(world, "PL", "a node answering garbage", "PL answers HTML, not JSON", "error")
+
+
+@fault("a reply signed by another party")
+def wrongly_signed(world: World) -> FaultRow:
+    return _rogue(
+        world,
+        "SE",
+        "a reply signed by another party",
+        "SE's reply is signed with DE's key",
+        "error",
+    )
+
+
+# --- clocks and certificates ---------------------------------------------------------------------
+
+
+def _faketime_ready() -> bool:
+    if FAKETIME_LIB.exists():
+        return True
+    if os.geteuid() != 0:
+        return False
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "faketime"],
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    return FAKETIME_LIB.exists()
+
+
+def _skewed(world: World, offset: str) -> FaultRow:
+    name = f"clock {offset} on one node"
+    row = FaultRow(name, f"HU restarted with its clock {offset[0]}10 minutes (libfaketime)")
+    if not _faketime_ready():
+        row.seen = "not run: libfaketime is not installed (apt-get install faketime)"
+        return row
+    world.federation.kill(POSTGRES_PARTY, signal.SIGTERM)
+    world.federation.environment[POSTGRES_PARTY] = {
+        "LD_PRELOAD": str(FAKETIME_LIB),
+        "FAKETIME": offset,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_DONT_RESET": "1",
+    }
+    try:
+        world.federation.restart(POSTGRES_PARTY)
+        answer = world.search("dna")
+        seen = statuses(answer) if answer.status_code == 200 else {}
+        hu = seen.get(POSTGRES_PARTY, ("?", error_text(answer)))
+        with world.api(POSTGRES_PARTY) as officer:
+            own = officer.post("/api/searches", json=world.search_body("dna", targets=[HOLDER]))
+        row.seen = (
+            f"AT's search: HU {hu[0]}: {hu[1]}; DE {seen.get(HOLDER, ('?',))[0]}."
+            f" HU's own search: {error_text(own) if own.status_code != 200 else 'sent'}"
+        )
+        refused_own = own.status_code != 200 or any(
+            r["status"] != "answered" for r in own.json()["replies"]
+        )
+        row.survived = (
+            hu[0] in ("error", "refused")
+            and seen.get(HOLDER, ("",))[0] == "answered"
+            and refused_own
+        )
+    finally:
+        world.federation.kill(POSTGRES_PARTY, signal.SIGTERM)
+        world.federation.environment.pop(POSTGRES_PARTY)
+        world.federation.restart(POSTGRES_PARTY)
+    row.survived = row.survived and recovered(world, row)
+    return row
+
+
+@fault("clock 10 minutes ahead")
+def clock_ahead(world: World) -> FaultRow:
+    return _skewed(world, "+10m")
+
+
+@fault("clock 10 minutes behind")
+def clock_behind(world: World) -> FaultRow:
+    return _skewed(world, "-10m")
+
+
+@fault("certificate revoked mid-run")
+def revoked(world: World) -> FaultRow:
+    row = FaultRow(
+        "certificate revoked mid-run",
+        "`prum pki revoke HU` while everything runs; then a new certificate for HU",
+    )
+    pki.revoke(world.layout.pki_dir, POSTGRES_PARTY)
+    time.sleep(1.5)  # verifiers look at crl.pem once a second
+    answer = world.search("dna")
+    hu = statuses(answer).get(POSTGRES_PARTY, ("?", "")) if answer.status_code == 200 else ("?", "")
+    with world.api(POSTGRES_PARTY) as officer:
+        own = officer.post("/api/searches", json=world.search_body("dna", targets=[HOLDER]))
+    row.seen = (
+        f"HU's answers: {hu[0]}: {hu[1]}. HU's own search:"
+        f" {error_text(own) if own.status_code != 200 else own.json()['replies']}"
+    )
+    blocked = hu[0] in ("error", "refused") and own.status_code != 200
+    pki.issue(world.layout.pki_dir, POSTGRES_PARTY, role="node")
+    world.federation.kill(POSTGRES_PARTY, signal.SIGTERM)
+    world.federation.restart(POSTGRES_PARTY)
+    row.survived = blocked and recovered(world, row)
+    return row
+
+
+@fault("expired certificate")
+def expired(world: World) -> FaultRow:
+    import datetime as dt
+
+    row = FaultRow("expired certificate", "HU restarted with a certificate that expired yesterday")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    pki.issue(world.layout.pki_dir, POSTGRES_PARTY, role="node", not_before=past, days=2)
+    world.federation.kill(POSTGRES_PARTY, signal.SIGTERM)
+    world.federation.start(POSTGRES_PARTY)
+    time.sleep(4)
+    process = world.federation.processes[POSTGRES_PARTY]
+    answer = world.search("dna")
+    hu = statuses(answer).get(POSTGRES_PARTY, ("?", "")) if answer.status_code == 200 else ("?", "")
+    row.seen = (
+        f"HU {'running' if process.poll() is None else f'exited {process.returncode}'};"
+        f" AT's search: HU {hu[0]}: {hu[1]}"
+    )
+    blocked = hu[0] in ("error", "refused", "unavailable")
+    pki.issue(world.layout.pki_dir, POSTGRES_PARTY, role="node")
+    world.federation.kill(POSTGRES_PARTY, signal.SIGTERM)
+    world.federation.restart(POSTGRES_PARTY)
+    row.survived = blocked and recovered(world, row)
+    return row
+
+
+# --- the campaign --------------------------------------------------------------------------------
+
+
+def run_faults(world: World, only: list[str]) -> list[FaultRow]:
+    rows = []
+    for name, experiment in FAULTS.items():
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        print(f"fault: {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            row = experiment(world)
+        except Exception as exc:
+            row = FaultRow(name, "(the experiment failed)", seen=f"{type(exc).__name__}: {exc}")
+            try:
+                world.federation.wait_ready(timeout=60)
+            except Exception:
+                for party in ["ROUTER", *PARTIES]:
+                    if party not in world.federation.processes:
+                        world.federation.restart(party)
+        row.seconds = round(time.monotonic() - started, 1)
+        verdict = "survived" if row.survived else "FAILED"
+        if row.seen.startswith("not run"):
+            verdict = "NOT RUN"
+        print(f"  {verdict} in {row.seconds} s: {row.seen}", flush=True)
+        for note in row.notes:
+            print(f"    {note}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def summary(faults: list[FaultRow], inputs: list[InputClass]) -> dict[str, Any]:
+    ran = [r for r in faults if not r.seen.startswith("not run")]
+    return {
+        "faults_tried": len(ran),
+        "faults_survived": sum(r.survived for r in ran),
+        "faults_not_run": [r.name for r in faults if r.seen.startswith("not run")],
+        "records_lost": sum(r.lost for r in faults),
+        "records_duplicated": sum(r.duplicated for r in faults),
+        "bad_input_classes": len(inputs),
+        "bad_inputs_tried": sum(c.tried for c in inputs),
+        "bad_inputs_refused": sum(c.refused for c in inputs),
+        "server_errors": sum(c.server_errors for c in inputs),
+        "stored_rows_changed": sum(c.changed for c in inputs),
+    }
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(totals: dict[str, Any], faults: list[FaultRow], inputs: list[InputClass]) -> str:
+    lines = [
+        f"Faults: {totals['faults_survived']} of {totals['faults_tried']} survived;"
+        f" records lost {totals['records_lost']}, duplicated {totals['records_duplicated']}."
+        f" Bad inputs: {totals['bad_input_classes']} classes, {totals['bad_inputs_tried']}"
+        f" inputs, {totals['bad_inputs_refused']} refused, {totals['server_errors']} server"
+        f" errors, {totals['stored_rows_changed']} stored tables changed.",
+        "",
+        "| fault | what was done | what the user saw | lost | duplicated | survived | s |",
+        "|---|---|---|---:|---:|---|---:|",
+    ]
+    for r in faults:
+        verdict = "yes" if r.survived else ("not run" if r.seen.startswith("not run") else "**no**")
+        seen = r.seen + ("" if not r.notes else " (" + "; ".join(r.notes) + ")")
+        lines.append(
+            f"| {r.name} | {_cell(r.fault)} | {_cell(seen)} | {r.lost} | {r.duplicated}"
+            f" | {verdict} | {r.seconds} |"
+        )
+    lines += [
+        "",
+        "| bad input | where | tried | refused | server errors | tables changed"
+        " | a refusal as seen |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for c in inputs:
+        example = c.example + ("" if not c.failures else " **" + "; ".join(c.failures) + "**")
+        lines.append(
+            f"| {c.name} | {_cell(c.where)} | {c.tried} | {c.refused} | {c.server_errors}"
+            f" | {c.changed} | {_cell(example)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_reliability(table: str) -> None:
+    start, end = "<!-- faults:start -->", "<!-- faults:end -->"
+    text = RELIABILITY_MD.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{RELIABILITY_MD} lacks the {start} ... {end} markers")
+    import datetime as dt
+
+    from report import machine
+
+    m = machine()
+    stamp = (
+        f"_Run {dt.date.today().isoformat()} on {m['cpu']}, {m['cores']} cores,"
+        f" Python {m['python']} (`.venv/bin/python bench/faults.py`)._\n\n"
+    )
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    RELIABILITY_MD.write_text(f"{head}{start}\n{stamp}{table}\n{end}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", default=[], help="faults whose name has this text")
+    parser.add_argument("--skip-inputs", action="store_true", help="faults only")
+    parser.add_argument("--skip-faults", action="store_true", help="bad inputs only")
+    parser.add_argument("--root", type=Path, help="folder for the federation (default: temp)")
+    parser.add_argument("--json", type=Path, help="also write the results here (no docs)")
+    args = parser.parse_args()
+    root = args.root or Path(tempfile.mkdtemp(prefix="prum-faults-"))
+    started = time.monotonic()
+    with World(root) as world:
+        print(f"federation in {root}; starting ...", flush=True)
+        world.start()
+        faults = [] if args.skip_faults else run_faults(world, args.only)
+        inputs: list[InputClass] = []
+        if not args.skip_inputs:
+            from faults_inputs import bad_input_classes
+
+            inputs = bad_input_classes(world)
+    totals = summary(faults, inputs)
+    totals["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(totals, indent=2))
+    result = {
+        **totals,
+        "faults": [asdict(r) for r in faults],
+        "bad_inputs": [asdict(c) for c in inputs],
+    }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return
+    if args.only or args.skip_inputs or args.skip_faults:
+        print("a partial run: bench/results/faults.json and docs/reliability.md left as they are")
+        return
+    print(f"wrote {write_json('faults', result)}")
+    write_reliability(markdown(totals, faults, inputs))
+    print(f"wrote {RELIABILITY_MD}")
+
+
+if __name__ == "__main__":
+    main()
