@@ -56,7 +56,7 @@ USERS = {
 POSTGRES_ADMIN = os.environ.get(
     "PRUM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 ).replace("postgresql+psycopg://", "postgresql://")
-DATABASE = "prum_faults"
+DATABASE = "prum_faults"  # and the process id: runs side by side never share one
 TMPFS_BYTES = 64 * 2**20
 DNA_HELD, RECORDS_HELD, VEHICLES_HELD, TRACES_AT_AT = 300, 400, 300, 6
 # AT's own DNA database besides the traces: enough for a bulk comparison of many batches.
@@ -138,6 +138,7 @@ class World:
         self.log = log
         self.tmpfs: dict[str, Path] = {}
         self.postgres_url: str | None = None
+        self.database = f"{DATABASE}_{os.getpid()}"
         self.facts = Facts()
         self.rogues: RogueNodes | None = None
         root.mkdir(parents=True, exist_ok=True)
@@ -180,7 +181,7 @@ class World:
             self.log(f"cannot mount a tmpfs ({done.stderr.strip()}): no disk-full experiments")
 
     def _configure(self) -> None:
-        self.postgres_url = _fresh_postgres_database()
+        self.postgres_url = _fresh_postgres_database(self.database)
         for party in PARTIES:
             update: dict[str, Any] = {
                 "comparison": ComparisonSettings(batch_size=20, poll_seconds=0.5)
@@ -282,7 +283,7 @@ class World:
         for folder in self.tmpfs.values():
             subprocess.run(["umount", "-l", str(folder)], capture_output=True)
         if self.postgres_url is not None:
-            _drop_postgres_database()
+            _drop_postgres_database(self.database)
 
     def __enter__(self) -> World:
         return self
@@ -412,24 +413,24 @@ def _admin_engine() -> sa.Engine:
     return sa.create_engine(url, isolation_level="AUTOCOMMIT")
 
 
-def _fresh_postgres_database() -> str | None:
+def _fresh_postgres_database(name: str) -> str | None:
     try:
         engine = _admin_engine()
         with engine.connect() as conn:
-            conn.execute(sa.text(f"drop database if exists {DATABASE} with (force)"))
-            conn.execute(sa.text(f"create database {DATABASE}"))
+            conn.execute(sa.text(f"drop database if exists {name} with (force)"))
+            conn.execute(sa.text(f"create database {name}"))
         engine.dispose()
     except sa.exc.OperationalError:
         return None
     base = POSTGRES_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
-    return f"{base}/{DATABASE}"
+    return f"{base}/{name}"
 
 
-def _drop_postgres_database() -> None:
+def _drop_postgres_database(name: str) -> None:
     try:
         engine = _admin_engine()
         with engine.connect() as conn:
-            conn.execute(sa.text(f"drop database if exists {DATABASE} with (force)"))
+            conn.execute(sa.text(f"drop database if exists {name} with (force)"))
         engine.dispose()
     except sa.exc.OperationalError:
         pass
