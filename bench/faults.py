@@ -328,9 +328,10 @@ def holder_kill_release(world: World) -> FaultRow:
     row.duplicated = max(0, len(rows_out) - 1)
     after = world.stored_everywhere()
     row.lost = lost_rows(before, after)
+    surnames = done["reply"]["core_data"].get("surnames")
     row.seen = (
-        f"DE restarted; AT shows the request released with {done['reply']['core_data']}"
-        f" (DE outbox rows for replies: {replies[0][0]})"
+        f"DE restarted; AT shows the request released once, core data {surnames}"
+        f" (DE's outbox: {replies[0][0]} reply)"
     )
     row.survived = recovered(world, row)
     return row

@@ -221,6 +221,9 @@ class Pool:
             )
         except ssl.SSLError as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
+            detail = getattr(exc, "verify_message", None)  # e.g. "certificate has expired"
+            if detail:
+                reason = f"{reason} ({detail})"
             raise ConnectFailed(f"the TLS handshake failed: {reason}", tls_reason=reason) from None
         except TimeoutError:
             raise ConnectFailed(f"no connection within {self.connect_timeout:g} s") from None
