@@ -17,6 +17,7 @@ from prum.errors import (
     BadInput,
     NotAuthorised,
     NotVerified,
+    PrumError,
     Replay,
     RoleRequired,
     SeparationOfDuties,
@@ -28,16 +29,18 @@ from prum.federation.messages import (
     CoreDataRequest,
     CountryReply,
     Decision,
+    Probe,
     Purpose,
     RefusalReason,
     SearchRequest,
 )
 from prum.federation.security import pki
 from prum.federation.security.signing import Signer
+from prum.federation.transport import status_for
 from prum.node import followup
 from prum.node.config import CategoryPolicy, NodeConfig, SearchTypePolicy
 from prum.node.core import Node
-from prum.node.exchange import answer_search
+from prum.node.exchange import answer_search, check_probe
 from prum.node.schema import core_data, outbox, requests_in, searches
 from prum.node.users import Role, User
 
@@ -467,3 +470,23 @@ def test_a_message_held_back_for_hours_is_signed_again_with_the_same_id(
     assert fresh["body"]["issued_at"] != old["body"]["issued_at"]
     verified = node.verifier.verify(fresh, expected_signer="AT")
     assert verified.body["facts"] == FACTS
+
+
+@pytest.mark.parametrize(
+    ("category", "kind", "data"),
+    [
+        (Category.DNA, "dna_profile", b'{"D3S1358": [15, 16, 17]}'),
+        (Category.DNA, "dna_profile", b"not a profile"),
+        (Category.FINGER, "ansi_nist", b"1.001:999\x1d1.002:0502"),
+        (Category.FINGER, "image", b"\x89PNG\r\n\x1a\n garbage"),
+    ],
+)
+def test_a_probe_that_cannot_work_is_refused_before_it_travels(
+    tmp_path: Path, pki_dir: Path, category: Category, kind: Any, data: bytes
+) -> None:
+    """The national API refuses it as the workbench does: nothing signed, nothing stored."""
+    node = make_node(tmp_path, pki_dir, party="AT")
+    probe = Probe(format=kind, data=base64.b64encode(data))
+    with pytest.raises(PrumError) as refused:
+        check_probe(node, category, probe)
+    assert refused.value.message and 400 <= status_for(refused.value) < 500

@@ -84,20 +84,30 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await _too_large(send, self.limit)
             return
-        received = 0
+        received, exceeded, started = 0, False, False
 
         async def limited() -> MutableMapping[str, Any]:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
+        async def answer(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            # Past the limit, what the app answers to the exception it could not place
+            # (FastAPI's 400 "error parsing the body", Starlette's 500) gives way to 413.
+            if exceeded and not started:
+                return
+            started = True
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, limited, answer)
+        if exceeded and not started:
             await _too_large(send, self.limit)
 
 

@@ -21,6 +21,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prum.errors import BadInput, NotAuthorised, PrumError, StorageError
 from prum.federation.messages import Category, Decision, Probe, Purpose, RefusalReason
@@ -54,6 +55,14 @@ def _install_errors(app: FastAPI) -> None:
         )
         body = BadInput(f"invalid request: {problems}").to_dict()
         return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (a body it cannot parse, an unknown path or
+        # method) in the shape of ours, not as {"detail": ...}.
+        code = {404: "unknown_reference"}.get(exc.status_code, "bad_input")
+        body = {"code": code, "message": str(exc.detail), "details": {}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 # --- router-facing -----------------------------------------------------------------------
@@ -125,7 +134,8 @@ class SearchIn(BaseModel):
     probe: Probe | None = None
     person: dict[str, Any] | None = None
     search_type: Annotated[str, Field(pattern=r"^[A-Z]{2}/[A-Z]{2}$")] | None = None
-    targets: list[str] | None = None
+    # Omitted: every party offering the category; an empty list is a mistake, not "all".
+    targets: Annotated[list[str], Field(min_length=1, max_length=40)] | None = None
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
 

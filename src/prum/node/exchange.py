@@ -247,9 +247,7 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
     """Check the probe, send the search through the router, store the answers."""
     user.require(Role.OFFICER)
     probe = form.outgoing_probe()
-    if probe.format == "image" and form.category is Category.FACE:
-        # Refuse a probe that cannot work here, with the reason, before it travels.
-        node.face_pipeline.extract(probe.data, use="probe", box=_box(probe.face_box))
+    check_probe(node, form.category, probe)
     request = validated(
         SearchRequest,
         {
@@ -269,6 +267,29 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
         },
     )
     return await dispatch(node, client, user.name, request, _stored_probe(probe))
+
+
+def check_probe(node: Node, category: Category, probe: Probe) -> None:
+    """Refuse a probe that cannot work, with the reason, before it travels (and before
+    anything is stored): a face without a usable face, a DNA profile against the
+    2008/616 Annex rules, a fingerprint transaction or image that cannot be read."""
+    if category is Category.FACE and probe.format == "image":
+        node.face_pipeline.extract(probe.data, use="probe", box=_box(probe.face_box))
+    elif category is Category.DNA and probe.format == "dna_profile":
+        from prum.categories.dna.formats import parse_profile
+        from prum.categories.dna.loci import LocusSet
+
+        parse_profile(probe.data, loci=LocusSet("prum"))
+    elif category is Category.FINGER and probe.format == "ansi_nist":
+        from prum.categories.finger.nist import read_transaction
+
+        transaction = read_transaction(probe.data)
+        if not transaction.images and not any(transaction.minutiae.values()):
+            raise BadInput("the transaction holds no finger image and no minutiae")
+    elif category is Category.FINGER and probe.format == "image":
+        from prum.categories.finger.images import decode_image
+
+        decode_image(probe.data)
 
 
 async def dispatch(

@@ -424,6 +424,8 @@ class Router:
         except BadSignature:
             _check_envelope_shape(raw)
             raise
+        except RecursionError:  # JSON nested deeper than the parser goes
+            raise MalformedRequest("the body is nested too deeply to be an envelope") from None
         log["message_id"] = message.message_id
         return message
 

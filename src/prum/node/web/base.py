@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -194,6 +195,8 @@ async def csrf(request: Request, bench: Bench, session: Current) -> None:
 
 
 Csrf = Depends(csrf)
+# Row ids in paths: positive and within a 63-bit database integer (as in the JSON API).
+RowId = Annotated[int, PathParam(ge=1, le=2**62)]
 Officer = Annotated[User, Depends(need(Role.OFFICER))]
 Examiner = Annotated[User, Depends(need(Role.EXAMINER))]
 Investigator = Annotated[User, Depends(need(Role.OFFICER, Role.EXAMINER))]

@@ -15,7 +15,17 @@ from prum.node import followup
 from prum.node.core import utcnow
 from prum.node.schema import requests_in, requests_out, searches, verifications
 from prum.node.web import views
-from prum.node.web.base import PREFIX, Approver, Bench, Csrf, HtmlRoute, Investigator, page, summary
+from prum.node.web.base import (
+    PREFIX,
+    Approver,
+    Bench,
+    Csrf,
+    HtmlRoute,
+    Investigator,
+    RowId,
+    page,
+    summary,
+)
 
 router = APIRouter(route_class=HtmlRoute)
 
@@ -60,7 +70,7 @@ def inbox(request: Request, bench: Bench, user: Approver) -> Response:
 @router.post("/inbox/{request_id}/decision", dependencies=[Csrf])
 def decide(
     bench: Bench,
-    request_id: int,
+    request_id: RowId,
     user: Approver,
     action: Annotated[str, Form(pattern="^(release|refuse|hold|resume)$")],
     reason: Annotated[RefusalReason | None, Form()] = None,

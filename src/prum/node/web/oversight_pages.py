@@ -23,6 +23,8 @@ from prum.node.web.base import Admin, Auditor, Bench, Csrf, HtmlRoute, Workbench
 router = APIRouter(route_class=HtmlRoute)
 PAGE = 100
 FILTERS = ("kind", "party", "category", "outcome", "case_reference")
+# Within a 63-bit database integer.
+MAX_OFFSET = 2**62
 
 
 def audit_page(request: Request, bench: Workbench, user: User, report: Any = None) -> Response:
@@ -31,13 +33,16 @@ def audit_page(request: Request, bench: Workbench, user: User, report: Any = Non
     try:
         since = _date(params.get("since"))
         until = _date(params.get("until"))
+        before = until + dt.timedelta(days=1) if until else None
         offset = max(0, int(params.get("offset") or 0))
-    except ValueError:
+        if offset > MAX_OFFSET:
+            raise ValueError
+    except (ValueError, OverflowError):  # 9999-12-31 has no next day
         raise BadInput("dates are YYYY-MM-DD and the offset a number") from None
     entries = bench.node.audit.entries(
         **filters,
         since=since,
-        until=until + dt.timedelta(days=1) if until else None,
+        until=before,
         limit=PAGE,
         offset=offset,
     )

@@ -29,6 +29,7 @@ from prum.node.web.base import (
     HtmlRoute,
     Investigator,
     Officer,
+    RowId,
     decode_image,
     page,
     read_upload,
@@ -203,7 +204,7 @@ async def submit_search(
 
 
 @router.get("/searches/{search_id}")
-def results(request: Request, bench: Bench, search_id: int, user: Investigator) -> Response:
+def results(request: Request, bench: Bench, search_id: RowId, user: Investigator) -> Response:
     search = exchange.load_search(bench.node, search_id)
     with bench.node.engine.connect() as conn:
         asked = conn.execute(select(requests_out).where(requests_out.c.search_id == search_id))
@@ -220,7 +221,7 @@ def results(request: Request, bench: Bench, search_id: int, user: Investigator) 
 
 
 @router.get("/searches/{search_id}/probe")
-def probe_image(bench: Bench, search_id: int, user: Investigator) -> Response:
+def probe_image(bench: Bench, search_id: RowId, user: Investigator) -> Response:
     search = exchange.load_search(bench.node, search_id)
     probe = search.get("probe") or {}
     if search["category"] == Category.FINGER.value:
@@ -233,7 +234,7 @@ def probe_image(bench: Bench, search_id: int, user: Investigator) -> Response:
 
 @router.get("/searches/{search_id}/candidates/{party}/{reference}/image")
 def candidate_image(
-    bench: Bench, search_id: int, party: str, reference: str, user: Investigator
+    bench: Bench, search_id: RowId, party: str, reference: str, user: Investigator
 ) -> Response:
     search = exchange.load_search(bench.node, search_id)
     candidate = exchange.find_candidate(search, party, reference)
@@ -242,13 +243,13 @@ def candidate_image(
 
 
 @router.get("/searches/{search_id}/faces/probe.jpg")
-def probe_face(bench: Bench, search_id: int, user: Examiner) -> Response:
+def probe_face(bench: Bench, search_id: RowId, user: Examiner) -> Response:
     return Response(bench.face_of(search_id, "", "").jpeg, media_type="image/jpeg")
 
 
 @router.get("/searches/{search_id}/faces/candidate.jpg")
 def candidate_face(
-    bench: Bench, search_id: int, user: Examiner, party: str, reference: str
+    bench: Bench, search_id: RowId, user: Examiner, party: str, reference: str
 ) -> Response:
     if not party:
         raise BadInput("name the candidate's party")
@@ -259,7 +260,7 @@ def candidate_face(
 def compare(
     request: Request,
     bench: Bench,
-    search_id: int,
+    search_id: RowId,
     party: str,
     reference: str,
     user: Investigator,
@@ -308,7 +309,7 @@ def compare(
 @router.post("/searches/{search_id}/verifications", dependencies=[Csrf])
 def verify(
     bench: Bench,
-    search_id: int,
+    search_id: RowId,
     user: Examiner,
     party: Annotated[str, Form(max_length=8)],
     reference: Annotated[str, Form(max_length=40)],
@@ -333,7 +334,7 @@ def verify(
 @router.post("/searches/{search_id}/core-data", dependencies=[Csrf])
 def ask_core_data(
     bench: Bench,
-    search_id: int,
+    search_id: RowId,
     user: Investigator,
     party: Annotated[str, Form(max_length=8)],
     reference: Annotated[str, Form(max_length=40)],
@@ -384,23 +385,14 @@ def _dna_profile(text: str, upload: UploadFile | None) -> bytes:
 
 def _finger_probe(upload: UploadFile | None) -> Probe:
     """An ANSI/NIST-ITL transaction (by its name or its first bytes) or one fingerprint
-    image, read here first so a file that cannot be searched with never travels."""
+    image; exchange.check_probe reads it before it travels."""
     if upload is None or not upload.filename:
         raise BadInput(
             "choose an ANSI/NIST-ITL transaction (.an2, .nist, .eft) or a fingerprint image"
         )
     data = read_upload(upload)
-    if upload.filename.lower().endswith(NIST_SUFFIXES) or data[:6] == b"1.001:":
-        from prum.categories.finger.nist import read_transaction
-
-        transaction = read_transaction(data)
-        if not transaction.images and not any(transaction.minutiae.values()):
-            raise BadInput("the transaction holds no finger image and no minutiae")
-        return Probe(format="ansi_nist", data=base64.b64encode(data))
-    from prum.categories.finger.images import decode_image as decode_finger
-
-    decode_finger(data)
-    return Probe(format="image", data=base64.b64encode(data))
+    nist = upload.filename.lower().endswith(NIST_SUFFIXES) or data[:6] == b"1.001:"
+    return Probe(format="ansi_nist" if nist else "image", data=base64.b64encode(data))
 
 
 def _date(text: str, what: str) -> dt.date | None:
