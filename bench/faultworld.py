@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import sqlalchemy as sa
 
-from prum.demo.processes import Federation, Layout, free_port, lay_out
+from prum.demo.processes import Federation, Layout, free_port, lay_out, poll
 from prum.errors import Unavailable
 from prum.federation.messages import Category, CountryReply, Purpose, ReplyStatus
 from prum.federation.security import pki
@@ -396,13 +396,7 @@ class World:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise Unavailable(f"timed out waiting for {what}")
+    return poll(what, check, timeout, every=0.25)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,18 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+
+
+def poll(what: str, fetch: Callable[[], Any], timeout: float = 120, every: float = 0.3) -> Any:
+    """``fetch()`` every ``every`` seconds until it returns something true, which is
+    returned; Unavailable naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fetch()
+        if value:
+            return value
+        time.sleep(every)
+    raise Unavailable(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -15,7 +15,6 @@ import shutil
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from rich.table import Table
 from prum.categories.face.bulk import PhotoItem, enrol_photos
 from prum.categories.interface import SubjectCategory
 from prum.demo import scenarios
-from prum.demo.processes import Federation, Layout, lay_out
+from prum.demo.processes import Federation, Layout, lay_out, poll
 from prum.demo.samples import SampleSet, sample_faces
 from prum.errors import PrumError, Unavailable
 from prum.federation.messages import Category
@@ -217,16 +216,6 @@ def _check(response: httpx.Response) -> Any:
     return response.json()
 
 
-def _poll(what: str, fetch: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fetch()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise Unavailable(f"timed out waiting for {what}")
-
-
 def _scenario(layout: Layout, probe: Path, out: Console) -> dict[str, Any]:
     step = iter(range(1, 20))
     out.rule(f"[bold]{REQUESTER} searches the federation with a face photo")
@@ -307,7 +296,7 @@ def _scenario(layout: Layout, probe: Path, out: Console) -> dict[str, Any]:
         " the offence category (queued in the outbox, delivered through the router)"
     )
     with _api(layout, HOLDER, "anna") as approver:
-        inbox = _poll(
+        inbox = poll(
             f"the request in {HOLDER}'s inbox",
             lambda: [r for r in _check(approver.get("/api/inbox")) if r["status"] == "pending"],
         )
@@ -320,7 +309,7 @@ def _scenario(layout: Layout, probe: Path, out: Console) -> dict[str, Any]:
         _check(approver.post(f"/api/inbox/{request['id']}/decision", json={"action": "release"}))
     out.print(f"{next(step)}. approver anna ({HOLDER}) judges it proportionate and releases")
     with _api(layout, REQUESTER, "olga") as officer:
-        answered = _poll(
+        answered = poll(
             f"the core data at {REQUESTER}",
             lambda: [
                 r

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import httpx
 import numpy as np
 from rich.console import Console
 
+from prum.demo.processes import poll
 from prum.errors import SampleDataUnavailable, Unavailable
 from prum.federation.messages import Category, Purpose
 from prum.node.config import LEGACY_FINGER_TYPES, CategoryPolicy
@@ -275,16 +275,6 @@ def _core_data(node: Node, reference: str, party: str, what: str) -> None:
 
 Api = Callable[[str, str], httpx.Client]
 Check = Callable[[httpx.Response], Any]
-
-
-def poll(what: str, fetch: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fetch()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise Unavailable(f"timed out waiting for {what}")
 
 
 Case = Callable[[], dict[str, Any]]
