@@ -95,7 +95,8 @@ def enroll(
     except PrumError as exc:
         raise fail(exc) from None
     for file, reference in zip(files, references, strict=True):
-        console.print(f"{file}: {reference}", highlight=False)
+        # One line per file, never wrapped, so that scripts can read it back.
+        console.print(f"{file}: {reference}", highlight=False, soft_wrap=True)
     console.print(f"enrolled {len(references):,} fingerprint records")
 
 
