@@ -19,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from typer.testing import CliRunner
 
 from prum.errors import BadCertificate, BadInput, InvalidPartyCode
+from prum.federation.security import signing
 from prum.federation.security.cli import pki_app
 from prum.federation.security.pki import (
     PeerIdentity,
@@ -167,6 +168,26 @@ def test_revoked_client_certificate_is_refused_by_a_new_context(pki_dir: Path) -
     # The CRL is read when a context is built: the old one still lets AT in.
     with TlsServer(old_context) as server:
         assert talk(client, server.address) == b"hello AT"
+
+
+def test_a_followed_context_refuses_a_certificate_revoked_while_it_runs(
+    pki_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "CRL_RECHECK_SECONDS", 0.0)
+    client = client_context(pki_dir, "AT")
+    running = server_context(pki_dir, "ROUTER")
+    verifier = signing.Verifier(pki_dir)
+    verifier.follow(running)
+    with TlsServer(running) as server:
+        assert talk(client, server.address) == b"hello AT"
+        assert server.outcome().party == "AT"  # type: ignore[union-attr]
+        revoke(pki_dir, "AT")
+        verifier.revoked_serials()  # what the process does every second
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            talk(client, server.address)
+        assert "certificate revoked" in refused(server)
+        issue(pki_dir, "DE", role="node")
+        assert talk(client_context(pki_dir, "DE"), server.address) == b"hello DE"
 
 
 def test_client_without_certificate_is_refused(pki_dir: Path) -> None:

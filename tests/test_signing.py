@@ -358,8 +358,13 @@ def test_any_single_byte_change_fails_verification(
         body = json.loads(changed)
     except ValueError:
         return
-    if not isinstance(body, dict) or canonical_json(body) == original:
+    if not isinstance(body, dict):
         return
+    try:
+        if canonical_json(body) == original:
+            return
+    except BadInput:  # e.g. a lone surrogate: the verifier cannot canonicalise it either
+        pass
     with pytest.raises((BadSignature, BadCertificate)):
         Verifier(shared_pki).verify({**envelope.to_dict(), "body": body})
 

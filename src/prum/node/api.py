@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from prum.errors import BadInput, NotAuthorised, PrumError, StorageError
 from prum.federation.messages import Category, Decision, Probe, Purpose, RefusalReason
 from prum.federation.security.pki import client_context
+from prum.federation.security.signing import keep_crl_current
 from prum.federation.transport import HTTP_STATUS, client, peer_of, status_for
 from prum.node import comparisons, exchange, followup
 from prum.node.core import Node, utcnow
@@ -169,11 +170,16 @@ class DecisionIn(BaseModel):
 
 def create_national_app(node: Node) -> FastAPI:
     wake = asyncio.Event()
-    http = client(client_context(node.config.pki_dir, node.party))
+    tls = client_context(node.config.pki_dir, node.party)
+    node.verifier.follow(tls)
+    http = client(tls)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(followup.run_outbox(node, http, wake))]
+        tasks = [
+            asyncio.create_task(followup.run_outbox(node, http, wake)),
+            asyncio.create_task(keep_crl_current(node.verifier)),
+        ]
         if Category.DNA in node.config.categories:
             tasks.append(asyncio.create_task(comparisons.run_comparisons(node, http)))
         yield

@@ -34,11 +34,10 @@ def serve(config: ConfigFile) -> None:
         cfg = NodeConfig.load(config)
         node = Node(cfg)
         node.warm_up()
+        tls = server_context(cfg.pki_dir, cfg.party)
+        node.verifier.follow(tls)  # a party revoked mid-run cannot connect again
         federation = Listener(
-            create_federation_app(node),
-            cfg.federation_host,
-            cfg.federation_port,
-            server_context(cfg.pki_dir, cfg.party),
+            create_federation_app(node), cfg.federation_host, cfg.federation_port, tls
         )
         national = Listener(create_national_app(node), cfg.api_host, cfg.api_port)
     except PrumError as exc:

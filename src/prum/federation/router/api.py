@@ -7,6 +7,7 @@ bodies are never logged (uvicorn's access log is off and no middleware reads the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import traceback
@@ -24,6 +25,7 @@ from prum.errors import MalformedRequest, PrumError
 from prum.federation.router.service import Router
 from prum.federation.router.settings import RouterSettings
 from prum.federation.security.pki import PeerIdentity
+from prum.federation.security.signing import keep_crl_current
 from prum.federation.transport import peer_of, peer_of_scope, status_for
 
 T = TypeVar("T")
@@ -84,7 +86,9 @@ def create_app(settings: RouterSettings, router: Router | None = None) -> HotPat
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        revocations = asyncio.create_task(keep_crl_current(service.verifier))
         yield
+        revocations.cancel()
         await service.aclose()
 
     app = FastAPI(

@@ -90,6 +90,7 @@ def _serve_one(settings: RouterSettings) -> None:
     try:
         tls = server_context(settings.pki_dir, ROUTER)
         app = create_app(settings)
+        app.service.verifier.follow(tls)  # a party revoked mid-run cannot connect again
     except PrumError as exc:
         raise _fail(exc) from None
     parties = len(app.service.directory.parties)

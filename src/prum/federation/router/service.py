@@ -137,11 +137,13 @@ class Router:
             signer=AuditSigner(signer),
             statistics=statistics,
         )
+        verifier, client_tls = Verifier(settings.pki_dir), client_context(settings.pki_dir, ROUTER)
+        verifier.follow(client_tls)  # a node revoked mid-run: no new connection to it
         return cls(
             directory=directory,
             signer=signer,
-            verifier=Verifier(settings.pki_dir),
-            client_tls=client_context(settings.pki_dir, ROUTER),
+            verifier=verifier,
+            client_tls=client_tls,
             trail=AuditTrail(log, backlog=settings.audit_backlog),
             statistics=statistics,
             max_deadline_ms=settings.max_deadline_ms,

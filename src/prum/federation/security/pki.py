@@ -225,8 +225,9 @@ def init_ca(directory: Path, *, name: str = "Prüm federation CA", days: int = 3
     )
     _write(directory / CA_KEY, _key_pem(key), private=True)
     state: dict[str, Any] = {"crl_number": 1, "revoked": []}
+    crl = _build_crl(cert, key, state)
     _write(directory / REVOKED, json.dumps(state, indent=2).encode())
-    _write(directory / CRL, _build_crl(cert, key, state))
+    _write(directory / CRL, crl)
     _write(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
     return directory / CA_CERT
 
@@ -362,10 +363,9 @@ def revoke(directory: Path, party_or_serial: str) -> list[int]:
     """Revoke a certificate (by hex serial) or every certificate of a party (by code).
 
     Rewrites ``crl.pem`` with all revoked serials and returns the serials newly revoked
-    (empty when they already were). A running process's signature verifier reads the
-    new CRL within a second (so every signed message of the revoked party is refused);
-    its TLS contexts read the CRL when they are built, so the TLS layer refuses the
-    certificate after the listener's next restart.
+    (empty when they already were). A running router or node rereads the new CRL
+    within a second (signing.Verifier, and the TLS contexts it follows): the revoked
+    party's signed messages and its next connections are refused without a restart.
     """
     directory = Path(directory)
     ca_cert, ca_key = _load_ca(directory)
@@ -399,8 +399,9 @@ def revoke(directory: Path, party_or_serial: str) -> list[int]:
             }
         )
     state["crl_number"] = int(state["crl_number"]) + 1
+    crl = _build_crl(ca_cert, ca_key, state)  # records its last update in the state
     _write(directory / REVOKED, json.dumps(state, indent=2).encode())
-    _write(directory / CRL, _build_crl(ca_cert, ca_key, state))
+    _write(directory / CRL, crl)
     return [r.serial for r in fresh]
 
 
@@ -440,8 +441,8 @@ def server_context(directory: Path, party: str) -> ssl.SSLContext:
     """TLS 1.3 server context for ``party``: client certificates required.
 
     Trusts only the federation CA of ``directory`` and checks the client certificate
-    against ``crl.pem``. The CRL is read once, here: after ``prum pki revoke``, build a
-    new context (and restart the listener) for the revocation to take effect. Who the
+    against ``crl.pem``, read here; a running process keeps it current with
+    ``Verifier.follow`` (a revocation takes effect within a second). Who the
     client is comes from :func:`peer_identity` / :func:`identity_from_der`.
     """
     return _context(Path(directory), party, server=True)
@@ -450,8 +451,8 @@ def server_context(directory: Path, party: str) -> ssl.SSLContext:
 def client_context(directory: Path, party: str) -> ssl.SSLContext:
     """TLS 1.3 client context for ``party``, presenting its certificate.
 
-    Verifies the server against the federation CA, its CRL (read once, here: rebuild
-    the context after a revocation) and the host name (the certificate's SANs). In
+    Verifies the server against the federation CA, its CRL (read here; kept current
+    with ``Verifier.follow``) and the host name (the certificate's SANs). In
     demos every party shares ``localhost``, so a caller that must reach one party
     checks :func:`peer_identity` of the connection, or the signer of the reply.
     """
@@ -555,10 +556,17 @@ def _build_crl(
 ) -> bytes:
     # The CRL is valid as long as the CA: OpenSSL refuses every connection once the
     # CRL's next update has passed, and a demo federation has no CRL refresh job.
+    # Each CRL's last update strictly later than the one before (second resolution):
+    # a running TLS context given the new CRL beside the old checks with the newest.
+    last_update = (_now() - BACKDATE).replace(microsecond=0)
+    if state.get("last_update"):
+        previous = dt.datetime.fromisoformat(state["last_update"])
+        last_update = max(last_update, previous + dt.timedelta(seconds=1))
+    state["last_update"] = last_update.isoformat()
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
-        .last_update(_now() - BACKDATE)
+        .last_update(last_update)
         .next_update(ca_cert.not_valid_after_utc)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),

@@ -29,13 +29,16 @@ the two agree).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import functools
 import heapq
 import json
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -260,11 +263,13 @@ class Verifier:
     """Verifies envelopes and byte signatures against the federation CA and its CRL.
 
     The CA certificate is read once, when the verifier is built. ``crl.pem`` is read
-    again whenever it changes (looked at every CRL_RECHECK_SECONDS): a certificate
-    revoked with ``prum pki revoke`` is refused from then on by every running process
-    that shares the PKI folder. A CRL that is replaced by one that does not verify is
-    ignored, and the last good one stays in force (revocations are never lost to a
-    half-copied file).
+    again whenever it changes (looked at every CRL_RECHECK_SECONDS, on a verification
+    or a call of :meth:`revoked_serials`): a certificate revoked with ``prum pki
+    revoke`` is refused from then on by every running process that shares the PKI
+    folder, and the TLS contexts given to :meth:`follow` get the new CRL too, so new
+    connections with it are refused as well. A CRL that is replaced by one that does
+    not verify is ignored, and the last good one stays in force (revocations are never
+    lost to a half-copied file).
     """
 
     def __init__(self, directory: Path) -> None:
@@ -274,7 +279,13 @@ class Verifier:
         crl = pki.load_crl(directory, self._ca)
         self._revoked = frozenset(entry.serial_number for entry in crl)
         self._crl_checked = time.monotonic()
+        self._contexts: list[ssl.SSLContext] = []
         self._issued = functools.lru_cache(maxsize=CERTIFICATE_CACHE)(self._check_issued)
+
+    def follow(self, context: ssl.SSLContext) -> None:
+        """Load every new CRL this verifier reads into ``context`` as well (OpenSSL keeps
+        the CRLs it was given and checks with the newest of the CA's)."""
+        self._contexts.append(context)
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -298,6 +309,9 @@ class Verifier:
             # Revocation is permanent: a list that lacks a serial we knew keeps it.
             self._revoked = self._revoked | {entry.serial_number for entry in crl}
             self._crl_stamp = stamp
+            for context in self._contexts:
+                with contextlib.suppress(ssl.SSLError, OSError):  # the store keeps the last
+                    context.load_verify_locations(cafile=self._directory / pki.CRL)
         return self._revoked
 
     def verify(
@@ -501,6 +515,14 @@ class AuditSigner:
 
     def sign(self, data: bytes) -> bytes:
         return self._signer.sign_bytes(data)
+
+
+async def keep_crl_current(verifier: Verifier) -> None:
+    """Look at crl.pem every CRL_RECHECK_SECONDS even while no message arrives, so the
+    TLS contexts the verifier follows refuse a revoked party's next handshake."""
+    while True:
+        await asyncio.to_thread(verifier.revoked_serials)
+        await asyncio.sleep(CRL_RECHECK_SECONDS)
 
 
 class AuditVerifier:
