@@ -40,7 +40,7 @@ from prum.federation.transport import status_for
 from prum.node import followup
 from prum.node.config import CategoryPolicy, NodeConfig, SearchTypePolicy
 from prum.node.core import Node
-from prum.node.exchange import answer_search, check_probe
+from prum.node.exchange import answer_search, check_probe, own_certificate_problem
 from prum.node.schema import core_data, outbox, requests_in, searches
 from prum.node.users import Role, User
 
@@ -490,3 +490,22 @@ def test_a_probe_that_cannot_work_is_refused_before_it_travels(
     with pytest.raises(PrumError) as refused:
         check_probe(node, category, probe)
     assert refused.value.message and 400 <= status_for(refused.value) < 500
+
+
+def test_a_node_says_when_its_own_certificate_is_revoked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router refuses a revoked node in the TLS handshake, which the node sees only as
+    a closed connection: its message names the cause."""
+    from prum.federation.security import signing
+
+    monkeypatch.setattr(signing, "CRL_RECHECK_SECONDS", 0.0)
+    own = tmp_path / "pki"
+    pki.init_ca(own)
+    pki.issue(own, "AT", role="node")
+    node = make_node(tmp_path, own, party="AT")
+    assert own_certificate_problem(node) == ""
+    pki.revoke(own, "AT")
+    assert "certificate" in own_certificate_problem(node)
+    assert "is revoked" in own_certificate_problem(node)
+    assert "prum pki issue AT" in own_certificate_problem(node)

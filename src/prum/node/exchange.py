@@ -42,7 +42,7 @@ from prum.federation.messages import (
     SearchReply,
     SearchRequest,
 )
-from prum.federation.security.pki import PeerIdentity
+from prum.federation.security.pki import PeerIdentity, format_serial
 from prum.federation.security.signing import SignedEnvelope
 from prum.node.config import CategoryPolicy
 from prum.node.core import Node, utcnow, validated
@@ -269,6 +269,20 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
     return await dispatch(node, client, user.name, request, _stored_probe(probe))
 
 
+def own_certificate_problem(node: Node) -> str:
+    """Why the federation may refuse this node's connections: its own certificate
+    revoked or expired (the TLS refusal itself only shows as a closed connection)."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(node.signer.cert_pem.encode("ascii"))
+    hint = f"issue a new one: `prum pki issue {node.party}`"
+    if cert.serial_number in node.verifier.revoked_serials():
+        return f"this node's certificate {format_serial(cert.serial_number)} is revoked ({hint})"
+    if cert.not_valid_after_utc < utcnow():
+        return f"this node's certificate expired on {cert.not_valid_after_utc:%Y-%m-%d} ({hint})"
+    return ""
+
+
 def check_probe(node: Node, category: Category, probe: Probe) -> None:
     """Refuse a probe that cannot work, with the reason, before it travels (and before
     anything is stored): a face without a usable face, a DNA profile against the
@@ -346,7 +360,11 @@ async def dispatch(
         )
     except httpx.HTTPError as exc:
         _fail(node, sid)
-        raise Unavailable(f"the router cannot be reached: {exc}") from exc
+        problem = own_certificate_problem(node)
+        detail = str(exc) or type(exc).__name__  # some httpx errors carry no text
+        raise Unavailable(
+            f"the router cannot be reached: {detail}" + (f"; {problem}" if problem else "")
+        ) from exc
     if response.status_code != 200:
         _fail(node, sid)
         raise _remote_error(response)
