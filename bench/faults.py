@@ -255,7 +255,7 @@ def router_kill(world: World) -> FaultRow:
         row.seen = "no answer at all"
         return row
     row.seen = f"after {waited:.1f} s: {error_text(response)}"
-    clear = 500 <= response.status_code < 600 and response.status_code != 500
+    clear = response.status_code in (502, 503, 504)  # "try again", never a crash (500)
     row.survived = clear and waited < 10 and recovered(world, row)
     return row
 
@@ -319,20 +319,12 @@ def holder_kill_release(world: World) -> FaultRow:
         row.lost = 1
         return row
     time.sleep(1.5)  # any second delivery would arrive meanwhile
-    replies = run_sql(
-        world,
-        HOLDER,
-        "select count(*) from node_outbox where kind like '%reply%' or kind like '%core%'",
-    )
     rows_out = requests_out(world, search_id)
     row.duplicated = max(0, len(rows_out) - 1)
     after = world.stored_everywhere()
     row.lost = lost_rows(before, after)
     surnames = done["reply"]["core_data"].get("surnames")
-    row.seen = (
-        f"DE restarted; AT shows the request released once, core data {surnames}"
-        f" (DE's outbox: {replies[0][0]} reply)"
-    )
+    row.seen = f"DE restarted; AT shows the request released once, core data {surnames}"
     row.survived = recovered(world, row)
     return row
 

@@ -20,10 +20,8 @@ import os
 import socket
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from prum.demo.processes import Federation, Layout, free_port, lay_out, poll
+from prum.demo.run import USERS  # the demo's five users, one per role
 from prum.errors import Unavailable
 from prum.federation.messages import Category, CountryReply, Purpose, ReplyStatus
 from prum.federation.security import pki
@@ -40,19 +39,12 @@ from prum.federation.security.signing import Signer
 from prum.node.config import CategoryPolicy, ComparisonSettings
 from prum.node.core import Node
 from prum.node.schema import core_data
-from prum.node.users import Role, add_user
+from prum.node.users import add_user
 
 PARTIES = ["AT", "DE", "HU"]
 REQUESTER, HOLDER, POSTGRES_PARTY = "AT", "DE", "HU"
 # The misbehaving stand-ins and what each does with a search.
 ROGUES = {"CZ": "silent", "SK": "slow", "PL": "malformed", "SE": "wrongly_signed"}
-USERS = {
-    "olga": Role.OFFICER,
-    "eric": Role.EXAMINER,
-    "anna": Role.APPROVER,
-    "otto": Role.AUDITOR,
-    "ada": Role.ADMIN,
-}
 POSTGRES_ADMIN = os.environ.get(
     "PRUM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 ).replace("postgresql+psycopg://", "postgresql://")
@@ -446,7 +438,6 @@ class RogueNodes:
         self.pki_dir = pki_dir
         self.ports = ports
         self.slow_seconds = slow_seconds
-        self.requests: dict[str, int] = dict.fromkeys(ports, 0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._silent: list[socket.socket] = []
@@ -478,7 +469,7 @@ class RogueNodes:
                 listener = socket.create_server(("127.0.0.1", port), backlog=64)
                 listener.setblocking(False)
                 self._silent.append(listener)
-                loop.add_reader(listener.fileno(), self._accept_and_ignore, listener, party)
+                loop.add_reader(listener.fileno(), self._accept_and_ignore, listener)
                 continue
             context = pki.server_context(self.pki_dir, party)
             handler = self._handler(party, behaviour)
@@ -495,12 +486,11 @@ class RogueNodes:
                 server.close()
             loop.close()
 
-    def _accept_and_ignore(self, listener: socket.socket, party: str) -> None:
+    def _accept_and_ignore(self, listener: socket.socket) -> None:
         try:
             connection, _ = listener.accept()
         except BlockingIOError:
             return
-        self.requests[party] += 1
         self._accepted.append(connection)  # held open, never read, never answered
 
     def _handler(self, party: str, behaviour: str) -> Any:
@@ -516,7 +506,6 @@ class RogueNodes:
                         if name.strip().lower() == b"content-length":
                             length = int(value.strip())
                     body = await reader.readexactly(length) if length else b""
-                    self.requests[party] += 1
                     answer = await self._answer(party, behaviour, body, signer)
                     writer.write(
                         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -547,9 +536,3 @@ class RogueNodes:
             candidates=[],
         )
         return signer.sign(reply.model_dump(mode="json")).to_json()
-
-
-@contextmanager
-def timed() -> Iterator[Callable[[], float]]:
-    started = time.monotonic()
-    yield lambda: time.monotonic() - started
