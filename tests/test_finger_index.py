@@ -12,6 +12,7 @@ import pytest
 from prum.categories.finger.index import FingerIndex, IndexParams, Label, dice
 from prum.categories.finger.match import Cylinders, compare, compare_many, cylinders
 from prum.categories.finger.synthetic import impression
+from prum.errors import StorageError
 
 # Small enough that a few hundred fingers go through PCA and the inverted lists.
 SMALL = IndexParams(exact_below=2_000, train_sample=2_000)
@@ -89,26 +90,46 @@ def test_a_saved_index_loads_with_its_faiss_part_and_answers_the_same(
     probes = gallery[1]
     index = approximate
     index.save(tmp_path, deletion_seq=7)
-    assert len(list(tmp_path.glob("cylinders-*.faiss"))) == 1
+    index.save(tmp_path, deletion_seq=7)  # the older generation is removed
+    assert len(list(tmp_path.glob("rows-*/cylinders-*.faiss"))) == 1
     loaded, meta = FingerIndex.load(tmp_path, params=SMALL)
     assert meta["deletion_seq"] == 7 and loaded.kind == index.kind
+    assert isinstance(loaded._rows.bits.saved, np.memmap)  # the rows stay on disk
+    assert loaded.disk_nbytes() > loaded.cylinders * 192
     assert tops(loaded, probes) == tops(index, probes)
     loaded.remove(3)  # deleted: out of every answer at once, out of FAISS at the next save
     assert 3 not in loaded and 3 not in tops(loaded, probes)
     assert 3 in index
+    loaded.add(1000, gallery[0][3], Label(1000, 0, False))  # added after a load: in memory
+    assert tops(loaded, probes)[3] == 1000
+    loaded.save(tmp_path)
+    again, _ = FingerIndex.load(tmp_path, params=SMALL)
+    assert tops(again, probes) == tops(loaded, probes)
 
 
-def test_a_torn_save_is_rebuilt_from_the_cylinders(
+def test_a_torn_save_keeps_the_previous_generation(
     gallery: tuple[list[Cylinders], list[Cylinders]], approximate: FingerIndex, tmp_path: Path
 ) -> None:
     probes = gallery[1]
     approximate.save(tmp_path)
     meta = json.loads((tmp_path / "meta.json").read_text())
-    meta["generation"] = "not-the-npz-one"  # as if the process died between the files
-    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    torn = tmp_path / "rows-0123456789abcdef"  # a save that died before meta.json
+    torn.mkdir()
+    (torn / "bits.npy").write_bytes(b"half")
+    loaded, _ = FingerIndex.load(tmp_path, params=SMALL)  # the generation meta.json names
+    assert tops(loaded, probes) == tops(approximate, probes)
+    loaded.save(tmp_path)
+    assert not torn.exists()  # swept by the next save
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    for faiss_file in (tmp_path / f"rows-{meta['generation']}").glob("*.faiss"):
+        faiss_file.unlink()  # the FAISS part lost: trained again from the rows
     loaded, _ = FingerIndex.load(tmp_path, params=SMALL)
-    assert loaded.kind.startswith("PCA256,L2norm,IVF")  # trained again, on all the rows
+    assert loaded.kind.startswith("PCA256,L2norm,IVF")
     assert sum(f == i for i, f in enumerate(tops(loaded, probes))) >= 18
+    meta["generation"] = "not-saved"
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StorageError, match="incomplete"):  # the matcher rebuilds it
+        FingerIndex.load(tmp_path, params=SMALL)
 
 
 def test_deleted_fingers_leave_answers_at_once_and_their_rows_at_compaction(
@@ -142,3 +163,28 @@ def test_bulk_loading_trains_once_and_answers_as_adding_one_by_one(
     assert index.kind.startswith("PCA256,L2norm,IVF")  # trained on all the rows at once
     assert index.cylinders == approximate.cylinders
     assert sum(f == i for i, f in enumerate(tops(index, probes))) >= 18
+
+
+def test_a_card_finds_its_mate_card_by_fused_votes_and_comparisons(
+    gallery: tuple[list[Cylinders], list[Cylinders]],
+) -> None:
+    """30 cards of 10 fingers from the gallery's 300; the probe card: its fingers'
+    other impressions (only the first 20 fingers have one), positions 1-10."""
+    enrolled, probes = gallery
+    index = FingerIndex(params=SMALL)
+    with index.bulk():
+        for i, cyl in enumerate(enrolled):
+            index.add(i, cyl, Label(record=100 + i // 10, position=1 + i % 10, latent=False))
+    assert index.kind.startswith("PCA256,L2norm,IVF")
+    for card in (0, 1):
+        probe = [(1 + j, probes[card * 10 + j]) for j in range(10)]
+        hits = index.search_cards(probe, max_candidates=3)
+        assert hits[0].record == 100 + card
+        assert len(hits[0].fingers) == 10  # every finger compared with its own position
+        assert {f for f, _ in hits[0].fingers.values()} == set(range(card * 10, card * 10 + 10))
+        assert hits[0].score > 2 * hits[1].score
+    # A finger's position keeps it from other positions: thumb probe vs index fingers.
+    only_thumb = index.search_cards([(1, probes[0])], max_candidates=30)
+    assert all(f % 10 == 0 for h in only_thumb for f, _ in h.fingers.values())
+    index.remove_record(100)
+    assert all(h.record != 100 for h in index.search_cards(probe, max_candidates=30))

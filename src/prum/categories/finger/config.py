@@ -21,10 +21,9 @@ class FingerSettings(BaseSettings):
     # (prum.categories.finger.index.IndexParams says where these defaults come from).
     neighbours: int = Field(default=128, ge=1, le=1024)
     nprobe: int = Field(default=64, ge=1, le=65536)
-    # TP/TP of a card: the records best after fusing the fingers' short lists whose
-    # fingers missing from those lists are compared one to one (a mate finger the
-    # index missed still adds to its card's score).
-    fusion_completion: int = Field(default=10, ge=0, le=100)
+    # TP/TP of a card: the cards best by the votes of all the probe's fingers that are
+    # compared finger by finger and fused (prum.categories.finger.index.IndexParams.cards).
+    fusion_cards: int = Field(default=50, ge=1, le=1000)
     # Fewer minutiae than this cannot be compared with any confidence (MCC needs
     # neighbours around each minutia; 12 is the historical court "point" standard's
     # order of magnitude and what Bozorth3 needs to score at all).

@@ -6,28 +6,37 @@ that survives rotation, translation and partial overlap, so the cylinders of all
 enrolled fingers go into one nearest-neighbour index and a probe's cylinders vote for
 the fingers they find. Stages, each measured in bench/finger.py (docs/fingerprints.md):
 
-1. Neighbours. Each probe cylinder's nearest enrolled cylinders by the binary MCC
-   similarity 2|a & b| / (|a| + |b|) (Dice). Small galleries compare with every
-   cylinder (popcounts); large ones ask a FAISS index for candidates (the bits as
-   unit vectors, PCA to 256 dimensions, 8-bit codes, an inverted file; the factory
-   string is configuration) and score the 2,048 it returns with the exact
-   similarity, read from the row store in one gather. A plain
-   Hamming index ranked sparse cylinders first whatever they held; cosine on the unit
-   vectors ranks like the similarity does.
+1. Neighbours. Each probe cylinder's nearest enrolled cylinders. Small galleries
+   compare with every cylinder by the binary MCC similarity 2|a & b| / (|a| + |b|)
+   (Dice, from popcounts); large ones ask a FAISS index holding each cylinder as a
+   compact code: the bits as a unit vector (whose cosine ranks like Dice), PCA to 256
+   dimensions, an inverted file and 4-bit product-quantiser codes scanned with SIMD
+   ("fast scan"), 32 bytes a cylinder; the factory string is configuration. Its ids
+   are the fingers, so a vote needs nothing else in memory.
 2. Vote. A neighbour counts by how far its similarity lies above that of the probe
    cylinder's 64th neighbour (a cylinder like many others says little), once per
    finger and probe cylinder; a finger's total is divided by the square root of its
    cylinders.
-3. First pass. The best voted fingers (3,000) are ranked by a cheap score: for each,
-   the best cylinder pairs with the probe (exact similarity by FAISS popcounts)
-   relaxed by the geometry of their minutiae, LSS-R on few pairs for all fingers at
-   once (prum.categories.finger.match.quick_scores).
+3. First pass. The best voted fingers are ranked by a cheap score: for each, the best
+   cylinder pairs with the probe (exact similarity from the stored bits) relaxed by
+   the geometry of their minutiae, LSS-R on few pairs for all fingers at once
+   (prum.categories.finger.match.quick_scores).
 4. The best of those (the short list, 100) get the full LSS-R comparison of
    prum.categories.finger.match.
 
+A tenprint card searched against cards (:meth:`FingerIndex.search_cards`) skips the
+first pass: each probe finger votes, the votes are summed per card, and the best
+cards are compared finger by finger and their scores fused.
+
+Memory: the FAISS codes (about 40 bytes a cylinder with their ids) and a small record
+per finger stay in memory; the cylinders themselves (the bits, valid cells and
+minutiae that stages 3 and 4 read) are a row store saved beside the index as numpy
+files and memory-mapped at load, so only the rows a search reads come from disk.
+
 The index is derived data: it is rebuilt from the stored templates (prum.categories.finger.store)
 and saved beside the database with its FAISS part; deleted fingers leave every answer
-at once and the row store and FAISS index at the next rebuild.
+at once and the row store and FAISS index at the next rebuild. Finger ids are never
+reused (they are the store's template ids); replacing one retrains the FAISS part.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import contextlib
 import json
 import math
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,7 +64,7 @@ from prum.categories.finger.match import (
 )
 from prum.errors import StorageError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 Filter = Callable[["Label"], bool]
 
@@ -68,24 +78,21 @@ class IndexParams:
     # Below this many cylinders (about 600 fingers) every probe cylinder is compared
     # with every enrolled one (exact, nothing to train); above, the FAISS index.
     exact_below: int = 20_000
-    # The FAISS index over the cylinders as unit vectors, PCA to 256 dimensions with
-    # 8-bit scalar codes (256 bytes a cylinder, as many as PCA64 in floats): the mates
-    # the vote missed at 100,000 fingers match weakly, and their cylinders ranked by
-    # median 1,202 among the PCA64 neighbours, 87 among the PCA256 ones (exact: < 300).
-    # ``{nlist}``: inverted lists, the power of two nearest 2 sqrt(cylinders) (FAISS's
-    # guideline is 1 to 16 sqrt(n); measured 1,024 at 350,000 cylinders and 4,096 at
-    # 3.5 million).
-    factory: str = "PCA256,L2norm,IVF{nlist},SQ8"
+    # The FAISS index over the cylinders as unit vectors. PCA to 256 dimensions: the
+    # mates the vote missed at 100,000 fingers match weakly, and their cylinders ranked
+    # by median 1,202 among PCA64 neighbours, 87 among PCA256 ones (exact: < 300).
+    # PQ64x4fs: 64 sub-quantisers of 4 bits, 32 bytes a cylinder, scanned 32 codes at a
+    # time in SIMD registers (8-bit scalar codes took 256 bytes and 17 KB a finger).
+    # ``{nlist}``: inverted lists, the power of two nearest 2 sqrt(cylinders), at most
+    # ``max_nlist`` (FAISS's guideline is 1 to 16 sqrt(n)); the lists are found
+    # through a small HNSW graph, not by comparing with every list centre.
+    factory: str = "PCA256,L2norm,IVF{nlist}_HNSW32,PQ64x4fs"
+    max_nlist: int = 8192
     # Lists visited per probe cylinder (PCA64 at 100,000 fingers, 4,096 lists, 100
     # probes: 32, 64, 96, 128, 256 gave rank-1 0.83, 0.84, 0.86, 0.86, 0.86; PCA256:
     # 64 and 128 the same).
     nprobe: int = 64
-    # Candidates FAISS returns per probe cylinder, re-scored with the exact similarity
-    # (the row store makes that one gather); the best ``neighbours`` of them vote.
-    # 100,000 fingers, 100 probes: with 2,048 the mate was among the 3,000 voted
-    # fingers for 96 %, with PCA64's 128 for 90 %.
-    candidates: int = 2048
-    # Cylinders the FAISS training sees (PCA and k-means), drawn at random.
+    # Cylinders the FAISS training sees (PCA, k-means, the quantisers), at random.
     train_sample: int = 200_000
     # Nearest enrolled cylinders looked at per probe cylinder: 128, 256 and 512 put
     # the mate among the voted fingers about as often on 100,000 fingers.
@@ -110,10 +117,13 @@ class IndexParams:
     # each). 10,000 fingers, 100 probes: 30, 100, 200 gave rank-1 0.94, 0.97, 0.97
     # (exhaustive matching: 0.99).
     shortlist: int = 100
+    # A card searched against cards: the cards best by their summed votes that are
+    # compared finger by finger (ten comparisons each, about 1.5 ms a card).
+    cards: int = 50
 
     def factory_for(self, cylinders: int) -> str:
         nlist = 2 ** max(6, round(math.log2(max(2.0, 2 * math.sqrt(cylinders)))))
-        return self.factory.format(nlist=nlist)
+        return self.factory.format(nlist=min(nlist, self.max_nlist))
 
 
 @dataclass(frozen=True)
@@ -124,23 +134,33 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class _Finger:
-    start: int  # its first row in the row store
-    count: int  # its cylinders (rows)
-    voting: int  # of those, the ones with a bit set (the others cannot vote)
-    valid: NDArray[np.uint8]  # (count, cells/8): the valid cells of one layer
-    xy: NDArray[np.float32]
-    angle: NDArray[np.float32]
-    label: Label
+class CardHit:
+    """A card (record) found by a card search: its fused score and, for each probe
+    finger that found one, the enrolled finger compared and the comparison."""
+
+    record: int
+    score: float  # the sum rule: the mean over the probe's fingers (0 where none)
+    fingers: dict[int, tuple[int, Comparison]]  # probe finger (its index) -> enrolled
+    votes: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Label:
     """What a search filters on, kept beside the cylinders of each finger."""
 
     record: int  # the record (tenprint card or latent) the finger belongs to
     position: int  # ANSI/NIST-ITL finger position, 0 unknown
     latent: bool  # an unsolved latent (UL) rather than a tenprint (TP)
+
+
+@dataclass(frozen=True, slots=True)
+class _Finger:
+    # Slots: at a million fingers each of these is a few hundred bytes of the ~2 KB
+    # a finger may take in memory.
+    start: int  # its first row in the row store
+    count: int  # its cylinders (rows)
+    voting: int  # of those, the ones with a bit set (the others cannot vote)
+    label: Label
 
 
 def same_finger_possible(a: int, b: int) -> bool:
@@ -169,47 +189,167 @@ def pack(cyl: Cylinders, mcc: MccParams) -> Packed:
     return Packed(bits, valid, cyl.xy, cyl.angle)
 
 
+class _Column:
+    """One column of the row store: the rows saved (a read-only memory map, or an
+    array) and the rows added since, in memory, growing by doubling."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, saved: NDArray[Any] | None = None):
+        self.saved: NDArray[Any] = np.zeros((0, *shape), dtype) if saved is None else saved
+        self.added: NDArray[Any] = np.zeros((0, *shape), dtype)
+        self.n_added = 0
+
+    def __len__(self) -> int:
+        return len(self.saved) + self.n_added
+
+    def append(self, values: NDArray[Any]) -> None:
+        end = self.n_added + len(values)
+        if end > len(self.added):
+            grown = np.zeros(
+                (max(end, 2 * len(self.added), 1024), *self.added.shape[1:]), self.added.dtype
+            )
+            grown[: self.n_added] = self.added[: self.n_added]
+            self.added = grown
+        self.added[self.n_added : end] = values
+        self.n_added = end
+
+    def take(self, rows: NDArray[np.int64]) -> NDArray[Any]:
+        """The rows at these indices, in memory."""
+        n_saved = len(self.saved)
+        if self.n_added == 0:
+            return np.asarray(self.saved[rows])
+        out = np.empty((len(rows), *self.added.shape[1:]), self.added.dtype)
+        old = rows < n_saved
+        out[old] = self.saved[rows[old]]
+        out[~old] = self.added[rows[~old] - n_saved]
+        return out
+
+    def span(self, start: int, end: int) -> NDArray[Any]:
+        return self.take(np.arange(start, end, dtype=np.int64))
+
+    def chunks(self, size: int = 1 << 16) -> Iterator[NDArray[Any]]:
+        """Every row in order, a chunk at a time (never the whole column at once)."""
+        for first in range(0, len(self), size):
+            yield self.span(first, min(first + size, len(self)))
+
+
 class _Rows:
-    """The packed cylinders of every finger, one row each, in one array that grows by
-    doubling: a search reads the bits of thousands of neighbours with one index.
-    Rows of deleted fingers stay (marked dead) until the next rebuild compacts them."""
+    """The packed cylinders of every finger, one row each, and their minutiae. A
+    search gathers the rows of thousands of fingers with one index per column. Rows
+    of deleted fingers stay (marked dead) until the next rebuild compacts them."""
 
-    def __init__(self, width: int):
-        self.n = 0
-        self.bits = np.zeros((0, width), np.uint8)
-        self.ones = np.zeros(0, np.int32)  # bits set in each row
-        self.owner = np.zeros(0, np.int64)  # the finger of each row
-        self.dead = np.zeros(0, bool)
+    COLUMNS = ("bits", "valid", "xy", "angle", "owner")
 
-    def append(self, bits: NDArray[np.uint8], ones: NDArray[Any], owner: int) -> int:
+    def __init__(self, mcc: MccParams, saved: dict[str, NDArray[Any]] | None = None):
+        valid_width = math.ceil(mcc.ns * mcc.ns / 8)
+        shapes: dict[str, tuple[tuple[int, ...], Any]] = {
+            "bits": ((mcc.bits // 8,), np.uint8),
+            "valid": ((valid_width,), np.uint8),
+            "xy": ((2,), np.float32),
+            "angle": ((), np.float32),
+            "owner": ((), np.int64),  # the finger of each row
+            "dead": ((), bool),
+        }
+        saved = saved or {}
+        self.columns = {
+            name: _Column(shape, dtype, saved.get(name)) for name, (shape, dtype) in shapes.items()
+        }
+        if "dead" in saved:  # flags change: in memory, never mapped
+            self.columns["dead"].saved = np.array(saved["dead"], bool)
+        self.bits = self.columns["bits"]
+        self.owner = self.columns["owner"]
+        self.dead = self.columns["dead"]
+
+    @property
+    def n(self) -> int:
+        return len(self.bits)
+
+    def append(self, packed: Packed, owner: int) -> int:
         """Add one finger's rows; returns the first one."""
-        start, end = self.n, self.n + len(bits)
-        if end > len(self.bits):
-            self._resize(max(end, 2 * len(self.bits), 1024))
-        self.bits[start:end] = bits
-        self.ones[start:end] = ones
-        self.owner[start:end] = owner
-        self.dead[start:end] = False
-        self.n = end
+        start = self.n
+        rows = len(packed.bits)
+        for name, values in (
+            ("bits", packed.bits),
+            ("valid", packed.valid),
+            ("xy", packed.xy),
+            ("angle", packed.angle),
+            ("owner", np.full(rows, owner, np.int64)),
+            ("dead", np.zeros(rows, bool)),
+        ):
+            self.columns[name].append(values)
         return start
 
-    def _resize(self, capacity: int) -> None:
-        for name in ("bits", "ones", "owner", "dead"):
-            old = getattr(self, name)
-            new = np.zeros((capacity, *old.shape[1:]), old.dtype)
-            new[: self.n] = old[: self.n]
-            setattr(self, name, new)
+    def kill(self, start: int, end: int) -> None:
+        dead = self.dead
+        n_saved = len(dead.saved)
+        for row in range(start, end):
+            if row < n_saved:
+                dead.saved[row] = True
+            else:
+                dead.added[row - n_saved] = True
+
+    def gather(self, rows: NDArray[np.int64]) -> _Rows:
+        """A new in-memory store of these rows (compaction)."""
+        out = _Rows.__new__(_Rows)
+        out.columns = {}
+        for name, column in self.columns.items():
+            fresh = _Column(column.added.shape[1:], column.added.dtype)
+            for first in range(0, len(rows), 1 << 16):
+                fresh.append(column.take(rows[first : first + (1 << 16)]))
+            out.columns[name] = fresh
+        out.bits, out.owner, out.dead = (
+            out.columns["bits"],
+            out.columns["owner"],
+            out.columns["dead"],
+        )
+        return out
+
+    def cylinders(self, start: int, end: int, mcc: MccParams) -> Cylinders:
+        cells = mcc.ns * mcc.ns
+        bits = np.unpackbits(self.bits.span(start, end), axis=1, count=mcc.bits)
+        valid = np.unpackbits(self.columns["valid"].span(start, end), axis=1, count=cells)
+        return Cylinders.of(
+            bits=bits.astype(np.float32),
+            valid=valid.astype(np.float32),
+            xy=self.columns["xy"].span(start, end),
+            angle=self.columns["angle"].span(start, end),
+        )
+
+    def save(self, directory: Path) -> None:
+        """Each column as a numpy file, written a chunk at a time."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, column in self.columns.items():
+            out = np.lib.format.open_memmap(  # type: ignore[no-untyped-call]
+                directory / f"{name}.npy",
+                mode="w+",
+                dtype=column.added.dtype,
+                shape=(len(column), *column.added.shape[1:]),
+            )
+            first = 0
+            for chunk in column.chunks():
+                out[first : first + len(chunk)] = chunk
+                first += len(chunk)
+            out.flush()
+            del out
 
     @classmethod
-    def of(cls, bits: NDArray[np.uint8], owner: NDArray[Any], dead: NDArray[Any]) -> _Rows:
-        rows = cls(bits.shape[1])
-        rows.n = len(bits)
-        rows.bits, rows.owner, rows.dead = bits, owner.astype(np.int64), dead.astype(bool)
-        rows.ones = _ones(bits).astype(np.int32)
-        return rows
+    def open(cls, directory: Path, mcc: MccParams) -> _Rows:
+        """The saved rows, memory-mapped (read on demand, shared with the page cache)."""
+        saved = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in cls.COLUMNS}
+        saved["dead"] = np.load(directory / "dead.npy")
+        lengths = {len(v) for v in saved.values()}
+        if len(lengths) != 1:
+            raise StorageError(f"the finger row store in {directory} is inconsistent")
+        if saved["bits"].shape[1:] != (mcc.bits // 8,):
+            raise StorageError("the finger index was built with other MCC parameters")
+        return cls(mcc, saved)
 
-    def nbytes(self) -> int:
-        return self.n * (self.bits.shape[1] + 4 + 8 + 1)
+    def memory_nbytes(self) -> int:
+        """Bytes held in memory (the saved columns are mapped, except the dead flags)."""
+        added = sum(c.n_added * c.added[:1].nbytes for c in self.columns.values())
+        return added + len(self.dead.saved)
+
+    def disk_nbytes(self) -> int:
+        return sum(len(c.saved) * c.saved[:1].nbytes for c in self.columns.values())
 
 
 class FingerIndex:
@@ -220,9 +360,9 @@ class FingerIndex:
         self.params = params or IndexParams()
         self._fingers: dict[int, _Finger] = {}
         self._by_record: dict[int, list[int]] = {}
-        self._rows = _Rows(self.mcc.bits // 8)
+        self._rows = _Rows(self.mcc)
         self._voting_rows = 0  # rows with a bit set, deleted fingers' included
-        self._faiss: Any = None  # None: exact neighbours (small galleries); ids: rows
+        self._faiss: Any = None  # None: exact neighbours (small galleries); ids: fingers
         self._trained_rows = 0
         self._deferred = False  # inside bulk(): train once at the end
         self.last_id = 0
@@ -252,29 +392,28 @@ class FingerIndex:
 
     def add_packed(self, finger: int, packed: Packed, label: Label) -> None:
         """Index cylinders packed by :func:`pack` (in another process, for bulk loads)."""
-        if finger in self._fingers:
+        replaced = finger in self._fingers
+        if replaced:
             self.remove(finger)
-        ones = _ones(packed.bits)
-        voting = np.flatnonzero(ones > 0)
-        start = self._rows.append(packed.bits, ones, finger)
-        self._fingers[finger] = _Finger(
-            start, len(packed.bits), len(voting), packed.valid, packed.xy, packed.angle, label
-        )
+        voting = np.flatnonzero(_ones(packed.bits) > 0)
+        start = self._rows.append(packed, finger)
+        self._fingers[finger] = _Finger(start, len(packed.bits), len(voting), label)
         self._by_record.setdefault(label.record, []).append(finger)
         self.last_id = max(self.last_id, finger)
-        if len(voting) == 0:
-            return
         self._voting_rows += len(voting)
         if self._deferred:
             return
         if self._faiss is None:
             if self._voting_rows >= self.params.exact_below:
                 self._retrain()
-        elif self._voting_rows >= 4 * self._trained_rows:
+        elif replaced or self._voting_rows >= 4 * self._trained_rows:
             # Lists and PCA trained on a quarter of the data: train again on all of it.
+            # A replaced finger's old cylinders carry its id in FAISS: they go too.
             self._retrain()
-        else:
-            self._faiss.add_with_ids(_unit(packed.bits[voting]), start + voting)
+        elif len(voting):
+            self._faiss.add_with_ids(
+                _unit(packed.bits[voting]), np.full(len(voting), finger, np.int64)
+            )
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[None]:
@@ -292,7 +431,7 @@ class FingerIndex:
         gone = self._fingers.pop(finger, None)
         if gone is None:
             return
-        self._rows.dead[gone.start : gone.start + gone.count] = True
+        self._rows.kill(gone.start, gone.start + gone.count)
         siblings = self._by_record.get(gone.label.record, [])
         if finger in siblings:
             siblings.remove(finger)
@@ -319,36 +458,55 @@ class FingerIndex:
 
     def _retrain(self) -> None:
         """Compact the rows (drops deleted fingers') and rebuild the FAISS part,
-        training PCA and lists on the data as it is now."""
+        training PCA, lists and quantisers on the data as it is now."""
         ids = sorted(self._fingers)
         keep = self._row_indices([self._fingers[f] for f in ids])
-        old = self._rows
-        self._rows = _Rows.of(old.bits[keep], old.owner[keep], old.dead[keep])
-        start = 0
-        for f in ids:
-            self._fingers[f] = replace(self._fingers[f], start=start)
-            start += self._fingers[f].count
-        voting = np.flatnonzero(self._rows.ones > 0)
-        self._voting_rows = self._trained_rows = len(voting)
+        if len(keep) != self._rows.n or not np.array_equal(keep, np.arange(len(keep))):
+            self._rows = self._rows.gather(keep)  # rows already in order: not copied
+            start = 0
+            for f in ids:
+                self._fingers[f] = replace(self._fingers[f], start=start)
+                start += self._fingers[f].count
         self._faiss = None
-        if len(voting) < self.params.exact_below:
+        voting_rows, owners = self._voting()
+        self._voting_rows = self._trained_rows = len(voting_rows)
+        if len(voting_rows) < self.params.exact_below:
             return
         bits = self._rows.bits
         index = faiss.index_factory(
-            self.mcc.bits, self.params.factory_for(len(voting)), faiss.METRIC_INNER_PRODUCT
+            self.mcc.bits, self.params.factory_for(len(voting_rows)), faiss.METRIC_INNER_PRODUCT
         )
         ivf = faiss.extract_index_ivf(index)
         # A random sample trains the PCA and the lists: 40 a list, FAISS's minimum for
         # k-means, and at least 100,000 for the PCA (1,536 dimensions).
-        sample = min(len(voting), max(self.params.train_sample, 40 * ivf.nlist))
+        sample = min(len(voting_rows), max(self.params.train_sample, 40 * ivf.nlist))
         rng = np.random.default_rng(0)
-        chosen = np.sort(rng.choice(voting, size=sample, replace=False))
-        index.train(_unit(bits[chosen]))
-        ivf.nprobe = self.params.nprobe
-        for first in range(0, len(voting), _CHUNK):
-            rows = voting[first : first + _CHUNK]
-            index.add_with_ids(_unit(bits[rows]), rows.astype(np.int64))
+        chosen = np.sort(rng.choice(voting_rows, size=sample, replace=False))
+        index.train(_unit(bits.take(chosen)))
+        self._tune(index)
+        for first in range(0, len(voting_rows), _CHUNK):
+            rows = voting_rows[first : first + _CHUNK]
+            index.add_with_ids(_unit(bits.take(rows)), owners[first : first + _CHUNK])
         self._faiss = index
+
+    def _voting(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The rows with a bit set and their fingers (rows in order, live fingers')."""
+        rows: list[NDArray[np.int64]] = []
+        first = 0
+        for chunk in self._rows.bits.chunks():
+            rows.append(np.flatnonzero(_ones(chunk) > 0) + first)
+            first += len(chunk)
+        voting = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        dead = self._rows.dead.take(voting)
+        voting = voting[~dead]
+        return voting, self._rows.owner.take(voting)
+
+    def _tune(self, index: Any) -> None:
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = self.params.nprobe
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if hasattr(quantizer, "hnsw"):  # it must see at least the lists it returns
+            quantizer.hnsw.efSearch = max(64, 2 * self.params.nprobe)
 
     def compact(self) -> None:
         """Drop deleted fingers' rows (and retrain PCA and lists)."""
@@ -358,37 +516,27 @@ class FingerIndex:
 
     def cylinders_of(self, finger: int) -> Cylinders:
         f = self._fingers[finger]
-        cells = self.mcc.ns * self.mcc.ns
-        packed = self._rows.bits[f.start : f.start + f.count]
-        bits = np.unpackbits(packed, axis=1, count=self.mcc.bits).astype(np.float32)
-        valid = np.unpackbits(f.valid, axis=1, count=cells).astype(np.float32)
-        return Cylinders.of(bits=bits, valid=valid, xy=f.xy, angle=f.angle)
+        return self._rows.cylinders(f.start, f.start + f.count, self.mcc)
 
     def _neighbours(
         self, probe: NDArray[np.uint8]
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Rows of each probe cylinder's nearest enrolled cylinders (-1: none) and
-        their exact similarity (Dice of the bits, the MCC paper's binary similarity)."""
-        rows = self._rows
+        """The fingers of each probe cylinder's nearest enrolled cylinders (-1: none)
+        and their similarity: exact (Dice of the bits, the MCC paper's binary
+        similarity) over small galleries, FAISS's cosine of the codes over large ones."""
         if self._faiss is None:
-            sim = dice(probe, rows.bits[: rows.n], rows.ones[: rows.n])
-            sim[:, rows.dead[: rows.n]] = 0.0
+            rows = self._rows
+            bits = np.concatenate(list(rows.bits.chunks()))
+            sim = dice(probe, bits)
+            dead = np.concatenate(list(rows.dead.chunks()))
+            sim[:, dead] = 0.0
             k = min(self.params.neighbours, rows.n)
             found = np.argpartition(-sim, k - 1, axis=1)[:, :k].astype(np.int64)
-            return found, np.take_along_axis(sim, found, axis=1)
-        # FAISS's candidates by PCA cosine, re-scored with the exact similarity.
+            owners = np.concatenate(list(rows.owner.chunks()))
+            return owners[found], np.take_along_axis(sim, found, axis=1)
         k = min(self.params.neighbours, self._voting_rows)
-        wide = max(k, self.params.candidates)
-        _, found = self._faiss.search(_unit(probe), wide)
-        sim = np.zeros(found.shape)
-        for i in range(len(probe)):
-            ok = found[i] >= 0
-            at = found[i][ok]
-            sim[i, ok] = dice(probe[i : i + 1], rows.bits[at], rows.ones[at])[0] * ~rows.dead[at]
-        if k < wide:
-            best = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-            found, sim = np.take_along_axis(found, best, 1), np.take_along_axis(sim, best, 1)
-        return found, np.where(found >= 0, sim, 0.0)
+        sim, found = self._faiss.search(_unit(probe), k)
+        return found, np.where(found >= 0, sim, 0.0).astype(np.float64)
 
     def vote(
         self, probe: Cylinders, *, allowed: Filter | None = None, limit: int | None = None
@@ -401,14 +549,13 @@ class FingerIndex:
         bits = bits[_ones(bits) > 0]
         if len(bits) == 0:
             return []
-        rows, sim = self._neighbours(bits)
-        k = rows.shape[1]
+        fingers, sim = self._neighbours(bits)
+        k = fingers.shape[1]
         if k > self.params.floor_rank:
             floor = np.partition(sim, k - 1 - self.params.floor_rank, axis=1)
             sim = sim - floor[:, k - 1 - self.params.floor_rank, None]
-        owner = self._rows.owner
         q = np.repeat(np.arange(len(bits)), k)
-        f = np.where(rows >= 0, owner[np.clip(rows, 0, None)], -1).ravel()
+        f = fingers.ravel()
         s = sim.ravel()
         keep = (f >= 0) & (s > 0)
         q, f, s = q[keep], f[keep], s[keep]
@@ -458,6 +605,59 @@ class FingerIndex:
         hits.sort(key=lambda h: -h.comparison.score)
         return hits[:max_candidates]
 
+    def search_cards(
+        self,
+        probes: list[tuple[int, Cylinders]],
+        *,
+        max_candidates: int,
+        allowed: Filter | None = None,
+        cards: int | None = None,
+    ) -> list[CardHit]:
+        """A card (its fingers as (position, cylinders)) against the enrolled cards.
+
+        Each probe finger votes among the fingers its position can be; its votes are
+        scaled so its best finger has 1 and summed per card: a mate card gathers votes
+        from most fingers, a stranger's rarely from more than one. The best ``cards``
+        are compared finger by finger (each probe finger with every finger of the card
+        its position allows) and ranked by the sum rule over the probe's fingers.
+        """
+        limit = self.params.cards if cards is None else cards
+        summed: dict[int, float] = {}
+        for position, cyl in probes:
+            voted = self.vote(cyl, allowed=_and_position(allowed, position))
+            if not voted:
+                continue
+            top = voted[0][1]
+            for finger, votes in voted:
+                record = self._fingers[finger].label.record
+                summed[record] = summed.get(record, 0.0) + votes / top
+        best = sorted(summed, key=lambda r: -summed[r])[:limit]
+        found: dict[int, dict[int, tuple[int, Comparison]]] = {r: {} for r in best}
+        for i, (position, cyl) in enumerate(probes):
+            keep = _and_position(allowed, position)
+            pairs = [
+                (record, f)
+                for record in best
+                for f in self._by_record.get(record, [])
+                if keep(self._fingers[f].label)
+            ]
+            compared = compare_many(cyl, [self.cylinders_of(f) for _, f in pairs], self.mcc)
+            for (record, f), comparison in zip(pairs, compared, strict=True):
+                known = found[record].get(i)
+                if known is None or comparison.score > known[1].score:
+                    found[record][i] = (f, comparison)
+        hits = [
+            CardHit(
+                record,
+                sum(c.score for _, c in found[record].values()) / max(1, len(probes)),
+                found[record],
+                summed[record],
+            )
+            for record in best
+        ]
+        hits.sort(key=lambda h: -h.score)
+        return hits[:max_candidates]
+
     def first_pass(self, probe: Cylinders, fingers: list[int]) -> NDArray[np.float64]:
         """A cheap score per finger: LSS-R over its best cylinder pairs with the probe
         (match.quick_scores), from the binary similarity 2|a & b| / (|a| + |b|)."""
@@ -466,17 +666,13 @@ class FingerIndex:
         if len(probe) == 0 or sizes.sum() == 0:
             return np.zeros(len(fingers))
         rows = self._row_indices(known)
-        sim = dice(
-            np.packbits(probe.bits.astype(bool), axis=1),
-            self._rows.bits[rows],
-            self._rows.ones[rows],
-        )
+        sim = dice(np.packbits(probe.bits.astype(bool), axis=1), self._rows.bits.take(rows))
         return quick_scores(
             sim,
             probe,
             sizes,
-            np.concatenate([f.xy for f in known]),
-            np.concatenate([f.angle for f in known]),
+            self._rows.columns["xy"].take(rows),
+            self._rows.columns["angle"].take(rows),
             self.mcc,
             self.params.first_pass_pairs,
         )
@@ -493,78 +689,74 @@ class FingerIndex:
             chunk = fingers[start : start + 500]
             compared = compare_many(probe, [self.cylinders_of(f) for f in chunk], self.mcc)
             hits.extend(Hit(f, c, 0.0) for f, c in zip(chunk, compared, strict=True))
-        hits.sort(key=lambda h: -h.comparison.score)
-        return hits[:max_candidates]
+            hits.sort(key=lambda h: -h.comparison.score)
+            del hits[max_candidates:]
+        return hits
 
     def fingers(self) -> list[int]:
         return list(self._fingers)
 
     def nbytes(self) -> int:
-        per_finger = sum(
-            f.valid.nbytes + f.xy.nbytes + f.angle.nbytes for f in self._fingers.values()
-        )
-        total = per_finger + self._rows.nbytes()
+        """Bytes in memory: the FAISS part, the per-finger records (estimated from
+        their sizes in CPython), rows added since the last load."""
+        fingers = len(self._fingers) * _FINGER_BYTES + len(self._by_record) * _RECORD_BYTES
+        total = fingers + self._rows.memory_nbytes()
         if self._faiss is None:
             return total
         ivf = faiss.extract_index_ivf(self._faiss)
-        lists = int(ivf.ntotal) * (int(ivf.code_size) + 8) + 4 * int(ivf.d) * int(ivf.nlist)
-        return total + lists + 4 * self.mcc.bits * int(ivf.d)  # + the PCA matrix
+        lists = int(ivf.ntotal) * (int(ivf.code_size) + 8)
+        quantizer = int(ivf.nlist) * int(ivf.d) * 4 * 2  # centres and their graph, roughly
+        return total + lists + quantizer + 4 * self.mcc.bits * int(ivf.d)  # + the PCA matrix
+
+    def disk_nbytes(self) -> int:
+        """Bytes of the memory-mapped row store (read only where a search looks)."""
+        return self._rows.disk_nbytes()
 
     # --- persistence ---------------------------------------------------------------------
 
     def save(self, directory: Path, **meta: Any) -> None:
-        """The row store, the fingers and the trained FAISS index (whose ids are rows);
-        meta.json last, naming the generation the other files belong to (a torn save
-        is rebuilt at load)."""
+        """The row store, the fingers and the trained FAISS index, each under a new
+        generation; meta.json last, naming the generation (a torn save is rebuilt at
+        load), then the older generations are removed."""
         directory.mkdir(parents=True, exist_ok=True)
         generation = secrets.token_hex(8)
+        rows_dir = directory / f"rows-{generation}"
         ids = sorted(self._fingers)
         known = [self._fingers[f] for f in ids]
-        empty_valid = np.zeros((0, math.ceil(self.mcc.ns * self.mcc.ns / 8)), np.uint8)
-        rows = self._rows
-
-        def stack(name: str, empty: NDArray[Any]) -> NDArray[Any]:
-            parts = [getattr(f, name) for f in known]
-            return np.concatenate(parts) if parts else empty
-
-        tmp = directory / "cylinders.npz.tmp"
-        with tmp.open("wb") as out:
-            np.savez(
-                out,
-                generation=np.array(generation),
-                fingers=np.array(ids, np.int64),
-                starts=np.array([f.start for f in known], np.int64),
-                counts=np.array([f.count for f in known], np.int64),
-                labels=np.array(
-                    [(f.label.record, f.label.position, int(f.label.latent)) for f in known],
-                    np.int64,
-                ).reshape(-1, 3),
-                valid=stack("valid", empty_valid),
-                xy=stack("xy", np.zeros((0, 2), np.float32)),
-                angle=stack("angle", np.zeros(0, np.float32)),
-                bits=rows.bits[: rows.n],
-                owner=rows.owner[: rows.n],
-                dead=rows.dead[: rows.n],
-            )
-        tmp.replace(directory / "cylinders.npz")
+        self._rows.save(rows_dir)
+        np.savez(
+            rows_dir / "fingers.npz",
+            fingers=np.array(ids, np.int64),
+            starts=np.array([f.start for f in known], np.int64),
+            counts=np.array([f.count for f in known], np.int64),
+            voting=np.array([f.voting for f in known], np.int64),
+            labels=np.array(
+                [(f.label.record, f.label.position, int(f.label.latent)) for f in known],
+                np.int64,
+            ).reshape(-1, 3),
+        )
         faiss_file = None
         if self._faiss is not None:
             faiss_file = f"cylinders-{generation}.faiss"
-            faiss.write_index(self._faiss, str(directory / f"{faiss_file}.tmp"))
-            (directory / f"{faiss_file}.tmp").replace(directory / faiss_file)
+            faiss.write_index(self._faiss, str(rows_dir / faiss_file))
         info = {
             "version": FORMAT_VERSION,
             "generation": generation,
             "faiss": faiss_file,
             "trained_rows": self._trained_rows,
+            "voting_rows": self._voting_rows,
+            "faiss_rows": 0 if self._faiss is None else int(self._faiss.ntotal),
             "last_id": self.last_id,
             **meta,
         }
         (directory / "meta.json.tmp").write_text(json.dumps(info))
         (directory / "meta.json.tmp").replace(directory / "meta.json")
-        for old in directory.glob("cylinders-*.faiss*"):
-            if old.name != faiss_file:
-                old.unlink(missing_ok=True)
+        # Mapped files of an older generation stay readable to whoever maps them.
+        for old in directory.glob("rows-*"):
+            if old != rows_dir:
+                shutil.rmtree(old, ignore_errors=True)
+        for old in directory.glob("cylinders*"):  # format 3
+            old.unlink(missing_ok=True)
 
     @classmethod
     def load(
@@ -574,52 +766,56 @@ class FingerIndex:
         if meta.get("version") != FORMAT_VERSION:
             raise StorageError(f"the finger index in {directory} has an unknown version")
         index = cls(mcc, params)
-        mcc = index.mcc
-        with np.load(directory / "cylinders.npz") as z:
-            generation = str(z["generation"])
-            fingers, starts, counts, labels = z["fingers"], z["starts"], z["counts"], z["labels"]
-            valid, xy, angle = z["valid"], z["xy"], z["angle"]
-            bits, owner, dead = z["bits"], z["owner"], z["dead"]
-        if bits.shape[1:] != (mcc.bits // 8,):
-            raise StorageError("the finger index was built with other MCC parameters")
-        if len(owner) != len(bits) or int((starts + counts).max(initial=0)) > len(bits):
+        rows_dir = directory / f"rows-{meta['generation']}"
+        if not (rows_dir / "fingers.npz").is_file():
+            raise StorageError(f"the finger index in {directory} is incomplete")
+        index._rows = _Rows.open(rows_dir, index.mcc)
+        with np.load(rows_dir / "fingers.npz") as z:
+            fingers, starts, counts = z["fingers"], z["starts"], z["counts"]
+            voting, labels = z["voting"], z["labels"]
+        if int((starts + counts).max(initial=0)) > index._rows.n:
             raise StorageError(f"the finger index in {directory} is inconsistent")
-        index._rows = _Rows.of(bits, owner, dead)
-        voting = index._rows.ones > 0
-        first = 0
-        for f, start, n, (record, position, latent) in zip(
-            fingers.tolist(), starts.tolist(), counts.tolist(), labels.tolist(), strict=True
+        for f, start, n, v, (record, position, latent) in zip(
+            fingers.tolist(),
+            starts.tolist(),
+            counts.tolist(),
+            voting.tolist(),
+            labels.tolist(),
+            strict=True,
         ):
-            end = first + n
-            index._fingers[f] = _Finger(
-                start,
-                n,
-                int(voting[start : start + n].sum()),
-                valid[first:end],
-                xy[first:end],
-                angle[first:end],
-                Label(record, position, bool(latent)),
-            )
+            index._fingers[f] = _Finger(start, n, v, Label(record, position, bool(latent)))
             index._by_record.setdefault(record, []).append(f)
-            first = end
-        index._voting_rows = int(voting.sum())
+        index._voting_rows = int(meta.get("voting_rows", int(voting.sum())))
+        index._trained_rows = int(meta.get("trained_rows", index._voting_rows))
         index.last_id = int(meta.get("last_id", 0))
         faiss_file = meta.get("faiss")
-        usable = generation == meta.get("generation") and (
-            faiss_file is None or (directory / faiss_file).is_file()
-        )
-        index._trained_rows = int(meta.get("trained_rows", index._voting_rows))
-        if usable and faiss_file is not None:
-            index._faiss = faiss.read_index(str(directory / faiss_file))
-            faiss.extract_index_ivf(index._faiss).nprobe = index.params.nprobe
-            usable = index._faiss.ntotal == index._voting_rows
-        if not usable:
-            index._retrain()
+        if faiss_file is not None:
+            try:
+                index._faiss = faiss.read_index(str(rows_dir / faiss_file))
+            except RuntimeError:
+                index._faiss = None
+            if index._faiss is not None:
+                index._tune(index._faiss)
+            if index._faiss is None or index._faiss.ntotal != meta.get("faiss_rows"):
+                index._retrain()
         return index, meta
+
+
+def _and_position(allowed: Filter | None, position: int) -> Filter:
+    def keep(label: Label) -> bool:
+        return same_finger_possible(position, label.position) and (
+            allowed is None or allowed(label)
+        )
+
+    return keep
 
 
 # Rows turned into floats at a time (1,536 floats each: 300 MB).
 _CHUNK = 50_000
+# CPython sizes: a slotted _Finger and its Label (~120 bytes), their ints, the dict
+# entry and key; a record's list of fingers and its dict entry.
+_FINGER_BYTES = 280
+_RECORD_BYTES = 200
 
 
 def _ones(bits: NDArray[np.uint8]) -> NDArray[np.int64]:

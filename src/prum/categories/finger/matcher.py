@@ -31,10 +31,8 @@ from prum.categories.finger.evaluation import Calibration
 from prum.categories.finger.index import FingerIndex, IndexParams, Label, same_finger_possible
 from prum.categories.finger.match import (
     Comparison,
-    Cylinders,
     MccParams,
     compare,
-    compare_many,
     cylinders,
 )
 from prum.categories.finger.minutiae import MindtctExtractor, Template, rows
@@ -120,6 +118,7 @@ class FingerMatcher:
             nprobe=self.settings.nprobe,
             neighbours=self.settings.neighbours,
             shortlist=self.settings.shortlist,
+            cards=self.settings.fusion_cards,
         )
         self.extractor = MindtctExtractor()
         self.store = FingerStore(settings.resolved_database_url(), country=settings.country)
@@ -352,29 +351,39 @@ class FingerMatcher:
 
             return allowed
 
-        # Per record, per probe finger: its best comparison (and the enrolled finger).
-        found: dict[int, dict[int, tuple[Comparison, int]]] = {}
-        for i, (finger, probe_cyl) in enumerate(zip(usable, probes, strict=True)):
-            # FAISS indexes are not safe to search while another thread adds to them.
-            with self._lock:
-                hits = self.index.search(
-                    probe_cyl,
-                    max_candidates=shortlist,
-                    allowed=allowed_for(finger.position),
-                    shortlist=shortlist,
-                )
-                owners = {h.finger: self.index.label(h.finger).record for h in hits}
-            for hit in hits:
-                per_finger = found.setdefault(owners[hit.finger], {})
-                known = per_finger.get(i)
-                if known is None or hit.comparison.score > known[0].score:
-                    per_finger[i] = (hit.comparison, hit.finger)
         # A card searched against cards (TP/TP, fingers of two or more known positions):
         # one candidate per person from the fingers' scores fused by their mean (the sum
-        # rule); otherwise a record's best finger is its score.
+        # rule); otherwise each finger searches alone and a record's best finger is its
+        # score. Per record, per probe finger: its best comparison (and enrolled finger).
+        found: dict[int, dict[int, tuple[Comparison, int]]] = {}
         fuse = search_type == "TP/TP" and _is_card(usable)
         if fuse:
-            self._complete(found, usable, probes, allowed_for)
+            collection = allowed_for(0)  # the card search checks positions itself
+            # FAISS indexes are not safe to search while another thread adds to them.
+            with self._lock:
+                cards = self.index.search_cards(
+                    [(f.position, p) for f, p in zip(usable, probes, strict=True)],
+                    max_candidates=shortlist,
+                    allowed=collection,
+                    cards=max(self.settings.fusion_cards, 3 * max_candidates),
+                )
+            for card in cards:
+                found[card.record] = {i: (c, f) for i, (f, c) in card.fingers.items()}
+        else:
+            for i, (finger, probe_cyl) in enumerate(zip(usable, probes, strict=True)):
+                with self._lock:
+                    hits = self.index.search(
+                        probe_cyl,
+                        max_candidates=shortlist,
+                        allowed=allowed_for(finger.position),
+                        shortlist=shortlist,
+                    )
+                    owners = {h.finger: self.index.label(h.finger).record for h in hits}
+                for hit in hits:
+                    per_finger = found.setdefault(owners[hit.finger], {})
+                    known = per_finger.get(i)
+                    if known is None or hit.comparison.score > known[0].score:
+                        per_finger[i] = (hit.comparison, hit.finger)
         scored = {
             record: _fused(per_finger, len(usable))
             if fuse
@@ -404,33 +413,6 @@ class FingerMatcher:
         ]
         target = LATENT if target_latent else TENPRINT
         return MatchResult(candidates=candidates, gallery_size=self.store.collection_size(target))
-
-    def _complete(
-        self,
-        found: dict[int, dict[int, tuple[Comparison, int]]],
-        usable: list[ProbeFinger],
-        probes: list[Cylinders],
-        allowed_for: Callable[[int], Callable[[Label], bool]],
-    ) -> None:
-        """Compare one to one the fingers of the best fused records that a finger's
-        short list did not reach, so each of those cards is scored on all its fingers."""
-        best = sorted(found, key=lambda r: -_fused(found[r], len(usable)))
-        for record in best[: self.settings.fusion_completion]:
-            per_finger = found[record]
-            with self._lock:
-                enrolled = [(f, self.index.label(f)) for f in self.index.fingers_of(record)]
-                missing = [
-                    (i, [f for f, label in enrolled if allowed_for(finger.position)(label)])
-                    for i, finger in enumerate(usable)
-                    if i not in per_finger
-                ]
-                candidates = {f: self.index.cylinders_of(f) for _, fs in missing for f in fs}
-            for i, fs in missing:
-                if not fs:
-                    continue
-                compared = compare_many(probes[i], [candidates[f] for f in fs], self.mcc)
-                score, finger = max(zip(compared, fs, strict=True), key=lambda x: x[0].score)
-                per_finger[i] = (score, finger)
 
     def _candidate(
         self,
