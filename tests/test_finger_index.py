@@ -11,6 +11,7 @@ import pytest
 
 from prum.categories.finger.index import FingerIndex, IndexParams, Label, dice
 from prum.categories.finger.match import Cylinders, compare, compare_many, cylinders
+from prum.categories.finger.shards import ShardedIndex, shard_of
 from prum.categories.finger.synthetic import impression
 from prum.errors import StorageError
 
@@ -188,3 +189,33 @@ def test_a_card_finds_its_mate_card_by_fused_votes_and_comparisons(
     assert all(f % 10 == 0 for h in only_thumb for f, _ in h.fingers.values())
     index.remove_record(100)
     assert all(h.record != 100 for h in index.search_cards(probe, max_candidates=30))
+
+
+def test_shards_in_their_own_processes_answer_as_one_index(
+    gallery: tuple[list[Cylinders], list[Cylinders]], tmp_path: Path
+) -> None:
+    enrolled, probes = gallery
+    whole = FingerIndex(params=SMALL)
+    shards = [FingerIndex(params=SMALL), FingerIndex(params=SMALL)]
+    with whole.bulk(), shards[0].bulk(), shards[1].bulk():
+        for i, cyl in enumerate(enrolled):
+            label = Label(record=i // 10, position=1 + i % 10, latent=False)
+            whole.add(i, cyl, label)
+            shards[shard_of(label.record, 2)].add(i, cyl, label)
+    for k, shard in enumerate(shards):
+        shard.save(tmp_path / f"shard-{k}")
+    card = [(1 + j, probes[10 + j]) for j in range(10)]  # card 1: in shard 1
+    with ShardedIndex([tmp_path / "shard-0", tmp_path / "shard-1"], params=SMALL) as sharded:
+        assert sharded.shards == 2
+        hits = sharded.search_cards(card, max_candidates=3)
+        alone = whole.search_cards(card, max_candidates=3)
+        assert hits[0].record == alone[0].record == 1
+        assert hits[0].score == pytest.approx(alone[0].score)
+        single = sharded.search(probes[4], max_candidates=1, position=5)
+        assert single[0].finger == 4
+        assert sharded.exhaustive(probes[4], max_candidates=1, position=5)[0].finger == 4
+        stats = sharded.stats()
+        assert sum(s.fingers for s in stats) == len(enrolled)
+        assert all(s.disk_bytes > 0 and s.index_bytes > 0 for s in stats)
+    with pytest.raises(StorageError, match="finger shard 1: cannot load"):
+        ShardedIndex([tmp_path / "shard-0", tmp_path / "absent"], params=SMALL)
