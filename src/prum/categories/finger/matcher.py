@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from prum.categories.finger.config import FingerSettings
 from prum.categories.finger.evaluation import Calibration
-from prum.categories.finger.index import FingerIndex, IndexParams, Label, same_finger_possible
+from prum.categories.finger.index import FingerIndex, IndexParams, Label, Scope
 from prum.categories.finger.match import (
     Comparison,
     MccParams,
@@ -343,14 +342,6 @@ class FingerMatcher:
         shortlist = max(self.settings.shortlist, 3 * max_candidates)
         probes = [cylinders(f.template, self.mcc) for f in usable]
 
-        def allowed_for(position: int) -> Callable[[Label], bool]:
-            def allowed(label: Label) -> bool:
-                return label.latent == target_latent and same_finger_possible(
-                    position, label.position
-                )
-
-            return allowed
-
         # A card searched against cards (TP/TP, fingers of two or more known positions):
         # one candidate per person from the fingers' scores fused by their mean (the sum
         # rule); otherwise each finger searches alone and a record's best finger is its
@@ -358,13 +349,12 @@ class FingerMatcher:
         found: dict[int, dict[int, tuple[Comparison, int]]] = {}
         fuse = search_type == "TP/TP" and _is_card(usable)
         if fuse:
-            collection = allowed_for(0)  # the card search checks positions itself
             # FAISS indexes are not safe to search while another thread adds to them.
             with self._lock:
                 cards = self.index.search_cards(
                     [(f.position, p) for f, p in zip(usable, probes, strict=True)],
                     max_candidates=shortlist,
-                    allowed=collection,
+                    latent=target_latent,
                     cards=max(self.settings.fusion_cards, 3 * max_candidates),
                 )
             for card in cards:
@@ -375,7 +365,7 @@ class FingerMatcher:
                     hits = self.index.search(
                         probe_cyl,
                         max_candidates=shortlist,
-                        allowed=allowed_for(finger.position),
+                        allowed=Scope(finger.position, target_latent),
                         shortlist=shortlist,
                     )
                     owners = {h.finger: self.index.label(h.finger).record for h in hits}

@@ -24,8 +24,7 @@ from prum.categories.finger.index import (
     FingerIndex,
     Hit,
     IndexParams,
-    Label,
-    same_finger_possible,
+    Scope,
 )
 from prum.categories.finger.match import Cylinders, MccParams
 from prum.errors import StorageError
@@ -45,16 +44,6 @@ class ShardStats:
     rss_anon: int  # the process's private memory, from /proc (0 where unknown)
     rss_file: int  # file pages it has mapped in: the row store pages searches read
     load_s: float
-
-
-def _collection(latent: bool | None) -> Any:
-    if latent is None:
-        return None
-
-    def allowed(label: Label) -> bool:
-        return label.latent == latent
-
-    return allowed
 
 
 def _memory() -> tuple[int, int]:
@@ -91,20 +80,20 @@ def _serve(conn: Connection, directory: str, mcc: MccParams, params: IndexParams
             if op == "cards":
                 probes, max_candidates, latent, cards = args
                 answer: Any = index.search_cards(
-                    probes, max_candidates=max_candidates, allowed=_collection(latent), cards=cards
+                    probes, max_candidates=max_candidates, latent=latent, cards=cards
                 )
             elif op == "search":
                 probe, max_candidates, latent, position, shortlist = args
                 answer = index.search(
                     probe,
                     max_candidates=max_candidates,
-                    allowed=_with_position(latent, position),
+                    allowed=Scope(position, latent),
                     shortlist=shortlist,
                 )
             elif op == "exhaustive":
                 probe, max_candidates, latent, position = args
                 answer = index.exhaustive(
-                    probe, max_candidates=max_candidates, allowed=_with_position(latent, position)
+                    probe, max_candidates=max_candidates, allowed=Scope(position, latent)
                 )
             elif op == "stats":
                 anon, file = _memory()
@@ -122,15 +111,6 @@ def _serve(conn: Connection, directory: str, mcc: MccParams, params: IndexParams
             conn.send(("ok", answer))
         except Exception as exc:  # the caller gets the failure; the shard serves on
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def _with_position(latent: bool | None, position: int) -> Any:
-    def allowed(label: Label) -> bool:
-        return (latent is None or label.latent == latent) and same_finger_possible(
-            position, label.position
-        )
-
-    return allowed
 
 
 class ShardedIndex:
