@@ -566,7 +566,8 @@ pairs): EER {dev["mcc_all_impostor_pairs"]["eer"]:.2%}, FMR100
 
 ### At scale: {r["n_cards"]:,} tenprint cards, {r["n_fingers"]:,} fingers, {r["shards"]} shards
 
-{r["cylinders"]:,} cylinders in `{r["index_kind"]}` per shard (nprobe {r["nprobe"]}), each
+{r["cylinders"]:,} cylinders in all, in one `{r["index_kind"]}` per shard
+(nprobe {r["nprobe"]}); each
 shard built, trained and saved by its own process at once in {r["build_s"]} s (slowest
 shard: enrolment {r["enrol_s"]} s, training and indexing {r["train_s"]} s, saving
 {r["save_s"]} s), loaded by its own serving process in {r["load_s"]} s. {r["probes"]} probe
@@ -576,7 +577,9 @@ cards, one search at a time:
 |---|---|---|
 {table}
 
-Single-finger rank-1 at least the exhaustive figure on the same probes: {finger_vs_exact}.
+Single-finger rank-1 over all probes at least the exhaustive figure of its sample:
+{finger_vs_exact}. The mapped-in row store pages above include what the exhaustive
+comparisons read (every finger of each sampled position).
 The exhaustive sample is small (a full comparison with every finger of one position
 takes the time above): it bounds what the index could reach, it is not a precise rate.
 
