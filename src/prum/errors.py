@@ -418,6 +418,13 @@ class UnknownRecordType(BadInput):
     code = "unknown_record_type"
 
 
+class NotAllowedByProfile(BadInput):
+    """An ANSI/NIST-ITL record is well formed but breaks the exchange profile asked for
+    (INTERPOL's INT-I, or the standard's code tables); the field is named."""
+
+    code = "not_allowed_by_profile"
+
+
 class BadWsqStream(UnreadableImage):
     """A WSQ-compressed image is corrupt or truncated and cannot be decoded."""
 
