@@ -174,6 +174,6 @@ def encode_lossless_jpeg(pixels: Pixels) -> bytes:
     import imagecodecs
 
     try:
-        return bytes(imagecodecs.jpeg8_encode(pixels, lossless=True))
+        return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(pixels), lossless=True))
     except Exception as exc:
         raise UnreadableImage(f"the image cannot be written as lossless JPEG: {exc}") from exc
