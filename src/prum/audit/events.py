@@ -42,6 +42,7 @@ _Reference = Annotated[str, StringConstraints(min_length=1, max_length=40, patte
 _Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/=_-]{16,1024}$")]
 _ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
 _Detail = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_LINE)]
+_NationalId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_LINE)]
 _CaseReference = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_LINE)]
 
 
@@ -64,6 +65,7 @@ class EventKind(StrEnum):
     RECORD_DELETED = "record_deleted"
     LOG_VIEWED = "log_viewed"  # a supervisor read the log (who watches the watchers)
     PURGE = "purge"  # retention: entries deleted (written by AuditLog.purge)
+    RECORD_UPDATED = "record_updated"  # a national system changed a record (new version)
 
 
 class Outcome(StrEnum):
@@ -109,6 +111,9 @@ class AuditEvent(BaseModel):
     duration_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     signature: _Signature | None = None  # of the exchanged message: non-repudiation
     detail: _Detail | None = None
+    # The national system's own identifier of a record it wrote (a record number, never
+    # a name: docs/national-systems.md).
+    national_id: _NationalId | None = None
 
     @field_validator("at")
     @classmethod

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -239,6 +240,26 @@ class AuditLog:
             raise StorageError(f"the audit database refused the append: {exc}") from exc
         if self.statistics is not None and not shared:
             self.statistics.record(*checked)
+        return seqs
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction on the log's database, for a caller whose own writes (in
+        the same database) must commit together with their entries (:meth:`append_in`);
+        on SQLite it holds the write lock from the start."""
+        return write_transaction(self.engine)
+
+    def append_in(self, conn: Connection, events: Sequence[AuditEvent]) -> list[int]:
+        """:meth:`append_many` inside the caller's :meth:`transaction`: the entries commit
+        or roll back with the caller's writes. Statistics must live in the same database."""
+        fields = [event.canonical() for event in events]
+        checked = [parse_event(item) for item in fields]
+        if not checked:
+            return []
+        if self.statistics is not None and self.statistics.url != self.url:
+            raise InvalidAuditSetup("append_in needs the statistics in the log's database")
+        seqs = self._append(conn, fields)
+        if self.statistics is not None:
+            self.statistics.record_in(conn, *checked)
         return seqs
 
     def checkpoint(self) -> Checkpoint | None:

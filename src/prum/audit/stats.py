@@ -26,6 +26,9 @@ core_data_requested         any              R     core_data_requests
 core_data_decided           released/refused D     core_data_released / core_data_refused
 core_data_delivered         any              R     core_data_delivered
 vehicle_query               any              R     vehicle_queries (+ hits)
+record_enrolled             any              D     records_enrolled
+record_updated              any              D     records_updated
+record_deleted              any              D     records_deleted
 ==========================  ===============  ====  =====================================
 
 "answered" with a positive ``candidate_count`` counts as a hit; with zero as no hit.
@@ -77,6 +80,12 @@ _FAILURES = {
     Outcome.REFUSED: "refusals",
 }
 _RELEASES = {Outcome.RELEASED: "core_data_released", Outcome.REFUSED: "core_data_refused"}
+# A national system's writes, counted for the holding party (requested_party).
+_RECORDS = {
+    EventKind.RECORD_ENROLLED: "records_enrolled",
+    EventKind.RECORD_UPDATED: "records_updated",
+    EventKind.RECORD_DELETED: "records_deleted",
+}
 _SIMPLE = {
     EventKind.REFUSED: "refused",
     EventKind.CORE_DATA_REQUESTED: "core_data_requests",
@@ -111,6 +120,8 @@ def counters_for(event: AuditEvent) -> list[tuple[str | None, str, int]]:
         out.append((req, _DECISIONS[outcome], 1))
     elif kind == EventKind.CORE_DATA_DECIDED and outcome in _RELEASES:
         out.append((resp, _RELEASES[outcome], 1))
+    elif kind in _RECORDS:
+        out.append((resp or req, _RECORDS[kind], 1))
     elif kind in _SIMPLE:
         out.append((req, _SIMPLE[kind], 1))
         if kind == EventKind.VEHICLE_QUERY and outcome == Outcome.HIT:

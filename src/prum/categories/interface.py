@@ -9,11 +9,15 @@ imports it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from prum.federation.messages import Candidate, Category, CoreData, Probe
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 class SubjectCategory(StrEnum):
@@ -140,4 +144,55 @@ class CoreDataSource(Protocol):
 
     def core_data(self, reference: str) -> CoreData:
         """The Art 47 core data of a record; raises UnknownReference."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordMeta:
+    """What the national-systems interface says of a record besides its sample.
+
+    ``source_key`` is derived from the national system's own identifier and the
+    record's content, so the same version of a record is never stored twice.
+    ``subject`` None lets the category choose (a DNA trace: unidentified suspect).
+    """
+
+    source_key: str
+    subject: SubjectCategory | None = None
+    provenance: str = ""
+    date_of_birth: dt.date | None = None
+    synthetic: bool = False
+    # Fingerprints: "tenprint" or "latent" and, for a single image, its position.
+    collection: str | None = None
+    position: int | None = None
+
+
+class Preparer(Protocol):
+    """Turns a national system's sample into what a category stores: parsing,
+    validation and feature extraction, with no write. Built from the node's Settings,
+    so it can run in a worker process; what it returns is picklable."""
+
+    def prepare(self, sample: bytes, sample_format: str, meta: RecordMeta) -> Any:
+        """The prepared record; raises a BadInput (PrumError) when the sample cannot be
+        stored, naming what is wrong."""
+        ...
+
+
+class Ingester(Protocol):
+    """How records enter a category through the node's national-systems interface
+    (prum.node.systems): prepared outside any transaction, then written on the
+    caller's connection so that the category's rows, the node's bookkeeping and the
+    audit entries commit together, then the matcher's index catches up."""
+
+    def preparer(self) -> Preparer: ...
+
+    def write(self, conn: Connection, prepared: Sequence[Any]) -> list[str]:
+        """Store prepared records on ``conn`` (no commit); their references, in order."""
+        ...
+
+    def erase(self, conn: Connection, reference: str, reason: str) -> None:
+        """Erase a record and log the erasure on ``conn`` (no commit)."""
+        ...
+
+    def refresh(self) -> None:
+        """After a commit: bring the matcher's index up to what the store holds."""
         ...

@@ -60,18 +60,22 @@ class CategoryStore:
         """Erase a record with what belongs to it, and log that it happened (not what was
         erased) in the same transaction; returns the record's id."""
         with self.transaction() as conn:
-            record_id = self._record_id(conn, reference)
-            for table, column in self.dependants:
-                conn.execute(delete(table).where(table.c[column] == record_id))
-            conn.execute(delete(self.record_table).where(self.record_table.c.id == record_id))
-            conn.execute(
-                insert(self.deletion_table).values(
-                    record_id=record_id,
-                    reference=reference,
-                    reason=reason[:200],
-                    deleted_at=utcnow(),
-                )
+            return self.delete_in(conn, reference, reason)
+
+    def delete_in(self, conn: Connection, reference: str, reason: str) -> int:
+        """:meth:`delete` on the caller's connection, inside the caller's transaction."""
+        record_id = self._record_id(conn, reference)
+        for table, column in self.dependants:
+            conn.execute(delete(table).where(table.c[column] == record_id))
+        conn.execute(delete(self.record_table).where(self.record_table.c.id == record_id))
+        conn.execute(
+            insert(self.deletion_table).values(
+                record_id=record_id,
+                reference=reference,
+                reason=reason[:200],
+                deleted_at=utcnow(),
             )
+        )
         return record_id
 
     def _record_id(self, conn: Connection, reference: str) -> int:

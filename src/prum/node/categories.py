@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prum.categories.interface import CategoryMatcher
+from prum.categories.interface import CategoryMatcher, Preparer
 from prum.config import Settings
 from prum.errors import CategoryNotOffered
 from prum.federation.messages import Category
@@ -62,3 +62,29 @@ def make_matcher(category: Category, settings: Settings) -> CategoryMatcher:
     if factory is None:
         raise CategoryNotOffered(f"no matcher is installed for the {category.value} category")
     return factory(settings)
+
+
+def make_preparer(category: Category, settings: Settings) -> Preparer:
+    """A category's sample preparer on its own (for the national-systems interface's
+    worker processes, which hold no matcher)."""
+    if category is Category.FACE:
+        from prum.categories.face.ingest import FacePreparer
+
+        return FacePreparer(settings)
+    if category is Category.FINGER:
+        from prum.categories.finger.ingest import FingerPreparer
+
+        return FingerPreparer(settings)
+    if category is Category.DNA:
+        from prum.categories.dna.ingest import DnaPreparer
+
+        return DnaPreparer(settings)
+    if category is Category.VEHICLE:
+        from prum.categories.vehicle.ingest import VehiclePreparer
+
+        return VehiclePreparer(settings)
+    if category is Category.RECORDS:
+        from prum.categories.records.ingest import RecordsPreparer
+
+        return RecordsPreparer(settings)
+    raise CategoryNotOffered(f"no preparer is installed for the {category.value} category")

@@ -193,3 +193,56 @@ web_sessions = Table(
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- the national-systems interface (prum.node.systems) --------------------------------
+
+# Machine accounts of the country's systems of record (AFIS, face database, DNA
+# database, records index, vehicle register): a bearer token (only its SHA-256 is
+# kept: tokens are 256 random bits, so no slow hash is needed) and the categories each
+# may write. A system can neither search nor release anything.
+system_accounts = Table(
+    "node_system_accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("categories", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every record a national system holds at this node, under the system's own identifier:
+# which reference it has here and hashes of what was sent, so that sending a record again
+# changes nothing and a reconciliation after an outage sends only what differs.
+national_records = Table(
+    "node_national_records",
+    metadata,
+    Column("category", String(16), primary_key=True),
+    Column("national_id", String(128), primary_key=True),
+    Column("reference", String(40), nullable=False, unique=True),
+    # Everything sent (sample, record fields, core data): unchanged if equal.
+    Column("content_hash", String(64), nullable=False),
+    # What the category stores (sample and record fields): a new version if it differs.
+    Column("record_hash", String(64), nullable=False),
+    # Art 48: third-country data held by Europol name the country they came from.
+    Column("origin_country", String(2), nullable=True),
+    Column("retention_until", Date, nullable=True),
+    Column("system", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the change that wrote this version
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The node's change sequence: one row per upsert or deletion that changed something,
+# read by national systems to reconcile (GET /v1/changes).
+record_changes = Table(
+    "node_record_changes",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("category", String(16), nullable=False),
+    Column("national_id", String(128), nullable=False),
+    Column("operation", String(16), nullable=False),  # created|replaced|updated|deleted
+    Column("reference", String(40), nullable=False),
+    Column("content_hash", String(64), nullable=True),  # None after a deletion
+    Column("system", String(64), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

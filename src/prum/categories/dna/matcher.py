@@ -62,6 +62,7 @@ class DnaMatcher:
         self.index_dir = settings.data_dir / "dna_index"
         self._lock = threading.Lock()
         self._unsaved = 0
+        self._deletion_seq = 0
         self._bulk: BulkComparison | None = None
         self.index = self._open_index()
 
@@ -82,11 +83,34 @@ class DnaMatcher:
                 index = None
         if index is None:
             return self.rebuild()
-        for _, record_id in self.store.deletions_after(int(meta.get("deletion_seq", 0))):
+        self._deletion_seq = int(meta.get("deletion_seq", 0))
+        self._catch_up(index)
+        return index
+
+    def _catch_up(self, index: DnaIndex) -> int:
+        """Apply the deletions and records the store holds beyond the index; how many."""
+        changes = 0
+        for seq, record_id in self.store.deletions_after(self._deletion_seq):
             index.remove(record_id)
+            self._deletion_seq = seq
+            changes += 1
         for record_id, profile in self.store.iter_profiles(after_id=index.last_id):
             index.add(record_id, self._row(profile))
-        return index
+            changes += 1
+        return changes
+
+    def refresh(self) -> None:
+        """Catch up with what another writer (the national-systems interface, another
+        process) committed to the store."""
+        with self._lock:
+            self._unsaved += self._catch_up(self.index)
+            if self._unsaved >= self.settings.save_every:
+                self._save()
+
+    def ingester(self) -> Any:
+        from prum.categories.dna.ingest import DnaIngester
+
+        return DnaIngester(self)
 
     def rebuild(self) -> DnaIndex:
         """Build the index from the store and save it."""
@@ -99,12 +123,14 @@ class DnaMatcher:
         codes = np.stack(rows) if rows else np.zeros((0, len(self.loci), 2), np.uint16)
         index = DnaIndex.build(codes, np.array(ids, dtype=np.int64))
         self.index = index
-        self._save(seq)
+        self._deletion_seq = seq
+        self._save()
         return index
 
-    def _save(self, deletion_seq: int | None = None) -> None:
-        seq = self.store.last_deletion_seq() if deletion_seq is None else deletion_seq
-        self.index.save(self.index_dir, deletion_seq=seq, locus_set=self.loci.name)
+    def _save(self) -> None:
+        # The deletions applied to this index, not the store's newest: another writer's
+        # deletion not yet caught up must be replayed after a restart.
+        self.index.save(self.index_dir, deletion_seq=self._deletion_seq, locus_set=self.loci.name)
         self._unsaved = 0
 
     # --- CategoryMatcher ------------------------------------------------------------
@@ -233,9 +259,8 @@ class DnaMatcher:
         return self._row(record.profile)
 
     def delete(self, reference: str, *, reason: str) -> None:
-        with self._lock:
-            record_id = self.store.delete(reference, reason)
-            self.index.remove(record_id)
+        self.store.delete(reference, reason)
+        self.refresh()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from prum.categories.dna.schema import dna_deletions, dna_records
@@ -60,35 +60,59 @@ class DnaStore(CategoryStore):
         twice: the existing (id, reference) is returned."""
         try:
             with self.transaction() as conn:
-                if source_key is not None:
-                    found = conn.execute(
-                        select(dna_records.c.id, dna_records.c.reference).where(
-                            dna_records.c.source_key == source_key
-                        )
-                    ).first()
-                    if found is not None:
-                        return int(found[0]), str(found[1])
-                reference = new_reference(self.country, "D")
-                result = conn.execute(
-                    insert(dna_records).values(
-                        reference=reference,
-                        subject_category=subject_category.value,
-                        identified=identified,
-                        date_of_birth=date_of_birth,
-                        provenance=provenance,
-                        synthetic=synthetic,
-                        source_key=source_key,
-                        profile=profile_json,
-                        enrolled_at=utcnow(),
-                    )
+                return self.insert_in(
+                    conn,
+                    profile_json,
+                    identified=identified,
+                    subject_category=subject_category,
+                    provenance=provenance,
+                    date_of_birth=date_of_birth,
+                    synthetic=synthetic,
+                    source_key=source_key,
                 )
-                pk = result.inserted_primary_key
-                assert pk is not None
-                return int(pk[0]), reference
         except IntegrityError as exc:
             raise InvalidRecord(f"the DNA record conflicts with a stored one: {exc.orig}") from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"the DNA database refused the write: {exc}") from exc
+
+    def insert_in(
+        self,
+        conn: Connection,
+        profile_json: str,
+        *,
+        identified: bool,
+        subject_category: SubjectCategory,
+        provenance: str,
+        date_of_birth: dt.date | None = None,
+        synthetic: bool = False,
+        source_key: str | None = None,
+    ) -> tuple[int, str]:
+        """:meth:`insert` on the caller's connection, inside the caller's transaction."""
+        if source_key is not None:
+            found = conn.execute(
+                select(dna_records.c.id, dna_records.c.reference).where(
+                    dna_records.c.source_key == source_key
+                )
+            ).first()
+            if found is not None:
+                return int(found[0]), str(found[1])
+        reference = new_reference(self.country, "D")
+        result = conn.execute(
+            insert(dna_records).values(
+                reference=reference,
+                subject_category=subject_category.value,
+                identified=identified,
+                date_of_birth=date_of_birth,
+                provenance=provenance,
+                synthetic=synthetic,
+                source_key=source_key,
+                profile=profile_json,
+                enrolled_at=utcnow(),
+            )
+        )
+        pk = result.inserted_primary_key
+        assert pk is not None
+        return int(pk[0]), reference
 
     def records(self, ids: list[int]) -> dict[int, DnaRecord]:
         if not ids:

@@ -360,13 +360,19 @@ class FaceGallery:
 
     def delete(self, reference: str, *, reason: str) -> None:
         """Erase a record from the store and the index (erasure, retention)."""
+        self.store.delete(reference, reason)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Catch the index up with what the store holds: records and deletions that
+        another writer (the national-systems interface, another process) committed."""
         index = self.index
         with self._write_lock:
-            record_id = self.store.delete(reference, reason)
-            index.remove(np.array([record_id], dtype=np.int64))
             deletions = self.store.deletions_after(int(index.meta.get("last_deletion_seq", 0)))
             if deletions:
+                index.remove(np.array([rid for _, rid in deletions], dtype=np.int64))
                 index.meta["last_deletion_seq"] = deletions[-1][0]
+            self._catch_up_unsaved(index)
 
     # --- calibration ------------------------------------------------------------------
 

@@ -63,6 +63,11 @@ class FaceMatcher:
     def delete(self, reference: str, *, reason: str) -> None:
         self.gallery.delete(reference, reason=reason)
 
+    def ingester(self) -> Any:
+        from prum.categories.face.ingest import FaceIngester
+
+        return FaceIngester(self.gallery)
+
     def describe(self) -> dict[str, Any]:
         return self.gallery.describe()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from prum.categories.face.schema import (
@@ -92,11 +92,14 @@ class FaceStore(CategoryStore):
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
-            updated = conn.execute(
-                update(gallery_meta).where(gallery_meta.c.key == key).values(value=value)
-            )
-            if updated.rowcount == 0:
-                conn.execute(insert(gallery_meta).values(key=key, value=value))
+            self.set_meta_in(conn, key, value)
+
+    def set_meta_in(self, conn: Connection, key: str, value: str) -> None:
+        updated = conn.execute(
+            update(gallery_meta).where(gallery_meta.c.key == key).values(value=value)
+        )
+        if updated.rowcount == 0:
+            conn.execute(insert(gallery_meta).values(key=key, value=value))
 
     # --- records --------------------------------------------------------------------
 
@@ -106,48 +109,54 @@ class FaceStore(CategoryStore):
         A record whose ``source_key`` is already stored is skipped (bulk enrolment
         resumes without duplicates) and reported with the stored id and reference.
         """
-        out: list[tuple[int, str]] = []
-        now = utcnow()
         try:
             with self.transaction() as conn:
-                for record in records:
-                    if record.source_key is not None:
-                        existing = conn.execute(
-                            select(face_records.c.id, face_records.c.reference).where(
-                                face_records.c.source_key == record.source_key
-                            )
-                        ).first()
-                        if existing is not None:
-                            out.append((int(existing[0]), str(existing[1])))
-                            continue
-                    reference = new_reference(self.country, "F")
-                    result = conn.execute(
-                        insert(face_records).values(
-                            reference=reference,
-                            subject_category=record.subject_category.value,
-                            date_of_birth=record.date_of_birth,
-                            person_key=record.person_key,
-                            provenance=record.provenance,
-                            synthetic=record.synthetic,
-                            source_key=record.source_key,
-                            image_sha256=record.image_sha256,
-                            image_format=record.image_format,
-                            image=record.image,
-                            face_box=record.face_box,
-                            quality_overall=record.quality_overall,
-                            quality=record.quality,
-                            model_id=record.model_id,
-                            template=np.asarray(record.template, dtype="<f4").tobytes(),
-                            enrolled_at=now,
-                        )
-                    )
-                    pk = result.inserted_primary_key
-                    assert pk is not None
-                    out.append((int(pk[0]), reference))
+                return self.insert_many_in(conn, records)
         except IntegrityError as exc:
             raise InvalidRecord(f"the record conflicts with a stored one: {exc.orig}") from exc
         except OperationalError as exc:
             raise StorageError(f"the gallery database refused the write: {exc.orig}") from exc
+
+    def insert_many_in(
+        self, conn: Connection, records: Sequence[NewRecord]
+    ) -> list[tuple[int, str]]:
+        """:meth:`insert_many` on the caller's connection, inside the caller's transaction."""
+        out: list[tuple[int, str]] = []
+        now = utcnow()
+        for record in records:
+            if record.source_key is not None:
+                existing = conn.execute(
+                    select(face_records.c.id, face_records.c.reference).where(
+                        face_records.c.source_key == record.source_key
+                    )
+                ).first()
+                if existing is not None:
+                    out.append((int(existing[0]), str(existing[1])))
+                    continue
+            reference = new_reference(self.country, "F")
+            result = conn.execute(
+                insert(face_records).values(
+                    reference=reference,
+                    subject_category=record.subject_category.value,
+                    date_of_birth=record.date_of_birth,
+                    person_key=record.person_key,
+                    provenance=record.provenance,
+                    synthetic=record.synthetic,
+                    source_key=record.source_key,
+                    image_sha256=record.image_sha256,
+                    image_format=record.image_format,
+                    image=record.image,
+                    face_box=record.face_box,
+                    quality_overall=record.quality_overall,
+                    quality=record.quality,
+                    model_id=record.model_id,
+                    template=np.asarray(record.template, dtype="<f4").tobytes(),
+                    enrolled_at=now,
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+            out.append((int(pk[0]), reference))
         return out
 
     def existing_source_keys(self, keys: Sequence[str]) -> set[str]:

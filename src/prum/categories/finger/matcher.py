@@ -19,10 +19,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from prum.categories.finger.config import FingerSettings
@@ -34,7 +32,8 @@ from prum.categories.finger.match import (
     compare,
     cylinders,
 )
-from prum.categories.finger.minutiae import MindtctExtractor, Template, rows
+from prum.categories.finger.minutiae import MindtctExtractor, Template
+from prum.categories.finger.samples import ProbeFinger, SampleReader
 from prum.categories.finger.store import (
     LATENT,
     TENPRINT,
@@ -46,12 +45,9 @@ from prum.categories.finger.store import (
 from prum.categories.interface import Exposure, MatchResult, SubjectCategory
 from prum.config import Settings
 from prum.errors import (
-    BadInput,
     InvalidCalibration,
-    InvalidFingerData,
     InvalidRecord,
     InvalidSearchType,
-    NoMinutiaeFound,
     StorageError,
 )
 from prum.federation.messages import Candidate, Category, FingerHit, Probe
@@ -62,13 +58,6 @@ SEARCH_TYPES = ("TP/TP", "TP/UL", "LT/TP", "LT/UL")
 # enrolled fingers that gives enough distinct pairs.
 GALLERY_CALIBRATION_PAIRS = 1_000
 GALLERY_CALIBRATION_MIN_FINGERS = 50
-
-
-@dataclass(frozen=True)
-class ProbeFinger:
-    position: int
-    template: Template
-    image: bytes | None  # PNG of the image as received
 
 
 def _is_card(fingers: list[ProbeFinger]) -> bool:
@@ -120,10 +109,12 @@ class FingerMatcher:
             cards=self.settings.fusion_cards,
         )
         self.extractor = MindtctExtractor()
+        self.reader = SampleReader(self.extractor, self.settings.min_minutiae)
         self.store = FingerStore(settings.resolved_database_url(), country=settings.country)
         self.index_dir = settings.data_dir / "finger_index"
         self._lock = threading.Lock()
         self._unsaved = 0
+        self._deletion_seq = 0
         self._calibration: Calibration | None = None
         self._calibrated_at = 0
         if self.settings.calibration is not None:
@@ -146,11 +137,34 @@ class FingerMatcher:
                 index = None  # unreadable: rebuilt below from the store
         if index is None:
             return self.rebuild()
-        for _, record_id in self.store.deletions_after(int(meta.get("deletion_seq", 0))):
+        self._deletion_seq = int(meta.get("deletion_seq", 0))
+        self._catch_up(index)
+        return index
+
+    def _catch_up(self, index: FingerIndex) -> int:
+        """Apply the deletions and fingers the store holds beyond the index; how many."""
+        changes = 0
+        for seq, record_id in self.store.deletions_after(self._deletion_seq):
             index.remove_record(record_id)
+            self._deletion_seq = seq
+            changes += 1
         for finger in self.store.iter_fingers(after_id=index.last_id):
             self._add_stored(index, finger)
-        return index
+            changes += 1
+        return changes
+
+    def refresh(self) -> None:
+        """Catch up with what another writer (the national-systems interface, another
+        process) committed to the store."""
+        with self._lock:
+            self._unsaved += self._catch_up(self.index)
+            if self._unsaved >= self.settings.save_every:
+                self._save()
+
+    def ingester(self) -> Any:
+        from prum.categories.finger.ingest import FingerIngester
+
+        return FingerIngester(self)
 
     def _add(
         self,
@@ -176,80 +190,24 @@ class FingerMatcher:
             for finger in self.store.iter_fingers():
                 self._add_stored(index, finger)
         self.index = index
-        self._save(seq)
+        self._deletion_seq = seq
+        self._save()
         return index
 
-    def _save(self, deletion_seq: int | None = None) -> None:
-        seq = self.store.last_deletion_seq() if deletion_seq is None else deletion_seq
-        self.index.save(self.index_dir, deletion_seq=seq)
+    def _save(self) -> None:
+        # The deletions applied to this index, not the store's newest: another writer's
+        # deletion not yet caught up must be replayed after a restart.
+        self.index.save(self.index_dir, deletion_seq=self._deletion_seq)
         self._unsaved = 0
 
     # --- samples -------------------------------------------------------------------------
 
     def fingers(self, data: bytes, fmt: str, position: int = 0) -> tuple[list[ProbeFinger], bool]:
-        """The fingers of a sample and whether it is a latent.
-
-        An ANSI/NIST-ITL transaction gives one finger per image record (its Type-9
-        minutiae when it has no image); an image is one finger at ``position``.
-        """
-        if fmt == "ansi_nist" or data[:6] == b"1.001:":
-            return self._transaction_fingers(data)
-        if fmt != "image":
-            raise BadInput(f"a fingerprint sample is 'ansi_nist' or 'image', not {fmt!r}")
-        from prum.categories.finger.images import decode_image
-
-        decoded = decode_image(data)
-        return [self._image_finger(position, decoded.pixels, decoded.ppi or 500)], False
-
-    def _image_finger(self, position: int, pixels: np.ndarray[Any, Any], ppi: int) -> ProbeFinger:
-        template = self.extractor.extract(pixels, ppi)
-        ok, png = cv2.imencode(".png", pixels)
-        return ProbeFinger(position, template, png.tobytes() if ok else None)
-
-    def _transaction_fingers(self, data: bytes) -> tuple[list[ProbeFinger], bool]:
-        from prum.categories.finger.nist import read_transaction
-
-        tx = read_transaction(data)
-        seen: set[tuple[int, str]] = set()
-        for image in tx.images:
-            key = (image.position, image.impression)
-            if 1 <= image.position <= 10 and image.impression != "latent" and key in seen:
-                raise InvalidFingerData(
-                    f"finger position {image.position} has two {image.impression} impressions"
-                    " in one transaction; a card holds one of each finger",
-                    position=image.position,
-                )
-            seen.add(key)
-        found: list[ProbeFinger] = []
-        for image in tx.images:
-            if image.impression == "palm":
-                continue  # palm searches are not offered by this matcher
-            found.append(self._image_finger(image.position, image.pixels, image.ppi))
-        if not found:
-            for position, points in tx.minutiae.items():
-                table = [
-                    (m.x, m.y, m.angle, int(m.kind == "bifurcation"), m.quality) for m in points
-                ]
-                if table:
-                    t = rows(table)
-                    width = int(t[:, 0].max()) + 1
-                    height = int(t[:, 1].max()) + 1
-                    found.append(ProbeFinger(position, Template(t, width, height), None))
-        if not found:
-            raise NoMinutiaeFound("the transaction holds no finger image and no minutiae")
-        latent = tx.latent or any(i.impression == "latent" for i in tx.images)
-        return found, latent
+        """The fingers of a sample and whether it is a latent (see SampleReader)."""
+        return self.reader.fingers(data, fmt, position)
 
     def _usable(self, fingers: list[ProbeFinger]) -> list[ProbeFinger]:
-        usable = [f for f in fingers if len(f.template) >= self.settings.min_minutiae]
-        if not usable:
-            best = max((len(f.template) for f in fingers), default=0)
-            raise NoMinutiaeFound(
-                f"no finger has {self.settings.min_minutiae} minutiae or more (best: {best});"
-                " the sample cannot be compared reliably",
-                found=best,
-            )
-        return usable
+        return self.reader.usable(fingers)
 
     # --- CategoryMatcher ------------------------------------------------------------
 
@@ -486,9 +444,8 @@ class FingerMatcher:
         return self._calibration
 
     def delete(self, reference: str, *, reason: str) -> None:
-        with self._lock:
-            record_id = self.store.delete(reference, reason)
-            self.index.remove_record(record_id)
+        self.store.delete(reference, reason)
+        self.refresh()
 
     def describe(self) -> dict[str, Any]:
         return {

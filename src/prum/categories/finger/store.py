@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from prum.categories.finger.schema import finger_deletions, finger_records, finger_templates
@@ -90,48 +90,74 @@ class FingerStore(CategoryStore):
             raise InvalidRecord(f"unknown fingerprint collection {collection!r}")
         try:
             with self.transaction() as conn:
-                if source_key is not None:
-                    found = conn.execute(
-                        select(finger_records.c.id, finger_records.c.reference).where(
-                            finger_records.c.source_key == source_key
-                        )
-                    ).first()
-                    if found is not None:
-                        return int(found[0]), str(found[1]), []
-                reference = new_reference(self.country, "F")
-                result = conn.execute(
-                    insert(finger_records).values(
-                        reference=reference,
-                        collection=collection,
-                        subject_category=subject_category.value,
-                        date_of_birth=date_of_birth,
-                        provenance=provenance,
-                        synthetic=synthetic,
-                        source_key=source_key,
-                        enrolled_at=utcnow(),
-                    )
+                return self.insert_in(
+                    conn,
+                    fingers,
+                    collection=collection,
+                    subject_category=subject_category,
+                    provenance=provenance,
+                    date_of_birth=date_of_birth,
+                    synthetic=synthetic,
+                    source_key=source_key,
                 )
-                pk = result.inserted_primary_key
-                assert pk is not None
-                record_id = int(pk[0])
-                ids = []
-                for finger in fingers:
-                    res = conn.execute(
-                        insert(finger_templates).values(
-                            record_id=record_id,
-                            position=finger.position,
-                            template=finger.template,
-                            image=finger.image,
-                        )
-                    )
-                    key = res.inserted_primary_key
-                    assert key is not None
-                    ids.append(int(key[0]))
-                return record_id, reference, ids
         except IntegrityError as exc:
             raise InvalidRecord(f"the fingerprint record conflicts: {exc.orig}") from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"the fingerprint database refused the write: {exc}") from exc
+
+    def insert_in(
+        self,
+        conn: Connection,
+        fingers: list[NewFinger],
+        *,
+        collection: str,
+        subject_category: SubjectCategory,
+        provenance: str,
+        date_of_birth: dt.date | None = None,
+        synthetic: bool = False,
+        source_key: str | None = None,
+    ) -> tuple[int, str, list[int]]:
+        """:meth:`insert` on the caller's connection, inside the caller's transaction."""
+        if collection not in COLLECTIONS:
+            raise InvalidRecord(f"unknown fingerprint collection {collection!r}")
+        if source_key is not None:
+            found = conn.execute(
+                select(finger_records.c.id, finger_records.c.reference).where(
+                    finger_records.c.source_key == source_key
+                )
+            ).first()
+            if found is not None:
+                return int(found[0]), str(found[1]), []
+        reference = new_reference(self.country, "F")
+        result = conn.execute(
+            insert(finger_records).values(
+                reference=reference,
+                collection=collection,
+                subject_category=subject_category.value,
+                date_of_birth=date_of_birth,
+                provenance=provenance,
+                synthetic=synthetic,
+                source_key=source_key,
+                enrolled_at=utcnow(),
+            )
+        )
+        pk = result.inserted_primary_key
+        assert pk is not None
+        record_id = int(pk[0])
+        ids = []
+        for finger in fingers:
+            res = conn.execute(
+                insert(finger_templates).values(
+                    record_id=record_id,
+                    position=finger.position,
+                    template=finger.template,
+                    image=finger.image,
+                )
+            )
+            key = res.inserted_primary_key
+            assert key is not None
+            ids.append(int(key[0]))
+        return record_id, reference, ids
 
     def records(self, ids: list[int]) -> dict[int, FingerRecord]:
         if not ids:

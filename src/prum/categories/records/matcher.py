@@ -64,6 +64,8 @@ class RecordsMatcher:
 
     def rebuild(self) -> RecordsIndex:
         """The index from the store's encodings under the current key."""
+        self._deletion_seq = self.store.last_deletion_seq()
+        self._last_id = self.store.max_id()
         index = RecordsIndex(self.key.key_id)
         batch: list[tuple[int, list[Encoding]]] = []
         for item in self.store.iter_encodings(self.key.key_id):
@@ -95,6 +97,7 @@ class RecordsMatcher:
                 [(row.id, record.encodings) for row, record in zip(stored, new, strict=True)
                  if row.new]
             )  # fmt: skip
+            self._last_id = max([self._last_id, *(row.id for row in stored)])
         return [row.reference for row in stored]
 
     def _new_record(self, person: Person, record: dict[str, Any]) -> NewRecord:
@@ -152,9 +155,25 @@ class RecordsMatcher:
         return MatchResult(candidates=candidates, gallery_size=len(self.index))
 
     def delete(self, reference: str, *, reason: str) -> None:
+        self.store.delete(reference, reason)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Catch up with what another writer (the national-systems interface, another
+        process) committed to the store."""
         with self._lock:
-            record_id = self.store.delete(reference, reason)
-            self.index.remove(record_id)
+            for seq, record_id in self.store.deletions_after(self._deletion_seq):
+                self.index.remove(record_id)
+                self._deletion_seq = seq
+            new = list(self.store.iter_encodings(self.key.key_id, after_id=self._last_id))
+            if new:
+                self.index.add_many(new)
+                self._last_id = max(record_id for record_id, _ in new)
+
+    def ingester(self) -> Any:
+        from prum.categories.records.ingest import RecordsIngester
+
+        return RecordsIngester(self)
 
     def core_data(self, reference: str) -> CoreData:
         """Core data of one of this holder's records, for a human release decision."""

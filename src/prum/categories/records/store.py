@@ -73,6 +73,12 @@ class RecordsStore(CategoryStore):
     noun = "police record"
     dependants = ((records_encodings, "record_id"),)
 
+    def max_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.coalesce(func.max(records_persons.c.id), 0))).scalar_one()
+            )
+
     def insert_many(self, records: Sequence[NewRecord]) -> list[Stored]:
         """Store persons in one transaction. A known ``source_key`` is not stored
         twice: the existing record comes back with ``new`` False."""
@@ -86,6 +92,10 @@ class RecordsStore(CategoryStore):
         except SQLAlchemyError as exc:
             raise StorageError(f"the police-records database refused the write: {exc}") from exc
         return out
+
+    def insert_in(self, conn: Connection, record: NewRecord) -> Stored:
+        """One person on the caller's connection, inside the caller's transaction."""
+        return self._insert(conn, record)
 
     def _insert(self, conn: Connection, record: NewRecord) -> Stored:
         if record.source_key is not None:
@@ -131,10 +141,10 @@ class RecordsStore(CategoryStore):
         return Stored(record_id, reference, new=True)
 
     def iter_encodings(
-        self, key_id: str, *, batch: int = 20_000
+        self, key_id: str, *, batch: int = 20_000, after_id: int = 0
     ) -> Iterator[tuple[int, list[Encoding]]]:
         """(record id, encodings of its names in entry order) under ``key_id``, by id."""
-        last = 0
+        last = after_id
         while True:
             with self.engine.connect() as conn:
                 ids = (

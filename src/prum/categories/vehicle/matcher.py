@@ -145,6 +145,17 @@ class VehicleMatcher:
         with self._lock:
             self._count = max(0, self._count - 1)
 
+    def refresh(self) -> None:
+        """Recount after another writer (the national-systems interface) committed."""
+        with self._lock:
+            self._count = self.store.count()
+            self._counted_at = time.monotonic()
+
+    def ingester(self) -> Any:
+        from prum.categories.vehicle.ingest import VehicleIngester
+
+        return VehicleIngester(self)
+
     def describe(self) -> dict[str, Any]:
         return {
             "category": "vehicle",

@@ -154,6 +154,18 @@ class Writer:
         ).all()
         return {str(r[0]) for r in rows}
 
+    def existing(self, keys: Sequence[str]) -> dict[str, str]:
+        """The references of the registrations stored under these source keys."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            rows = self.conn.execute(
+                select(vehicle_records.c.source_key, vehicle_records.c.reference).where(
+                    vehicle_records.c.source_key.in_(keys[start : start + 500])
+                )
+            ).all()
+            found.update({str(k): str(r) for k, r in rows})
+        return found
+
     def add_many(self, registrations: Sequence[Registration]) -> list[tuple[int, str]]:
         """Store registrations (already checked); returns their (id, reference)."""
         if not registrations:

@@ -1,0 +1,596 @@
+"""The national-systems interface's work: records and deletions from a country's systems
+of record applied to the node, and what the systems read back to reconcile.
+
+Every record is all or nothing: its category rows, the node's bookkeeping (national id,
+core data, change sequence) and its audit entry commit in one database transaction
+(the audit log's, :meth:`prum.audit.log.AuditLog.transaction`), each record in its own
+savepoint so that one that cannot be stored does not take the others with it. A
+process killed mid-batch leaves each record applied or absent; sending the batch again
+applies the absent ones and finds the others ``unchanged``.
+
+Work happens in chunks: the lines of a chunk are checked and their samples prepared
+(decoded, checked, templates computed: in worker processes for faces and fingerprints
+when ``workers`` > 1), then written in one transaction, then each touched category's
+index catches up with its store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from prum.audit.events import AuditEvent, EventKind
+from prum.audit.events import Outcome as Logged
+from prum.categories.interface import Ingester, RecordMeta
+from prum.config import Settings
+from prum.errors import (
+    BadInput,
+    CategoryNotOffered,
+    InvalidRecord,
+    PrumError,
+    StorageError,
+    UnknownReference,
+)
+from prum.federation.messages import Category, ErrorInfo
+from prum.node.categories import ANSWERED_AT_ONCE, make_preparer
+from prum.node.core import Node, utcnow
+from prum.node.schema import core_data, national_records, record_changes
+from prum.node.systems.accounts import SystemAccount
+from prum.node.systems.contract import (
+    CATEGORY_FORMATS,
+    BatchResult,
+    Change,
+    ChangesPage,
+    DeletionIn,
+    DeletionReason,
+    ListedRecord,
+    ListingPage,
+    Outcome,
+    RecordIn,
+    RecordResult,
+)
+
+# Categories whose samples are costly to prepare (image decoding, detection, templates):
+# prepared in worker processes when the interface runs with more than one worker.
+HEAVY = frozenset({Category.FACE, Category.FINGER})
+# Lines per transaction: large enough that a commit's fsync is shared, small enough that
+# a batch shows progress and a crash repeats little. Heavy records: a chunk is about
+# two seconds of two workers' work.
+CHUNK = 500
+HEAVY_CHUNK = 32
+# The account that erases records whose retention date has passed.
+RETENTION_SYSTEM = "node.retention"
+
+Line = RecordIn | DeletionIn | PrumError  # a batch line, or why it could not be read
+
+
+@dataclass
+class _Item:
+    line: int
+    request: RecordIn | DeletionIn
+    existing: Any = None  # the node_national_records row, if any
+    outcome: Outcome | None = None
+    prepared: Any = None
+    error: PrumError | None = None
+    reference: str | None = None
+
+
+def source_key(record: RecordIn) -> str:
+    """The category store's idempotency key of one version of a national record."""
+    return f"nsi:{record.category.value}:{record.national_id}:{record.record_hash()[:24]}"
+
+
+class NationalSystems:
+    """The interface of one node (one per process; thread-safe)."""
+
+    def __init__(self, node: Node, *, workers: int = 1):
+        self.node = node
+        self.workers = max(1, workers)
+        self._write = threading.Lock()
+        self._pool: Executor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    # --- writing ----------------------------------------------------------------------
+
+    def upsert(self, record: RecordIn, system: SystemAccount) -> RecordResult:
+        """One record; a refusal raises its error (nothing changed)."""
+        result = next(self.apply([record], system))
+        if result.outcome is Outcome.REFUSED:
+            raise self._last_error
+        return result
+
+    def delete(self, deletion: DeletionIn, system: SystemAccount) -> RecordResult:
+        result = next(self.apply([deletion], system))
+        if result.outcome is Outcome.REFUSED:
+            raise self._last_error
+        return result
+
+    def apply_batch(
+        self,
+        lines: Iterable[Line],
+        system: SystemAccount,
+        *,
+        on_result: Callable[[RecordResult], None] | None = None,
+    ) -> BatchResult:
+        results: list[RecordResult] = []
+        counts: dict[str, int] = {o.value: 0 for o in Outcome}
+        for result in self.apply(lines, system):
+            results.append(result)
+            counts[result.outcome.value] += 1
+            if on_result is not None:
+                on_result(result)
+        return BatchResult(counts=counts, results=results)
+
+    def apply(self, lines: Iterable[Line], system: SystemAccount) -> Iterator[RecordResult]:
+        """Each line's result, in order, as its chunk commits."""
+        chunk: list[_Item | RecordResult] = []
+        keys: set[tuple[Category, str]] = set()
+        heavy = 0
+        for number, line in enumerate(lines, start=1):
+            if isinstance(line, PrumError):
+                chunk.append(_refused(number, None, line))
+                continue
+            key = (line.category, line.national_id)
+            if key in keys:  # the same record twice: the first must commit first
+                yield from self._run(chunk, system)
+                chunk, keys, heavy = [], set(), 0
+            keys.add(key)
+            chunk.append(_Item(number, line))
+            heavy += line.category in HEAVY and isinstance(line, RecordIn)
+            if len(chunk) >= CHUNK or heavy >= HEAVY_CHUNK:
+                yield from self._run(chunk, system)
+                chunk, keys, heavy = [], set(), 0
+        yield from self._run(chunk, system)
+
+    def _run(self, chunk: list[_Item | RecordResult], system: SystemAccount) -> list[RecordResult]:
+        items = [i for i in chunk if isinstance(i, _Item)]
+        self._plan(items, system)
+        self._prepare([i for i in items if i.outcome in (Outcome.CREATED, Outcome.REPLACED)])
+        todo = [i for i in items if i.error is None]
+        if todo:
+            try:
+                self._commit(todo, system)
+            except StorageError as exc:
+                for item in todo:
+                    item.error = exc
+        results = []
+        for entry in chunk:
+            if isinstance(entry, RecordResult):
+                results.append(entry)
+                continue
+            if entry.error is not None:
+                self._last_error = entry.error
+                results.append(_refused(entry.line, entry.request, entry.error))
+            else:
+                assert entry.outcome is not None
+                results.append(
+                    RecordResult(
+                        line=entry.line,
+                        category=entry.request.category,
+                        national_id=entry.request.national_id,
+                        outcome=entry.outcome,
+                        reference=entry.reference,
+                    )
+                )
+        return results
+
+    def _plan(self, items: list[_Item], system: SystemAccount) -> None:
+        """What each line will do, from what the node holds now."""
+        existing = self._existing([(i.request.category, i.request.national_id) for i in items])
+        for item in items:
+            request = item.request
+            try:
+                self._check(request, system)
+            except PrumError as exc:
+                item.error = exc
+                continue
+            item.existing = existing.get((request.category, request.national_id))
+            if isinstance(request, DeletionIn):
+                if item.existing is None:
+                    item.error = UnknownReference(
+                        f"no {request.category.value} record has the national id"
+                        f" {request.national_id!r} at this node; nothing was deleted"
+                    )
+                else:
+                    item.outcome = Outcome.DELETED
+            elif item.existing is None:
+                item.outcome = Outcome.CREATED
+            elif item.existing.content_hash == request.content_hash():
+                item.outcome = Outcome.UNCHANGED
+                item.reference = item.existing.reference
+            elif item.existing.record_hash == request.record_hash():
+                item.outcome = Outcome.UPDATED
+                item.reference = item.existing.reference
+            else:
+                item.outcome = Outcome.REPLACED
+
+    def _check(self, request: RecordIn | DeletionIn, system: SystemAccount) -> None:
+        category = request.category
+        if category not in self.node.config.categories:
+            raise CategoryNotOffered(
+                f"{self.node.party} does not hold {category.value} records (not configured)"
+            )
+        system.require(category)
+        if isinstance(request, DeletionIn):
+            return
+        if request.sample.format not in CATEGORY_FORMATS[category]:
+            allowed = ", ".join(sorted(f.value for f in CATEGORY_FORMATS[category]))
+            raise InvalidRecord(
+                f"a {category.value} record's sample is one of {allowed},"
+                f" not {request.sample.format.value}"
+            )
+        if request.core_data is not None and category in ANSWERED_AT_ONCE:
+            raise InvalidRecord(
+                f"{category.value} records carry no core data: the answer is the data itself"
+            )
+        if request.date_of_birth is not None and request.date_of_birth > dt.date.today():
+            raise InvalidRecord(f"date of birth {request.date_of_birth} is in the future")
+
+    def _prepare(self, items: list[_Item]) -> None:
+        """Decode, check and compute each sample (no writes)."""
+        parallel = [i for i in items if i.request.category in HEAVY] if self.workers > 1 else []
+        if len(parallel) > 1:
+            pool = self._worker_pool()
+            jobs = [_job(i.request) for i in parallel]  # type: ignore[arg-type]
+            for item, (ok, value) in zip(parallel, pool.map(_prepare_job, jobs), strict=True):
+                if ok:
+                    item.prepared = value
+                else:
+                    item.error = value
+        else:
+            parallel = []
+        for item in items:
+            if item in parallel:
+                continue
+            record = item.request
+            assert isinstance(record, RecordIn)
+            try:
+                preparer = self._ingester(record.category).preparer()
+                item.prepared = preparer.prepare(
+                    _raw(record), record.sample.format.value, _meta(record)
+                )
+            except PrumError as exc:
+                item.error = exc
+
+    def _commit(self, items: list[_Item], system: SystemAccount) -> None:
+        """Write the chunk in one transaction, each record in its own savepoint."""
+        touched: set[Category] = set()
+        events: list[AuditEvent] = []
+        with self._write:
+            try:
+                with self.node.audit.transaction() as conn:
+                    for item in items:
+                        if item.outcome is Outcome.UNCHANGED:
+                            continue
+                        try:
+                            with conn.begin_nested():
+                                events.append(self._write_one(conn, item, system))
+                        except (PrumError, IntegrityError) as exc:
+                            item.error = (
+                                exc
+                                if isinstance(exc, PrumError)
+                                else InvalidRecord(
+                                    f"the record conflicts with a stored one: {exc.orig}"
+                                )
+                            )
+                            continue
+                        touched.add(item.request.category)
+                    self.node.audit.append_in(conn, events)
+            except SQLAlchemyError as exc:
+                reason = str(getattr(exc, "orig", exc)).splitlines()[0][:160]
+                raise StorageError(
+                    f"the node's database cannot be written ({reason}); nothing of this"
+                    " chunk was stored: send it again"
+                ) from None
+            for category in touched:
+                self._ingester(category).refresh()
+
+    def _write_one(self, conn: Connection, item: _Item, system: SystemAccount) -> AuditEvent:
+        request = item.request
+        category = request.category
+        ingester = self._ingester(category)
+        old = item.existing
+        now = utcnow()
+        if isinstance(request, DeletionIn):
+            ingester.erase(conn, old.reference, request.reason.value)
+            conn.execute(delete(core_data).where(core_data.c.reference == old.reference))
+            conn.execute(delete(national_records).where(_key(category, request.national_id)))
+            self._change(conn, request, "deleted", old.reference, None, system, now)
+            item.reference = old.reference
+            return self._event(EventKind.RECORD_DELETED, request, old.reference, system,
+                               request.reason.value)  # fmt: skip
+        assert isinstance(request, RecordIn)
+        content_hash = request.content_hash()
+        if item.outcome is Outcome.UPDATED:
+            reference = old.reference
+        else:
+            reference = ingester.write(conn, [item.prepared])[0]
+            if old is not None:
+                ingester.erase(conn, old.reference, DeletionReason.RECTIFICATION.value)
+        stale = [reference] + ([old.reference] if old is not None else [])
+        conn.execute(delete(core_data).where(core_data.c.reference.in_(stale)))
+        if request.core_data is not None:
+            data = request.core_data.model_dump(mode="json", exclude_none=True)
+            conn.execute(insert(core_data).values(reference=reference, data=data))
+        operation = item.outcome.value if item.outcome else "created"
+        seq = self._change(conn, request, operation, reference, content_hash, system, now)
+        conn.execute(delete(national_records).where(_key(category, request.national_id)))
+        conn.execute(
+            insert(national_records).values(
+                category=category.value,
+                national_id=request.national_id,
+                reference=reference,
+                content_hash=content_hash,
+                record_hash=request.record_hash(),
+                origin_country=request.origin_country,
+                retention_until=request.retention_until,
+                system=system.name,
+                seq=seq,
+                updated_at=now,
+            )
+        )
+        item.reference = reference
+        kind = EventKind.RECORD_ENROLLED if old is None else EventKind.RECORD_UPDATED
+        return self._event(kind, request, reference, system, operation)
+
+    def _change(
+        self,
+        conn: Connection,
+        request: RecordIn | DeletionIn,
+        operation: str,
+        reference: str,
+        content_hash: str | None,
+        system: SystemAccount,
+        now: dt.datetime,
+    ) -> int:
+        result = conn.execute(
+            insert(record_changes).values(
+                category=request.category.value,
+                national_id=request.national_id,
+                operation=operation,
+                reference=reference,
+                content_hash=content_hash,
+                system=system.name,
+                reason=request.reason.value if isinstance(request, DeletionIn) else None,
+                at=now,
+            )
+        )
+        pk = result.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def _event(
+        self,
+        kind: EventKind,
+        request: RecordIn | DeletionIn,
+        reference: str,
+        system: SystemAccount,
+        reason: str,
+    ) -> AuditEvent:
+        return AuditEvent(
+            at=utcnow(),
+            kind=kind,
+            requested_party=self.node.party,
+            category=request.category,
+            user=system.name,
+            reference=[reference],
+            national_id=request.national_id,
+            outcome=Logged.OK,
+            reason_code=reason,
+        )
+
+    # --- retention ----------------------------------------------------------------------
+
+    def expire(self, today: dt.date | None = None) -> int:
+        """Erase every record whose retention date has passed; how many."""
+        today = today or dt.date.today()
+        with self.node.engine.connect() as conn:
+            due = conn.execute(
+                select(national_records.c.category, national_records.c.national_id).where(
+                    national_records.c.retention_until < today
+                )
+            ).all()
+        if not due:
+            return 0
+        account = SystemAccount(RETENTION_SYSTEM, frozenset(Category))
+        lines = [
+            DeletionIn(
+                category=Category(category),
+                national_id=national_id,
+                reason=DeletionReason.RETENTION_EXPIRED,
+            )
+            for category, national_id in due
+            if Category(category) in self.node.config.categories
+        ]
+        return sum(r.outcome is Outcome.DELETED for r in self.apply(lines, account))
+
+    # --- reading back -------------------------------------------------------------------
+
+    def changes(self, *, after: int = 0, limit: int = 1000) -> ChangesPage:
+        with self.node.engine.connect() as conn:
+            rows = conn.execute(
+                select(record_changes)
+                .where(record_changes.c.seq > after)
+                .order_by(record_changes.c.seq)
+                .limit(limit)
+            ).all()
+            last = conn.execute(select(func.coalesce(func.max(record_changes.c.seq), 0)))
+            newest = int(last.scalar_one())
+        changes = [
+            Change(
+                seq=int(r.seq),
+                category=Category(r.category),
+                national_id=r.national_id,
+                operation=r.operation,
+                reference=r.reference,
+                content_hash=r.content_hash,
+                at=_aware(r.at),
+            )
+            for r in rows
+        ]
+        return ChangesPage(
+            changes=changes, last_seq=changes[-1].seq if changes else max(0, min(after, newest))
+        )
+
+    def listing(self, category: Category, *, after: str = "", limit: int = 1000) -> ListingPage:
+        with self.node.engine.connect() as conn:
+            rows = conn.execute(
+                select(national_records)
+                .where(
+                    national_records.c.category == category.value,
+                    national_records.c.national_id > after,
+                )
+                .order_by(national_records.c.national_id)
+                .limit(limit + 1)
+            ).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ListingPage(
+            category=category,
+            records=[
+                ListedRecord(
+                    national_id=r.national_id,
+                    reference=r.reference,
+                    content_hash=r.content_hash,
+                    updated_at=_aware(r.updated_at),
+                    retention_until=r.retention_until,
+                )
+                for r in rows
+            ],
+            next_after=rows[-1].national_id if more else None,
+        )
+
+    def origins(self, references: Sequence[str]) -> dict[str, str]:
+        """The country of origin of records that have one (Art 48 third-country data)."""
+        if not references:
+            return {}
+        with self.node.engine.connect() as conn:
+            rows = conn.execute(
+                select(national_records.c.reference, national_records.c.origin_country).where(
+                    national_records.c.reference.in_(list(references)),
+                    national_records.c.origin_country.is_not(None),
+                )
+            ).all()
+        return {str(ref): str(origin) for ref, origin in rows}
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _ingester(self, category: Category) -> Ingester:
+        matcher: Any = self.node.matcher(category)
+        ingester: Ingester = matcher.ingester()
+        return ingester
+
+    def _existing(self, keys: list[tuple[Category, str]]) -> dict[tuple[Category, str], Any]:
+        found: dict[tuple[Category, str], Any] = {}
+        by_category: dict[Category, list[str]] = {}
+        for category, national_id in keys:
+            by_category.setdefault(category, []).append(national_id)
+        with self.node.engine.connect() as conn:
+            for category, ids in by_category.items():
+                rows = conn.execute(
+                    select(national_records).where(
+                        national_records.c.category == category.value,
+                        national_records.c.national_id.in_(ids),
+                    )
+                ).all()
+                found.update({(category, r.national_id): r for r in rows})
+        return found
+
+    def _worker_pool(self) -> Executor:
+        if self._pool is None:
+            settings = self.node.config.settings()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(settings.model_dump_json(),),
+            )
+        return self._pool
+
+    _last_error: PrumError = BadInput("no record was refused")
+
+
+def _key(category: Category, national_id: str) -> Any:
+    return (national_records.c.category == category.value) & (
+        national_records.c.national_id == national_id
+    )
+
+
+def _raw(record: RecordIn) -> bytes:
+    try:
+        return record.sample.raw()
+    except ValueError as exc:
+        raise InvalidRecord(str(exc)) from None
+
+
+def _meta(record: RecordIn) -> RecordMeta:
+    return RecordMeta(
+        source_key=source_key(record),
+        subject=record.subject_category,
+        provenance=record.provenance,
+        date_of_birth=record.date_of_birth,
+        synthetic=record.synthetic,
+        collection=record.sample.collection,
+        position=record.sample.position,
+    )
+
+
+def _refused(line: int, request: RecordIn | DeletionIn | None, error: PrumError) -> RecordResult:
+    return RecordResult(
+        line=line,
+        category=request.category if request else None,
+        national_id=request.national_id if request else None,
+        outcome=Outcome.REFUSED,
+        error=ErrorInfo(code=error.code, message=error.message[:2000], details={}),
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+# --- worker processes (faces and fingerprints) ----------------------------------------
+
+_worker_settings: Settings | None = None
+_worker_preparers: dict[Category, Any] = {}
+
+
+def _init_worker(settings_json: str) -> None:
+    global _worker_settings
+    # One model instance per process, one thread each (dlib is not thread-safe).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_settings = Settings.model_validate_json(settings_json)
+
+
+def _job(record: RecordIn) -> tuple[Category, bytes | PrumError, str, RecordMeta]:
+    try:
+        raw: bytes | PrumError = _raw(record)
+    except PrumError as exc:
+        raw = exc
+    return record.category, raw, record.sample.format.value, _meta(record)
+
+
+def _prepare_job(job: tuple[Category, bytes | PrumError, str, RecordMeta]) -> tuple[bool, Any]:
+    category, raw, fmt, meta = job
+    if isinstance(raw, PrumError):
+        return False, raw
+    assert _worker_settings is not None, "worker not initialised"
+    try:
+        if category not in _worker_preparers:
+            _worker_preparers[category] = make_preparer(category, _worker_settings)
+        return True, _worker_preparers[category].prepare(raw, fmt, meta)
+    except PrumError as exc:
+        return False, exc
