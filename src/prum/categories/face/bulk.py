@@ -49,6 +49,11 @@ class PhotoItem:
     date_of_birth: dt.date | None = None
     provenance: str = ""
     box: FaceBox | None = None
+    # An image already taken out of a container (a Type-10 record of a transaction):
+    # used instead of reading ``path``. A container that could not be read at all
+    # travels as a refusal (code, message), so one bad file never stops a run.
+    data: bytes | None = field(default=None, repr=False)
+    refusal: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,18 @@ def manifest_items(
     ``images/`` subfolder when not found there.
     """
     base = manifest.parent
-    with open(manifest, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "file" not in reader.fieldnames:
-            raise InvalidRecord(f"{manifest}: a manifest needs a 'file' column")
-        for line, row in enumerate(reader, start=2):
-            yield _manifest_row(base, manifest, line, row, category, provenance)
+    try:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "file" not in reader.fieldnames:
+                raise InvalidRecord(f"{manifest}: a manifest needs a 'file' column")
+            for line, row in enumerate(reader, start=2):
+                yield _manifest_row(base, manifest, line, row, category, provenance)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        # A photo or a transaction given where a manifest was expected lands here.
+        raise InvalidRecord(
+            f"{manifest} is not a CSV manifest (UTF-8 text with a 'file' column): {exc}"
+        ) from exc
 
 
 def _manifest_row(
@@ -164,8 +175,10 @@ def _init_worker(settings_json: str) -> None:
 def process_photo(
     item: PhotoItem, pipeline: FacePipeline, use: Use, *, check: bool = True
 ) -> PhotoResult:
+    if item.refusal is not None:
+        return PhotoResult(item, error_code=item.refusal[0], error=item.refusal[1])
     try:
-        data = item.path.read_bytes()
+        data = item.path.read_bytes() if item.data is None else item.data
     except OSError as exc:
         return PhotoResult(item, error_code="unreadable_file", error=str(exc))
     try:

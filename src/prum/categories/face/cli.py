@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,15 @@ from prum.errors import PrumError
 from prum.federation.messages import Category
 
 app = typer.Typer(help="The national face gallery.", no_args_is_help=True)
+
+
+class Profile(StrEnum):
+    """Validation profiles of Type-10 transactions (face/type10.py)."""
+
+    INT_I = "int-i"
+    ANSI_NIST = "ansi-nist"
+
+
 add_delete_command(app, Category.FACE)
 
 
@@ -45,67 +55,194 @@ def _box(text: str | None) -> Any:
 
 @app.command("enroll")
 def face_enroll(
-    source: Annotated[Path, typer.Argument(help="A folder of photos or a CSV manifest.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A photo, an ANSI/NIST-ITL transaction (.an2, .eft, .nist, .int), a CSV"
+            " manifest, or a folder of photos and transactions."
+        ),
+    ],
     category: Annotated[
         SubjectCategory, typer.Option(help="Data-subject category (manifest may override).")
     ] = SubjectCategory.SUSPECT,
     provenance: Annotated[str, typer.Option(help="Where the photos come from.")] = "national",
+    profile: Annotated[
+        Profile | None,
+        typer.Option(help="Type-10 validation profile (default: the node's, int-i)."),
+    ] = None,
     workers: Workers = CPUS,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Enrol photos (resumable: a second run skips what is already stored)."""
-    from prum.categories.face.bulk import enrol_photos, folder_items, manifest_items
+    """Enrol photos and Type-10 transactions (resumable: a second run skips what is stored).
+
+    A transaction gives one record per frontal image (POS, then SAP); its profile and
+    angled images are named in the provenance and not searched; its TCN is the provenance.
+    """
+    from prum.categories.face.bulk import enrol_photos
     from prum.categories.face.gallery import FaceGallery
+    from prum.categories.face.sources import SourceReport, source_items
 
     if not source.exists():
         raise fail(PrumError(f"{source} does not exist"))
     settings = _settings(data_dir, database_url)
+    found = SourceReport()
     try:
+        items = list(
+            source_items(
+                source,
+                category=category,
+                provenance=provenance,
+                settings=settings.face,
+                profile=profile.value if profile else None,
+                report=found,
+            )
+        )
         gallery = FaceGallery(settings)
-        reader = manifest_items if source.is_file() else folder_items
-        items = list(reader(source, category=category, provenance=provenance))
         with progress() as bar:
             task = bar.add_task("enrolling", total=len(items))
             started = time.perf_counter()
             report = enrol_photos(
-                gallery, items, workers=workers, on_progress=lambda n: bar.advance(task, n)
+                gallery,
+                items,
+                workers=min(workers, max(1, len(items))),
+                on_progress=lambda n: bar.advance(task, n),
             )
         elapsed = time.perf_counter() - started
         gallery.close()
     except PrumError as exc:
         raise fail(exc) from exc
     rate = report.enrolled / elapsed if elapsed > 0 else 0.0
+    summary = {
+        "enrolled": report.enrolled,
+        "already_present": report.already_present,
+        "refused": report.refused_total,
+        "transactions": found.transactions,
+        "images_not_searched": found.not_searched,
+        "records_skipped": found.skipped_records,
+        "seconds": round(elapsed, 2),
+        "refusals": [{"source": k, "code": c, "message": m} for k, c, m in report.refusals],
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
     console.print(
         f"enrolled {report.enrolled}, already present {report.already_present},"
         f" refused {report.refused_total} in {elapsed:.1f} s ({rate:.1f} photos/s)"
     )
-    for key, code, message in report.refusals:
-        console.print(f"  refused {key}: ({code}) {message}")
+    if found.transactions:
+        console.print(
+            f"{found.transactions} transaction(s): {found.not_searched} profile or angled"
+            f" image(s) named in the provenance, not searched; {found.skipped_records}"
+            " record(s) that are not faces skipped"
+        )
+    if report.refusals:
+        refused = Table(title="refused")
+        for col in ("source", "code", "reason"):
+            refused.add_column(col)
+        for key, code, message in report.refusals:
+            refused.add_row(key, code, message)
+        console.print(refused)
 
 
 @app.command("search")
 def face_search(
-    probe: Annotated[Path, typer.Argument(help="Probe photo.")],
+    probe: Annotated[
+        Path, typer.Argument(help="Probe photo, or an ANSI/NIST-ITL transaction (Type-10).")
+    ],
     box: Annotated[str | None, typer.Option(help="Chosen face: left,top,right,bottom.")] = None,
     max_candidates: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    profile: Annotated[
+        Profile | None,
+        typer.Option(help="Type-10 validation profile (default: the node's, int-i)."),
+    ] = None,
+    type10: Annotated[
+        Path | None,
+        typer.Option(
+            "--type10",
+            file_okay=False,
+            help="Write each candidate as a Type-10 transaction (.an2) into this folder.",
+        ),
+    ] = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Search the gallery with a probe photo; prints the candidate list."""
+    """Search the gallery with a probe photo or transaction; prints the candidate list."""
     from prum.categories.face.gallery import FaceGallery
 
     settings = _settings(data_dir, database_url)
     try:
+        image, probe_control = _probe_image(probe, settings, profile)
         gallery = FaceGallery(settings)
-        result = gallery.search(_read(probe), box=_box(box), max_candidates=max_candidates)
+        result = gallery.search(image, box=_box(box), max_candidates=max_candidates)
+        written = _write_type10(gallery, result, type10, probe_control) if type10 else []
     except PrumError as exc:
         raise fail(exc) from exc
     if as_json:
-        console.print_json(json.dumps(_result_dict(result)))
+        console.print_json(
+            json.dumps(_result_dict(result) | {"type10_files": [str(w) for w in written]})
+        )
         return
     _print_candidates(result)
+    for path in written:
+        console.print(f"candidate written as Type-10: {path}")
+
+
+def _probe_image(
+    path: Path, settings: Settings, profile: Profile | None
+) -> tuple[bytes, str | None]:
+    """The probe's image bytes, and the TCN when the probe is a transaction."""
+    from prum.categories.face.sources import source_kind
+    from prum.categories.face.type10 import read_face_transaction
+
+    data = _read(path)
+    if source_kind(path) != "transaction":
+        return data, None
+    tx = read_face_transaction(
+        data,
+        profile.value if profile else settings.face.type10_profile,
+        use="probe",
+        max_pixels=settings.face.max_pixels,
+    )
+    best = tx.best
+    console.print(
+        f"probe: transaction {tx.control_number}, record 10.{best.idc:03d}"
+        f" (POS {best.pose or 'F'}, SAP {best.sap}, {best.compression})",
+        highlight=False,
+    )
+    return best.data, tx.control_number
+
+
+def _write_type10(gallery: Any, result: Any, folder: Path, probe_control: str | None) -> list[Path]:
+    from prum.categories.face.type10_write import candidate_transaction
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrumError(f"cannot create {folder}: {exc.strerror}") from exc
+    written: list[Path] = []
+    for c in result.candidates:
+        stored = gallery.store.image(c.reference)
+        if stored is None:
+            continue  # a record enrolled without its image (synthetic load tests)
+        record = gallery.store.get(c.reference)
+        data = candidate_transaction(
+            stored[0],
+            reference=c.reference,
+            quality=record.quality,
+            quality_overall=record.quality_overall,
+            originating_agency=gallery.settings.country or "PRUM",
+            probe_control=probe_control,
+        )
+        path = folder / f"{c.rank:02d}-{c.reference}.an2"
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise PrumError(f"cannot write {path}: {exc.strerror}") from exc
+        written.append(path)
+    return written
 
 
 def _read(path: Path) -> bytes:

@@ -6,6 +6,8 @@ Every threshold has a comment saying where its default comes from.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -61,6 +63,11 @@ class FaceSettings(BaseModel):
     enrol_minimums: QualityMinimums = Field(default_factory=_enrol_minimums)
     # Candidate list cap (DESIGN.md section 7: default 10, hard maximum 100).
     max_candidates: int = Field(default=10, ge=1, le=100)
+    # Type-10 transactions (face/type10.py): "int-i" is INTERPOL's profile, the one
+    # police systems exchange; "ansi-nist" the standard's wider code tables (JPEG 2000).
+    type10_profile: Literal["int-i", "ansi-nist"] = "int-i"
+    # INT-I: mugshots enrolled at SAP level 30 or above (ANSI/NIST-ITL 1-2011 Table 20).
+    type10_min_enrol_sap: int = Field(default=30, ge=0, le=99)
 
 
 class IndexSettings(BaseModel):

@@ -151,3 +151,28 @@ def _jpeg(pixels: Pixels) -> bytes:
     # Quality 90: the level the workbench already uses for images it re-encodes.
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+def candidate_transaction(
+    image: bytes,
+    *,
+    reference: str,
+    quality: Mapping[str, float] | None,
+    quality_overall: float | None,
+    originating_agency: str = "PRUM",
+    probe_control: str | None = None,
+    date: datetime.date | None = None,
+) -> bytes:
+    """A gallery candidate as a transaction: its reference is the TCN (1.009), the
+    probe's TCN (when it came as a transaction) the TCR (1.010), our quality components
+    in 10.024. SAP is 0: the gallery does not know the level the photo was taken at."""
+    scores = dict(quality or {})
+    if quality_overall is not None:
+        scores["overall"] = quality_overall
+    return write_face_transaction(
+        [FaceToWrite(image, pose="F", sap=0, quality=scores)],
+        control_number=reference,
+        originating_agency=originating_agency,
+        reference_control=probe_control,
+        date=date,
+    )
