@@ -19,7 +19,13 @@ from prum.categories.dna.loci import LocusSet
 from prum.categories.records.keys import create_key_file
 from prum.categories.records.synthetic import PersonGenerator
 from prum.categories.vehicle.generate import Generator as VehicleGenerator
-from prum.errors import CategoryNotOffered, InvalidRecord, RoleRequired, UnknownReference
+from prum.errors import (
+    CategoryNotOffered,
+    InvalidRecord,
+    NoCredentials,
+    RoleRequired,
+    UnknownReference,
+)
 from prum.federation.messages import Category
 from prum.federation.security import pki
 from prum.federation.security.signing import AuditVerifier
@@ -246,11 +252,9 @@ def test_tokens_authenticate_a_system_and_nothing_else(node: Node) -> None:
     token = add_system(node.engine, "afis", {Category.FINGER})
     account = authenticate_system(node.engine, token)
     assert account.name == "afis" and account.categories == {Category.FINGER}
-    from prum.errors import NotAuthorised
-
-    with pytest.raises(NotAuthorised):
+    with pytest.raises(NoCredentials):
         authenticate_system(node.engine, token[:-2] + "xx")
-    with pytest.raises(NotAuthorised):
+    with pytest.raises(NoCredentials):
         authenticate_system(node.engine, "demo-de-password")
 
 

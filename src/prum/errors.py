@@ -262,6 +262,13 @@ class Revoked(SecurityError):
     code = "certificate_revoked"
 
 
+class NoCredentials(SecurityError):
+    """The caller sent no credential, or one that opens nothing (an unknown or revoked
+    system token); HTTP 401."""
+
+    code = "no_credentials"
+
+
 class NotAuthorised(SecurityError):
     """The caller is authentic but is not the party allowed to do this."""
 

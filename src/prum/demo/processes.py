@@ -68,10 +68,16 @@ class PartyLayout:
     data_dir: Path
     federation_port: int
     api_port: int
+    systems_port: int
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def systems_url(self) -> str:
+        """The national-systems interface (machines, bearer tokens)."""
+        return f"http://127.0.0.1:{self.systems_port}"
 
     @property
     def federation_url(self) -> str:
@@ -128,6 +134,7 @@ def lay_out(
             data_dir=data_dir,
             federation_port=free_port(),
             api_port=free_port(),
+            systems_port=free_port(),
         )
         categories = policies.get(party) or {Category.FACE: CategoryPolicy()}
         config = NodeConfig(
@@ -137,6 +144,7 @@ def lay_out(
             router_url=layout.router_url,
             federation_port=plan.federation_port,
             api_port=plan.api_port,
+            systems_port=plan.systems_port,
             categories=categories,
             outbox_retry_seconds=outbox_retry_seconds,
         )

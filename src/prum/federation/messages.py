@@ -390,6 +390,9 @@ class Candidate(_Message):
     details: HitDetails | None = None
     # In a batched comparison: the requester's reference of the probe this hit is for.
     probe_reference: Annotated[str, StringConstraints(max_length=40)] | None = None
+    # Where the holder's data came from when it is not the holder's own (Europol's
+    # third-country data, Art 48): the country of origin (ISO 3166 alpha-2).
+    origin_country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
 
 
 class ReplyHeader(_Signed):

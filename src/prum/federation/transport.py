@@ -181,13 +181,10 @@ def serve_many(*listeners: Listener) -> None:
     """Run every listener in this process until SIGINT/SIGTERM.
 
     A listener with an SSL context accepts only clients presenting a certificate the
-    context trusts (mutual TLS). The first listener runs the apps' lifespan (start-up
-    and shut-down of background work).
+    context trusts (mutual TLS). Each app's lifespan (start-up and shut-down of its
+    background work) runs.
     """
-    servers = [
-        _server(listener, lifespan="on" if n == 0 else "off")
-        for n, listener in enumerate(listeners)
-    ]
+    servers = [_server(listener, lifespan="on") for listener in listeners]
     sockets = [listener.socket() for listener in listeners]
     for server in servers:
         # One signal handler for all servers (uvicorn's own would stop only one).
@@ -239,6 +236,7 @@ def error_body(exc: PrumError) -> dict[str, Any]:
 
 HTTP_STATUS: dict[str, int] = {
     "bad_input": 400,
+    "no_credentials": 401,
     "security_error": 403,
     "policy_refused": 403,
     "unavailable": 503,

@@ -36,10 +36,12 @@ from prum.node.users import Role, User, authenticate
 HTTP_STATUS.setdefault("unknown_reference", 404)
 
 
-def _install_errors(app: FastAPI) -> None:
+def install_errors(app: FastAPI) -> None:
     @app.exception_handler(PrumError)
     async def prum_error(_: Request, exc: PrumError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=status_for(exc))
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=status, headers=headers)
 
     # The database itself failing (a full disk, PostgreSQL restarting): the node does
     # nothing it cannot store and log, and says so with a 503 the caller may retry.
@@ -79,7 +81,7 @@ ENVELOPE_BODY: dict[str, Any] = {
 
 def create_federation_app(node: Node) -> FastAPI:
     app = FastAPI(title=f"Prüm node {node.party}: federation API", version="1")
-    _install_errors(app)
+    install_errors(app)
 
     # Bodies are read as bytes: the signature is checked over them as they came.
     @app.post("/v1/search", openapi_extra=ENVELOPE_BODY)
@@ -191,7 +193,7 @@ def create_national_app(node: Node) -> FastAPI:
 
     app = FastAPI(title=f"Prüm node {node.party}: national API", version="1", lifespan=lifespan)
     app.state.node = node
-    _install_errors(app)
+    install_errors(app)
     # The examiner workbench (browser pages) calls the same functions as this API.
     from fastapi.responses import RedirectResponse
 

@@ -29,6 +29,8 @@ def serve(config: ConfigFile) -> None:
     from prum.federation.transport import Listener, serve_many
     from prum.node.api import create_federation_app, create_national_app
     from prum.node.core import Node
+    from prum.node.systems.api import create_systems_app
+    from prum.node.systems.service import NationalSystems
 
     try:
         cfg = NodeConfig.load(config)
@@ -40,13 +42,16 @@ def serve(config: ConfigFile) -> None:
             create_federation_app(node), cfg.federation_host, cfg.federation_port, tls
         )
         national = Listener(create_national_app(node), cfg.api_host, cfg.api_port)
+        systems = NationalSystems(node, workers=cfg.systems_workers)
+        machines = Listener(create_systems_app(node, systems), cfg.systems_host, cfg.systems_port)
     except PrumError as exc:
         raise _fail(exc) from exc
     console.print(
         f"node {cfg.party}: federation https://{cfg.federation_host}:{cfg.federation_port},"
-        f" national http://{cfg.api_host}:{cfg.api_port}"
+        f" national http://{cfg.api_host}:{cfg.api_port},"
+        f" national systems http://{cfg.systems_host}:{cfg.systems_port}"
     )
-    serve_many(national, federation)
+    serve_many(national, federation, machines)
     node.close()
 
 
@@ -70,3 +75,82 @@ def user_add(
     except PrumError as exc:
         raise _fail(exc) from exc
     console.print(f"added {name} with roles {', '.join(sorted(role))}")
+
+
+@node_app.command("system-add")
+def system_add(
+    config: ConfigFile,
+    name: Annotated[str, typer.Argument(help="The system's name, e.g. afis or dna-db.")],
+    category: Annotated[
+        list[str], typer.Option("--category", "-k", help="A category it may write (repeat).")
+    ],
+) -> None:
+    """Create a national system's account; prints its token once (keep it secret)."""
+    from prum.federation.messages import Category
+    from prum.node.core import Node
+    from prum.node.systems.accounts import add_system
+
+    try:
+        categories = {Category(c) for c in category}
+    except ValueError:
+        allowed = ", ".join(c.value for c in Category)
+        raise _fail(PrumError(f"unknown category in {category}: use {allowed}")) from None
+    try:
+        node = Node(NodeConfig.load(config))
+        token = add_system(node.engine, name, categories)
+        node.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"system {name} may write {', '.join(sorted(c.value for c in categories))} records."
+        " Its token (shown once; give it to the system over a secure channel):"
+    )
+    typer.echo(token)
+
+
+@node_app.command("system-revoke")
+def system_revoke(
+    config: ConfigFile,
+    name: Annotated[str, typer.Argument(help="The system's name.")],
+) -> None:
+    """Revoke a national system's token at once."""
+    from prum.node.core import Node
+    from prum.node.systems.accounts import revoke_system
+
+    try:
+        node = Node(NodeConfig.load(config))
+        revoke_system(node.engine, name)
+        node.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    console.print(f"system {name}'s token is revoked")
+
+
+@node_app.command("import")
+def import_records(
+    config: ConfigFile,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="NDJSON files: one record or deletion a line (docs/national-systems.md)."
+        ),
+    ],
+    system: Annotated[
+        str, typer.Option(help="Who sends the records, as the audit log names it.")
+    ] = "import-cli",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every line's result as JSON.")
+    ] = False,
+) -> None:
+    """Apply records and deletions from national-system exports, as the national-systems
+    interface does: each line applied or refused on its own, the same line again
+    unchanged, so a run stopped at any point is completed by running it again. A sample
+    may name a file beside the NDJSON file ({"format": "image", "file": "p1.jpg"})."""
+    from prum.node.systems.importer import run_import
+
+    try:
+        code = run_import(config, files, system=system, workers=workers, as_json=as_json)
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)

@@ -113,6 +113,14 @@ class NodeConfig(BaseModel):
     # National API and web UI (the national intranet).
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    # The national-systems interface (machines: AFIS, DNA database ...; bearer tokens).
+    systems_host: str = "127.0.0.1"
+    systems_port: int = 0
+    # Processes that decode and embed faces and fingerprints of incoming batches (one per
+    # core: a 2-core node enrols about twice as fast with 2).
+    systems_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    # How often records whose retention date has passed are looked for and erased.
+    retention_check_seconds: Annotated[float, Field(gt=0)] = 3600.0
     categories: dict[Category, CategoryPolicy] = Field(
         default_factory=lambda: {Category.FACE: CategoryPolicy()}
     )

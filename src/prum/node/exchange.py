@@ -33,6 +33,7 @@ from prum.errors import (
     UnknownReference,
 )
 from prum.federation.messages import (
+    Candidate,
     Category,
     CountryReply,
     ErrorInfo,
@@ -46,7 +47,7 @@ from prum.federation.security.pki import PeerIdentity, format_serial
 from prum.federation.security.signing import SignedEnvelope
 from prum.node.config import CategoryPolicy
 from prum.node.core import Node, utcnow, validated
-from prum.node.schema import capacity, searches
+from prum.node.schema import capacity, national_records, searches
 from prum.node.users import Role, User
 
 
@@ -144,6 +145,30 @@ def _run_matcher(node: Node, request: SearchRequest, policy: CategoryPolicy) -> 
     )
 
 
+def with_origins(node: Node, candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates with the country their data came from, where a national system said
+    (Europol's third-country data, Art 48): examiners see it beside the candidate."""
+    if not candidates:
+        return candidates
+    references = list({c.reference for c in candidates})
+    with node.engine.connect() as conn:
+        rows = conn.execute(
+            select(national_records.c.reference, national_records.c.origin_country).where(
+                national_records.c.reference.in_(references),
+                national_records.c.origin_country.is_not(None),
+            )
+        ).all()
+    origins = {str(reference): str(origin) for reference, origin in rows}
+    if not origins:
+        return candidates
+    return [
+        c.model_copy(update={"origin_country": origins[c.reference]})
+        if c.reference in origins
+        else c
+        for c in candidates
+    ]
+
+
 def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
     """Answer a search forwarded by the router (the requester's envelope, as bytes);
     the answer is signed by this node."""
@@ -162,7 +187,7 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
     try:
         policy = check_policy(node, request)
         result = _run_matcher(node, request, policy)
-        candidates, gallery_size = result.candidates, result.gallery_size
+        candidates, gallery_size = with_origins(node, result.candidates), result.gallery_size
         status = ReplyStatus.ANSWERED if candidates else ReplyStatus.NO_HIT
     except PolicyRefused as exc:
         status, error = ReplyStatus.REFUSED, ErrorInfo(**exc.to_dict())

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from prum.errors import BadInput, NotAuthorised, RoleRequired
+from prum.errors import BadInput, NoCredentials, RoleRequired
 from prum.federation.messages import Category
 from prum.node.schema import system_accounts
 
@@ -81,7 +81,7 @@ def authenticate_system(engine: Engine, token: str) -> SystemAccount:
     """The account a bearer token belongs to; NotAuthorised otherwise (same answer for
     an unknown and a revoked token)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        raise NotAuthorised(
+        raise NoCredentials(
             "this interface is for national systems: send a system token"
             " (Authorization: Bearer prum-sys-...) made with `prum node system-add`"
         )
@@ -95,5 +95,5 @@ def authenticate_system(engine: Engine, token: str) -> SystemAccount:
         or row.revoked_at is not None
         or not hmac.compare_digest(row.token_sha256, digest)
     ):
-        raise NotAuthorised("unknown or revoked system token")
+        raise NoCredentials("unknown or revoked system token")
     return SystemAccount(row.name, frozenset(Category(c) for c in row.categories))
