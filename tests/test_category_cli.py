@@ -1,8 +1,9 @@
 """The ``prum finger`` and ``prum records`` commands as an operator types them: what is
-refused changes nothing."""
+refused changes nothing, a person sees tables and files, a program asks for JSON."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -33,9 +34,9 @@ def test_fingers_enrol_search_delete(tmp_path: Path, prints: PrintSet, node: lis
     assert f"enrolled {len(files)} fingerprint records" in enrolled.output
     mate = enrolled.output.split(f"{files[0]}: ")[1].split()[0]
 
-    searched = runner.invoke(app, ["finger", "search", str(probe.path), *node])
+    searched = runner.invoke(app, ["finger", "search", str(probe.path), "--json", *node])
     assert searched.exit_code == 0, searched.output
-    answer = json.loads(searched.output)
+    answer = json.loads(searched.stdout)
     assert answer["gallery_size"] == len(files)
     assert answer["candidates"][0]["reference"] == mate
 
@@ -54,9 +55,52 @@ def test_a_bad_file_among_good_prints_stores_nothing(
     refused = runner.invoke(app, ["finger", "enroll", good, str(bad), *node])
     assert refused.exit_code == 2
     assert str(bad) in refused.output
-    searched = runner.invoke(app, ["finger", "search", good, *node])
+    searched = runner.invoke(app, ["finger", "search", good, "--json", *node])
     assert searched.exit_code == 0, searched.output
-    assert json.loads(searched.output)["gallery_size"] == 0
+    assert json.loads(searched.stdout)["gallery_size"] == 0
+
+
+def test_finger_search_shows_a_table_and_writes_the_images_only_into_a_named_folder(
+    tmp_path: Path, prints: PrintSet, node: list[str]
+) -> None:
+    files = [str(prints.impressions(f)[0].path) for f in prints.fingers[:3]]
+    probe = str(prints.impressions(prints.fingers[0])[1].path)
+    enrolled = runner.invoke(app, ["finger", "enroll", *files, *node])
+    assert enrolled.exit_code == 0, enrolled.output
+    mate = enrolled.output.split(f"{files[0]}: ")[1].split()[0]
+
+    shown = runner.invoke(app, ["finger", "search", probe, *node])
+    assert shown.exit_code == 0, shown.output
+    assert mate in shown.stdout and "for human verification" in shown.stdout
+    assert "iVBORw0KGgo" not in shown.output  # no base64 PNG on the terminal
+    assert "--images" in shown.stdout  # how to get the images instead
+
+    folder = tmp_path / "candidates"
+    written = runner.invoke(app, ["finger", "search", probe, "--images", str(folder), *node])
+    assert written.exit_code == 0, written.output
+    assert "iVBORw0KGgo" not in written.output
+    images = sorted(folder.iterdir())
+    assert len(images) == 3 and images[0].name == f"01-{mate}.png"
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in images)
+
+    as_json = runner.invoke(
+        app, ["finger", "search", probe, "--json", "--images", str(folder), *node]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    top = json.loads(as_json.stdout)["candidates"][0]
+    assert top["reference"] == mate and top["image_file"] == str(images[0])
+    assert base64.b64decode(top["image"]) == images[0].read_bytes()
+
+
+def test_an_empty_or_corrupt_probe_is_one_line_and_exit_2(tmp_path: Path, node: list[str]) -> None:
+    empty, corrupt = tmp_path / "empty.png", tmp_path / "latent.eft"
+    empty.write_bytes(b"")
+    corrupt.write_bytes(b"1.001:garbage")
+    for probe, code in ((empty, "unreadable_image"), (corrupt, "malformed_nist_record")):
+        refused = runner.invoke(app, ["finger", "search", str(probe), *node])
+        # An exception escaping would be exit 1 here (the runner keeps it, a shell shows it).
+        assert refused.exit_code == 2 and not isinstance(refused.exception, Exception)
+        assert refused.output.count("\n") == 1 and f"error ({code})" in refused.output
 
 
 def test_records_generate_import_search_delete(tmp_path: Path, node: list[str]) -> None:
@@ -80,16 +124,19 @@ def test_records_generate_import_search_delete(tmp_path: Path, node: list[str]) 
     query = json.dumps(
         {"surnames": ["Kovacs"], "first_names": ["Istvan"], "date_of_birth": "1984-03-07"}
     )
-    searched = runner.invoke(app, ["records", "search", query, *node])
+    shown = runner.invoke(app, ["records", "search", query, *node])
+    assert shown.exit_code == 0, shown.output
+    assert "searched 51 records" in shown.stdout and "agrees on" in shown.stdout
+    searched = runner.invoke(app, ["records", "search", query, "--json", *node])
     assert searched.exit_code == 0, searched.output
-    answer = json.loads(searched.output)
+    answer = json.loads(searched.stdout)
     assert answer["gallery_size"] == 51
     top = answer["candidates"][0]
-    assert top["rank"] == 1
+    assert top["rank"] == 1 and top["reference"] in shown.stdout
 
     deleted = runner.invoke(app, ["records", "delete", top["reference"], "--reason", "t", *node])
     assert deleted.exit_code == 0, deleted.output
-    after = json.loads(runner.invoke(app, ["records", "search", query, *node]).output)
+    after = json.loads(runner.invoke(app, ["records", "search", query, "--json", *node]).stdout)
     assert all(c["reference"] != top["reference"] for c in after["candidates"])
 
 
@@ -120,6 +167,6 @@ def test_a_bad_line_refuses_the_whole_records_file(tmp_path: Path, node: list[st
     refused = runner.invoke(app, ["records", "import", str(only_category_bad), *node])
     assert refused.exit_code == 2 and "martian" in refused.output
     query = json.dumps({"surnames": ["Weber"], "first_names": ["Anna"]})
-    searched = runner.invoke(app, ["records", "search", query, *node])
+    searched = runner.invoke(app, ["records", "search", query, "--json", *node])
     assert searched.exit_code == 0, searched.output
-    assert json.loads(searched.output)["gallery_size"] == 0
+    assert json.loads(searched.stdout)["gallery_size"] == 0

@@ -15,12 +15,13 @@ from prum.categories.face.cli import app as face_app
 from prum.categories.finger.cli import app as finger_app
 from prum.categories.records.cli import app as records_app
 from prum.categories.vehicle.cli import app as vehicle_app
-from prum.cliargs import CPUS, Workers, console
+from prum.cliargs import CPUS, PrumGroup, Workers, console
 from prum.federation.router.cli import router_app
 from prum.federation.security.cli import pki_app
 from prum.node.cli import node_app
 
 app = typer.Typer(
+    cls=PrumGroup,  # whatever escapes a command is one line and exit 2, not a traceback
     help="Prüm: federated police data exchange (national node tools).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

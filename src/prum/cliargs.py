@@ -3,16 +3,20 @@ error is shown, a progress bar. Each category's ``cli.py`` builds on these."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from prum.config import Settings
-from prum.errors import PrumError
+from prum.errors import BadInput, PrumError
 from prum.federation.messages import Category
 
 CPUS = os.cpu_count() or 1
@@ -51,13 +55,51 @@ def node_settings(
 
 def fail(exc: PrumError) -> typer.Exit:
     """Show a PrumError (with the line-by-line errors of an import) and exit with 2."""
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False)
+    # One line, never wrapped at the terminal's width: a person reads it whole and a
+    # script can grep it. Messages of lower layers (database drivers) may hold newlines.
+    message = " ".join(exc.message.split())
+    err.print(
+        f"[bold red]error[/] ({exc.code}): {escape(message)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for item in exc.details.get("errors", [])[:50]:
         if isinstance(item, dict) and "message" in item:
             where = f"line {item['line']}" if item.get("line") else "item"
             field = f", field {item['field']}" if item.get("field") else ""
-            err.print(f"  {where}{field}: {item['message']}", highlight=False)
+            err.print(f"  {where}{field}: {item['message']}", markup=False, highlight=False)
     return typer.Exit(code=2)
+
+
+# Set to 1 to let an unexpected exception show its traceback (for a bug report).
+TRACEBACK_ENV = "PRUM_TRACEBACK"
+
+
+class PrumGroup(TyperGroup):
+    """The root ``prum`` group: an exception that no command turned into a message
+    still ends as one line and exit code 2, never as a traceback on an officer's screen."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # typer words these itself
+            raise
+        except PrumError as exc:
+            raise fail(exc) from None
+        except Exception as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            if isinstance(exc, OSError) and exc.strerror:
+                where = f" {exc.filename}" if exc.filename else ""
+                raise fail(BadInput(f"cannot use{where}: {exc.strerror}")) from None
+            err.print(
+                f"[bold red]error[/] (unexpected): {type(exc).__name__}:"
+                f" {escape(' '.join(str(exc).split()))} (prum did not expect this;"
+                f" {TRACEBACK_ENV}=1 shows where it happened, for a bug report)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=2) from None
 
 
 def progress() -> Progress:
@@ -70,12 +112,41 @@ def progress() -> Progress:
     )
 
 
-def print_candidates(result: Any) -> None:
-    """A MatchResult as JSON: the gallery size and the candidates for an examiner."""
-    import json
+Images = Annotated[
+    Path | None,
+    typer.Option(
+        "--images",
+        file_okay=False,
+        help="Write the candidates' images to this folder (created if needed).",
+    ),
+]
 
-    answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
-    console.print_json(json.dumps({"gallery_size": result.gallery_size, "candidates": answer}))
+
+def print_candidates(result: Any, *, as_json: bool = False, images: Path | None = None) -> None:
+    """A MatchResult for an examiner: a table of the candidates, or with ``as_json`` every
+    field as JSON (images base64-encoded). Images are written to files only into the
+    folder ``images`` names; a terminal never shows them."""
+    from prum.clioutput import candidate_table, candidates_json, write_images
+
+    try:
+        written = write_images(result.candidates, images) if images is not None else {}
+    except OSError as exc:
+        raise fail(BadInput(f"cannot write the images to {images}: {exc.strerror}")) from None
+    if as_json:
+        typer.echo(json.dumps(candidates_json(result, written), indent=2, ensure_ascii=False))
+        return
+    candidate_table(console, result)
+    with_image = sum(1 for c in result.candidates if c.image)
+    if images is not None:
+        console.print(
+            f"{len(written)} image(s) written to {images}, named RANK-REFERENCE", markup=False
+        )
+    elif with_image:
+        console.print(
+            f"{with_image} candidate image(s) not shown: add --images FOLDER to write them"
+            " to files for a side-by-side comparison",
+            markup=False,
+        )
 
 
 def add_delete_command(app: typer.Typer, category: Category) -> None:

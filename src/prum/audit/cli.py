@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,12 +22,14 @@ from rich.console import Console
 from rich.table import Table
 
 from prum.audit.chain import CheckpointSigner, CheckpointVerifier, VerificationReport
-from prum.audit.events import format_time
+from prum.audit.events import EventKind, Outcome, format_time
 from prum.audit.log import MAIN_CHAIN, AuditLog, chains
 from prum.audit.stats import Statistics
+from prum.cliargs import fail
 from prum.config import Settings
 from prum.db import safe_url
 from prum.errors import InvalidAuditSetup, PrumError
+from prum.federation.messages import Category
 
 audit_app = typer.Typer(
     help="The tamper-evident audit log: verify, show, purge, statistics.",
@@ -81,15 +84,22 @@ def _url(database_url: str | None) -> str:
     return f"sqlite:///{(Settings().data_dir / 'audit.sqlite').resolve()}"
 
 
-def _plugin(spec: str | None) -> Any:
-    """Instantiate ``module:factory`` (a signer or verifier plug-in)."""
+def _plugin(spec: str | None, *methods: str) -> Any:
+    """Instantiate ``module:factory`` (a signer or verifier plug-in) that has ``methods``."""
     if spec is None:
         return None
     module_name, _, name = spec.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), name)()
+        plugin = getattr(importlib.import_module(module_name), name)()
     except Exception as exc:  # any failure to load is the operator's option being wrong
         raise InvalidAuditSetup(f"cannot load {spec!r} (expected module:factory): {exc}") from exc
+    # Checked now: a wrong factory would otherwise fail, or pass, deep in the log's code.
+    missing = [m for m in methods if not hasattr(plugin, m)]
+    if missing:
+        raise InvalidAuditSetup(
+            f"{spec!r} made a {type(plugin).__name__}, which has no {', '.join(missing)}"
+        )
+    return plugin
 
 
 def _open(
@@ -113,8 +123,15 @@ def _require(chain: str, present: list[str], url: str) -> None:
 
 
 def _fail(exc: PrumError) -> typer.Exit:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
-    return typer.Exit(code=2)
+    return fail(exc)  # one line, like every prum command's errors
+
+
+def _choice(value: str | None, choices: type[StrEnum], option: str) -> str | None:
+    # A mistyped filter would otherwise show an empty log, as if nothing had happened.
+    if value is not None and value not in set(choices):
+        known = ", ".join(choices)
+        raise InvalidAuditSetup(f"{option} {value!r} is unknown; one of {known}")
+    return value
 
 
 def _since(text: str | None, option: str) -> dt.datetime | None:
@@ -149,7 +166,7 @@ def verify(
     """Recompute the hash chains and check the checkpoints; exit 1 if anything changed."""
     reports: list[VerificationReport] = []
     try:
-        checker: CheckpointVerifier | None = _plugin(verifier)
+        checker: CheckpointVerifier | None = _plugin(verifier, "verify")
         if checker is None and pki_dir is not None:
             from prum.federation.security.signing import AuditVerifier
 
@@ -227,10 +244,10 @@ def show(
     try:
         log = _open(database_url, party, chain)
         rows = log.entries(
-            kind=kind,
+            kind=_choice(kind, EventKind, "--kind"),
             party=of_party,
-            category=category,
-            outcome=outcome,
+            category=_choice(category, Category, "--category"),
+            outcome=_choice(outcome, Outcome, "--outcome"),
             case_reference=case,
             since=_since(since, "--since"),
             until=_since(until, "--until"),
@@ -279,7 +296,7 @@ def checkpoint(
 ) -> None:
     """Sign the current head of one chain now (for example before a backup or at shutdown)."""
     try:
-        log = _open(database_url, party, chain, _plugin(signer))
+        log = _open(database_url, party, chain, _plugin(signer, "party", "sign"))
         made = log.checkpoint()
         log.close()
     except PrumError as exc:
@@ -305,8 +322,8 @@ def purge(
     """Delete one chain's entries older than the retention period; leaves a signed anchor."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=older_than_days)
     try:
-        log = _open(database_url, party, chain, _plugin(signer))
-        count = log.purge(cutoff, verifier=_plugin(verifier))
+        log = _open(database_url, party, chain, _plugin(signer, "party", "sign"))
+        count = log.purge(cutoff, verifier=_plugin(verifier, "verify"))
         log.close()
     except PrumError as exc:
         raise _fail(exc) from exc

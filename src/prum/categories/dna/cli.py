@@ -14,12 +14,11 @@ from prum.cliargs import (
     DataDir,
     add_delete_command,
     console,
-    err,
     fail,
     node_settings,
     progress,
 )
-from prum.errors import PrumError
+from prum.errors import BadInput, PrumError
 from prum.federation.messages import Category
 
 app = typer.Typer(
@@ -64,8 +63,7 @@ def import_(
         finally:
             matcher.close()
     except OSError as exc:
-        err.print(f"[bold red]error[/]: cannot read {file}: {exc.strerror}")
-        raise typer.Exit(code=2) from None
+        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"imported {len(items):,} DNA profiles")
@@ -84,8 +82,7 @@ def export(
     from prum.categories.dna.store import DnaStore
 
     if fmt not in FORMATS:
-        err.print(f"[bold red]error[/]: --format is one of {', '.join(FORMATS)}")
-        raise typer.Exit(code=2)
+        raise fail(BadInput(f"--format is one of {', '.join(FORMATS)}, not {fmt!r}"))
     settings = node_settings(data_dir, database_url, country)
     try:
         from prum.categories.dna.config import DnaSettings
@@ -99,8 +96,7 @@ def export(
         data = dump_reference(items, fmt, originating_agency=settings.country)
         out.write_bytes(data)
     except OSError as exc:
-        err.print(f"[bold red]error[/]: cannot write {out}: {exc.strerror}")
-        raise typer.Exit(code=2) from None
+        raise fail(BadInput(f"cannot write {out}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"exported {len(items):,} DNA profiles ({fmt}) to {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -10,8 +11,10 @@ import typer
 
 from prum.categories.interface import Exposure, SubjectCategory
 from prum.cliargs import (
+    AsJson,
     DatabaseUrl,
     DataDir,
+    Images,
     add_delete_command,
     console,
     fail,
@@ -19,7 +22,7 @@ from prum.cliargs import (
     print_candidates,
     progress,
 )
-from prum.errors import PrumError
+from prum.errors import BadInput, PrumError, UnreadableImage
 from prum.federation.messages import Category, Probe
 
 app = typer.Typer(
@@ -40,6 +43,13 @@ Position = Annotated[
 ]
 
 
+class Collection(StrEnum):
+    """The two collections of an AFIS, so that a typo is refused before anything is read."""
+
+    TENPRINT = "tenprint"
+    LATENT = "latent"
+
+
 def _format(data: bytes) -> Literal["ansi_nist", "image"]:
     return "ansi_nist" if data[:6] == b"1.001:" else "image"
 
@@ -54,7 +64,7 @@ def _matcher(data_dir: Path | None, database_url: str | None) -> Any:
 def enroll(
     files: Files,
     collection: Annotated[
-        str | None, typer.Option(help="tenprint or latent (default: what the file says).")
+        Collection | None, typer.Option(help="Default: what the file says.")
     ] = None,
     category: Annotated[
         SubjectCategory | None, typer.Option(help="Data-subject category (default suspect).")
@@ -83,7 +93,7 @@ def enroll(
                 for data in samples:
                     record: dict[str, Any] = {"provenance": provenance, "position": position}
                     if collection:
-                        record["collection"] = collection
+                        record["collection"] = collection.value
                     if category:
                         record["category"] = category
                     references.append(matcher.enroll(data, **record))
@@ -91,7 +101,7 @@ def enroll(
         finally:
             matcher.close()
     except OSError as exc:
-        raise fail(PrumError(f"cannot read {exc.filename}: {exc.strerror}")) from None
+        raise fail(BadInput(f"cannot read {exc.filename}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
     for file, reference in zip(files, references, strict=True):
@@ -109,13 +119,19 @@ def search(
         str | None, typer.Option("--type", help="TP/TP or LT/TP (default: from the probe).")
     ] = None,
     max_candidates: Annotated[int, typer.Option(min=1, max=100, help="Candidates.")] = 10,
+    images: Images = None,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Search this node's AFIS (every subject category, no age limit: a national search);
-    prints the candidate list as JSON for an examiner to verify."""
+    prints the candidate list for an examiner to verify, with --images the enrolled
+    prints as files to compare side by side."""
     try:
         data = file.read_bytes()
+        if not data:
+            # Checked here: an empty probe never reaches the matcher's message checks.
+            raise UnreadableImage(f"{file} is empty (0 bytes)")
         matcher = _matcher(data_dir, database_url)
         try:
             result = matcher.search(
@@ -127,7 +143,7 @@ def search(
         finally:
             matcher.close()
     except OSError as exc:
-        raise fail(PrumError(f"cannot read {file}: {exc.strerror}")) from None
+        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
-    print_candidates(result)
+    print_candidates(result, as_json=as_json, images=images)

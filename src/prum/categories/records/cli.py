@@ -11,6 +11,7 @@ import typer
 
 from prum.categories.interface import Exposure
 from prum.cliargs import (
+    AsJson,
     DatabaseUrl,
     DataDir,
     add_delete_command,
@@ -19,7 +20,7 @@ from prum.cliargs import (
     node_settings,
     print_candidates,
 )
-from prum.errors import InvalidRecord, PrumError
+from prum.errors import BadInput, InvalidRecord, PrumError
 from prum.federation.messages import Category
 
 app = typer.Typer(
@@ -88,7 +89,7 @@ def import_(
     except UnicodeDecodeError:
         raise fail(InvalidRecord(f"{file} is not UTF-8 text")) from None
     except OSError as exc:
-        raise fail(PrumError(f"cannot read {file}: {exc.strerror}")) from None
+        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"imported {len(references):,} police records")
@@ -103,10 +104,13 @@ def generate(
     """Write synthetic persons (flagged synthetic) in the import format."""
     from prum.categories.records.synthetic import PersonGenerator
 
-    with out.open("w", encoding="utf-8") as f:
-        for person in PersonGenerator(seed=seed).people(count):
-            line = {**person.to_dict(), "record": {"synthetic": True}}
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    try:
+        with out.open("w", encoding="utf-8") as f:
+            for person in PersonGenerator(seed=seed).people(count):
+                line = {**person.to_dict(), "record": {"synthetic": True}}
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise fail(BadInput(f"cannot write {out}: {exc.strerror}")) from None
     console.print(f"wrote {count:,} synthetic persons to {out}")
 
 
@@ -116,11 +120,12 @@ def search(
         str, typer.Argument(help='The person searched for, as JSON: {"surnames": [...], ...}.')
     ],
     max_candidates: Annotated[int, typer.Option(min=1, max=100, help="Candidates.")] = 10,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Search this node's index with the query another node would send (pseudonymised
-    with the federation key); prints the candidates as JSON."""
+    with the federation key); prints the candidates, which fields agreed, never a name."""
     from prum.categories.records.encode import make_query
     from prum.categories.records.person import parse_person
 
@@ -136,4 +141,4 @@ def search(
             matcher.close()
     except PrumError as exc:
         raise fail(exc) from None
-    print_candidates(result)
+    print_candidates(result, as_json=as_json)

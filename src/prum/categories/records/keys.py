@@ -86,7 +86,10 @@ def load_key_file(path: Path) -> FederationKey:
         data = json.loads(path.read_text())
         key_id, secret = data["key_id"], bytes.fromhex(data["secret"])
     except FileNotFoundError as exc:
-        raise InvalidRecordsKey(f"the records key file {path} does not exist") from exc
+        raise InvalidRecordsKey(
+            f"the records key file {path} does not exist: copy the federation's key there"
+            " (made once with `prum pki records-key`) or set PRUM_RECORDS_KEY_FILE"
+        ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidRecordsKey(f"the records key file {path} is unreadable: {exc}") from exc
     if not isinstance(key_id, str):

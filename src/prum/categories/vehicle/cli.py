@@ -5,25 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.table import Table
+from rich.text import Text
 
 from prum.categories.vehicle.config import VehicleSettings
 from prum.categories.vehicle.csvio import import_csv, write_csv
 from prum.categories.vehicle.generate import Generator
 from prum.categories.vehicle.store import VehicleStore
 from prum.cliargs import (
+    AsJson,
     Country,
     DatabaseUrl,
     add_delete_command,
     console,
-    err,
     fail,
     node_settings,
     progress,
 )
-from prum.errors import PrumError
+from prum.errors import BadInput, InvalidVehicleQuery, PrumError
 from prum.federation.messages import Category, VehicleQuery
 
 app = typer.Typer(
@@ -42,9 +45,9 @@ def import_(
     """Import registrations from CSV in one transaction: all lines, or none."""
     settings = node_settings(database_url=database_url, country=country)
     vehicle = VehicleSettings()
-    with file.open("rb") as f:
-        total = sum(1 for _ in f) - 1
     try:
+        with file.open("rb") as f:
+            total = sum(1 for _ in f) - 1
         store = VehicleStore(settings.resolved_database_url(), country=settings.country)
         try:
             with progress() as bar:
@@ -58,6 +61,8 @@ def import_(
                 )
         finally:
             store.close()
+    except OSError as exc:
+        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"imported {report.records:,} vehicles ({report.rows:,} holder rows)")
@@ -71,11 +76,16 @@ def generate(
     country: Annotated[str, typer.Option(help="Plate layout and names.")] = "DE",
 ) -> None:
     """Write synthetic registrations in the import format."""
-    generator = Generator(country)
-    with out.open("w", newline="", encoding="utf-8") as f:
-        rows = write_csv(
-            (r for c in generator.stream(count, seed=seed) for r in c.registrations), f
-        )
+    try:
+        generator = Generator(country)
+        with out.open("w", newline="", encoding="utf-8") as f:
+            rows = write_csv(
+                (r for c in generator.stream(count, seed=seed) for r in c.registrations), f
+            )
+    except OSError as exc:
+        raise fail(BadInput(f"cannot write {out}: {exc.strerror}")) from None
+    except PrumError as exc:
+        raise fail(exc) from None
     console.print(f"wrote {count:,} vehicles ({rows:,} rows) to {out}")
 
 
@@ -87,9 +97,10 @@ def query(
     first_names: Annotated[str | None, typer.Option(help="Holder first names (C.1.2).")] = None,
     born: Annotated[str | None, typer.Option(help="Holder date of birth, YYYY-MM-DD.")] = None,
     at: Annotated[str | None, typer.Option(help="As on this date (default today).")] = None,
+    as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Look a vehicle up in this node's register; prints the answer as JSON."""
+    """Look a vehicle up in this node's register; prints each vehicle found."""
     from prum.categories.vehicle.matcher import VehicleMatcher
 
     try:
@@ -98,12 +109,15 @@ def query(
             vin=vin,
             holder_surname=surname,
             holder_first_names=first_names,
-            holder_date_of_birth=dt.date.fromisoformat(born) if born else None,
-            at=dt.date.fromisoformat(at) if at else None,
+            holder_date_of_birth=_date(born, "--born"),
+            at=_date(at, "--at"),
         )
-    except ValueError as exc:
-        err.print(f"[bold red]error[/] (bad_input): {exc}")
-        raise typer.Exit(code=2) from None
+    except ValidationError as exc:
+        # pydantic's own wording names the model and a URL; the rule's words suffice.
+        words = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise fail(InvalidVehicleQuery(words)) from None
+    except PrumError as exc:
+        raise fail(exc) from None
     try:
         matcher = VehicleMatcher(node_settings(database_url=database_url))
         try:
@@ -112,5 +126,64 @@ def query(
             matcher.close()
     except PrumError as exc:
         raise fail(exc) from None
-    answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
-    console.print_json(json.dumps(answer, ensure_ascii=False))
+    if as_json:
+        answer = [c.model_dump(mode="json", exclude_none=True) for c in result.candidates]
+        typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+        return
+    _print_vehicles(result.candidates)
+
+
+def _date(text: str | None, option: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidVehicleQuery(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+# Field names with the codes of Directive 1999/37/EC that an officer knows them by.
+_LABELS = {
+    "registration_country": "registered in",
+    "plate": "plate (A)",
+    "vin": "VIN (E)",
+    "make": "make (D.1)",
+    "model": "model (D.3)",
+    "vehicle_category": "category (J)",
+    "first_registration": "first registered (B)",
+    "holder_surname": "holder surname (C.1.1)",
+    "holder_first_names": "holder first names (C.1.2)",
+    "holder_address": "holder address (C.1.3)",
+    "holder_since": "holder since",
+    "holder_until": "holder until",
+    "owner_name": "owner (C.2.1)",
+    "owner_address": "owner address (C.2.3)",
+    "signals": "signals",
+    "insurer": "insurer",
+    "insurance_valid_until": "insured until",
+}
+
+
+def _print_vehicles(candidates: list[Any]) -> None:
+    """One card per vehicle: its registration data, field by field, never cut."""
+    if not candidates:
+        console.print("no vehicle found")
+        return
+    for c in candidates:
+        data = c.details.model_dump(mode="json", exclude_none=True) if c.details else {}
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column(no_wrap=True)
+        for field, label in _LABELS.items():
+            value = data.get(field)
+            if value in (None, []):
+                continue
+            text = ", ".join(v.upper() for v in value) if field == "signals" else str(value)
+            table.add_row(label, Text(text))
+        synthetic = " [synthetic]" if c.synthetic else ""
+        console.print(
+            Text(
+                f"vehicle {c.rank} of {len(candidates)}: {c.reference} ({c.provenance}{synthetic})"
+            )
+        )
+        console.print(table)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from prum.cliargs import fail
 from prum.db import safe_url
 from prum.errors import BadInput, PrumError
 from prum.federation.router.directory import load_directory
@@ -26,8 +27,7 @@ err = Console(stderr=True)
 
 
 def _fail(exc: PrumError) -> typer.Exit:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
-    return typer.Exit(code=2)
+    return fail(exc)  # one line, like every prum command's errors
 
 
 @router_app.command("serve")

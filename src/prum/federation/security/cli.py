@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prum.errors import PrumError
+from prum.cliargs import fail
+from prum.errors import BadInput, PrumError
 from prum.federation.security import pki
 
 pki_app = typer.Typer(
@@ -21,7 +22,6 @@ pki_app = typer.Typer(
 )
 
 console = Console()
-err = Console(stderr=True)
 
 
 class RoleChoice(StrEnum):
@@ -37,8 +37,7 @@ DEFAULT_DIR = Path("var/pki")
 
 
 def _fail(exc: PrumError) -> typer.Exit:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
-    return typer.Exit(code=2)
+    return fail(exc)  # one line, like every prum command's errors
 
 
 @pki_app.command("init")
@@ -50,6 +49,8 @@ def init(
     """Create the federation CA and an empty revocation list."""
     try:
         path = pki.init_ca(directory, name=name, days=days)
+    except OSError as exc:
+        raise _fail(BadInput(f"cannot create the CA in {directory}: {exc.strerror}")) from None
     except PrumError as exc:
         raise _fail(exc) from None
     console.print(f"federation CA written to {path} (key {directory / pki.CA_KEY}, mode 0600)")

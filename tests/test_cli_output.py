@@ -1,0 +1,158 @@
+"""What a person sees on the command line: tables and messages, JSON only with ``--json``,
+and every error as one line with exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from prum.cli import app
+from prum.cliargs import TRACEBACK_ENV
+from prum.clioutput import image_suffix
+
+runner = CliRunner()
+
+
+def one_line_error(result: Result, code: str) -> None:
+    # An exception escaping would be exit 1 here (the runner keeps it, a shell shows it).
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, Exception), result.exception
+    assert result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"error ({code}): ")
+
+
+@pytest.fixture
+def register(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """A node with 20 synthetic vehicles: its options and the first CSV row."""
+    csv_file, url = tmp_path / "register.csv", f"sqlite:///{tmp_path / 'node.sqlite'}"
+    assert (
+        runner.invoke(app, ["vehicle", "generate", str(csv_file), "--count", "20"]).exit_code == 0
+    )
+    imported = runner.invoke(app, ["vehicle", "import", str(csv_file), "--database-url", url])
+    assert imported.exit_code == 0, imported.output
+    return ["--database-url", url], csv_file.read_text().splitlines()[1].split(",")
+
+
+def test_vehicle_query_shows_the_registration_and_json_only_when_asked(
+    register: tuple[list[str], list[str]],
+) -> None:
+    node, row = register
+    plate, vin = row[1], row[2]
+    shown = runner.invoke(app, ["vehicle", "query", "--vin", vin, *node])
+    assert shown.exit_code == 0, shown.output
+    assert "VIN (E)" in shown.stdout and vin in shown.stdout and plate in shown.stdout
+    assert "{" not in shown.stdout
+
+    as_json = runner.invoke(app, ["vehicle", "query", "--vin", vin, "--json", *node])
+    assert as_json.exit_code == 0, as_json.output
+    [hit] = json.loads(as_json.stdout)
+    assert hit["details"]["vin"] == vin and hit["details"]["plate"] == plate
+
+    nothing = runner.invoke(app, ["vehicle", "query", "--plate", "ZZ 0", *node])
+    assert nothing.exit_code == 0 and "no vehicle found" in nothing.stdout
+
+
+def test_a_bad_vehicle_query_is_one_line_in_words(tmp_path: Path) -> None:
+    node = ["--database-url", f"sqlite:///{tmp_path / 'node.sqlite'}"]
+    no_key = runner.invoke(app, ["vehicle", "query", *node])
+    one_line_error(no_key, "invalid_vehicle_query")
+    assert "exactly one of plate" in no_key.output and "pydantic" not in no_key.output
+    bad_date = runner.invoke(app, ["vehicle", "query", "--surname", "X", "--born", "1999-99-99"])
+    one_line_error(bad_date, "invalid_vehicle_query")
+    assert "--born '1999-99-99' is not a date" in bad_date.output
+
+
+@pytest.mark.parametrize("category", ["vehicle", "records"])
+def test_generating_into_a_missing_folder_is_one_line(tmp_path: Path, category: str) -> None:
+    out = tmp_path / "no such folder" / "out.txt"
+    refused = runner.invoke(app, [category, "generate", str(out), "--count", "2"])
+    one_line_error(refused, "bad_input")
+    assert f"cannot write {out}" in refused.output
+
+
+def test_an_unreadable_vehicle_file_is_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "register.csv"
+    binary.write_bytes(b"\xff\xfe\x00 not a CSV")
+    node = ["--database-url", f"sqlite:///{tmp_path / 'node.sqlite'}"]
+    refused = runner.invoke(app, ["vehicle", "import", str(binary), *node])
+    assert refused.exit_code == 2 and not isinstance(refused.exception, Exception)
+    assert "error (invalid_vehicle_import)" in refused.output
+
+
+def test_an_unexpected_exception_is_one_line_unless_the_traceback_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(country: str) -> None:
+        raise KeyError("layout")
+
+    monkeypatch.setattr("prum.categories.vehicle.cli.Generator", broken)
+    command = ["vehicle", "generate", str(tmp_path / "v.csv")]
+    hidden = runner.invoke(app, command)
+    one_line_error(hidden, "unexpected")
+    assert "KeyError: 'layout'" in hidden.output and TRACEBACK_ENV in hidden.output
+
+    monkeypatch.setenv(TRACEBACK_ENV, "1")
+    shown = runner.invoke(app, command)
+    assert isinstance(shown.exception, KeyError)
+
+
+def test_an_os_error_no_command_expected_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(url: str) -> None:
+        raise PermissionError(13, "Permission denied", "/var/prum/audit.sqlite")
+
+    monkeypatch.setattr("prum.audit.cli.Statistics", denied)
+    refused = runner.invoke(app, ["stats"])
+    one_line_error(refused, "bad_input")
+    assert "/var/prum/audit.sqlite: Permission denied" in refused.output
+
+
+def test_a_long_error_is_not_wrapped_at_the_terminal_width(tmp_path: Path) -> None:
+    directory = tmp_path / "a folder whose name is long enough to pass the terminal width"
+    refused = runner.invoke(app, ["pki", "list", "--dir", str(directory)])
+    one_line_error(refused, "bad_input")
+    assert len(refused.output) > 100 and str(directory) in refused.output
+
+
+def test_a_pki_folder_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    taken = tmp_path / "pki"
+    taken.write_text("a file, not a folder")
+    one_line_error(runner.invoke(app, ["pki", "init", "--dir", str(taken)]), "bad_input")
+
+
+def test_an_audit_plug_in_without_its_methods_is_refused_in_words(tmp_path: Path) -> None:
+    url = ["--database-url", f"sqlite:///{tmp_path / 'audit.sqlite'}", "--party", "AT"]
+    assert runner.invoke(app, ["audit", "verify", *url]).exit_code == 0
+    signer = runner.invoke(app, ["audit", "checkpoint", *url, "--signer", "os:getcwd"])
+    one_line_error(signer, "invalid_audit_setup")
+    assert "has no party, sign" in signer.output
+    verifier = runner.invoke(app, ["audit", "verify", *url, "--verifier", "os:getcwd"])
+    one_line_error(verifier, "invalid_audit_setup")
+
+
+def test_an_unknown_audit_filter_is_refused_rather_than_an_empty_log(tmp_path: Path) -> None:
+    url = ["--database-url", f"sqlite:///{tmp_path / 'audit.sqlite'}", "--party", "AT"]
+    assert runner.invoke(app, ["audit", "verify", *url]).exit_code == 0
+    refused = runner.invoke(app, ["audit", "show", *url, "--kind", "record_removed"])
+    one_line_error(refused, "invalid_audit_setup")
+    assert "record_deleted" in refused.output  # the kinds that exist are listed
+    known = runner.invoke(app, ["audit", "show", *url, "--kind", "record_deleted", "--json"])
+    assert known.exit_code == 0 and json.loads(known.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "suffix"),
+    [
+        (b"\x89PNG\r\n\x1a\n....", ".png"),
+        (b"\xff\xd8\xff\xe0....", ".jpg"),
+        (b"\xff\xa0\xff\xa8....", ".wsq"),
+        (b"II*\x00....", ".tif"),
+        (b"something else", ".bin"),
+    ],
+)
+def test_an_image_file_is_named_after_its_format(data: bytes, suffix: str) -> None:
+    assert image_suffix(data) == suffix
