@@ -126,7 +126,7 @@ def test_records_generate_import_search_delete(tmp_path: Path, node: list[str]) 
     )
     shown = runner.invoke(app, ["records", "search", query, *node])
     assert shown.exit_code == 0, shown.output
-    assert "searched 51 records" in shown.stdout and "agrees on" in shown.stdout
+    assert "gallery of 51;" in shown.stdout and "agrees on" in shown.stdout
     searched = runner.invoke(app, ["records", "search", query, "--json", *node])
     assert searched.exit_code == 0, searched.output
     answer = json.loads(searched.stdout)

@@ -156,3 +156,61 @@ def test_an_unknown_audit_filter_is_refused_rather_than_an_empty_log(tmp_path: P
 )
 def test_an_image_file_is_named_after_its_format(data: bytes, suffix: str) -> None:
     assert image_suffix(data) == suffix
+
+
+def test_audit_show_prints_every_entry_whole_on_a_narrow_terminal(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from prum.audit.events import AuditEvent
+    from prum.audit.log import AuditLog
+
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    log = AuditLog(url, party="AT")
+    for n in range(3):
+        log.append(
+            AuditEvent(
+                at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                kind="core_data_requested",
+                requesting_party="AT",
+                requested_party="DE",
+                category="finger",
+                purpose="investigation",
+                offence="1500 00",
+                max_penalty_months=36,
+                case_reference=f"AT/2026/LONG-CASE-REFERENCE-{n:04d}",
+                user="u-4711",
+                request_number=f"R-{n}",
+            )
+        )
+    log.close()
+    shown = runner.invoke(
+        app, ["audit", "show", "--database-url", url, "--party", "AT"], env={"COLUMNS": "60"}
+    )
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "audit log, chain main: 3 entries, newest first"
+    assert "case AT/2026/LONG-CASE-REFERENCE-0002" in lines[1] and "…" not in shown.stdout
+    assert "core_data_requested  AT→DE  finger investigation" in lines[1]
+
+
+def test_pki_list_and_the_router_directory_as_json_when_asked(tmp_path: Path) -> None:
+    pki = ["--dir", str(tmp_path / "pki")]
+    assert runner.invoke(app, ["pki", "init", *pki]).exit_code == 0
+    assert runner.invoke(app, ["pki", "issue", "AT", "--role", "node", *pki]).exit_code == 0
+    listed = runner.invoke(app, ["pki", "list", "--json", *pki])
+    assert listed.exit_code == 0, listed.output
+    [cert] = json.loads(listed.stdout)
+    assert cert["party"] == "AT" and cert["valid_now"] and not cert["revoked"]
+    table = runner.invoke(app, ["pki", "list", *pki], env={"COLUMNS": "80"})
+    # The serial is typed back into `prum pki revoke`: folded on a narrow terminal, never cut.
+    assert table.exit_code == 0 and "…" not in table.stdout
+    assert cert["serial"][:8] in table.stdout
+
+    directory = tmp_path / "directory.json"
+    url = "https://at.police.example:8443/a-long-path-to-the-node"
+    directory.write_text(json.dumps({"parties": {"AT": {"url": url, "offers": ["dna"]}}}))
+    read = runner.invoke(app, ["router", "check-directory", str(directory), "--json"])
+    assert read.exit_code == 0, read.output
+    assert json.loads(read.stdout)["parties"]["AT"]["offers"] == ["dna"]
+    shown = runner.invoke(app, ["router", "check-directory", str(directory)])
+    assert "…" not in shown.stdout

@@ -97,7 +97,7 @@ def candidate_table(console: Console, result: Any) -> None:
     """The candidate list as a table, with the gallery size and the false-match words."""
     candidates: list[Candidate] = result.candidates
     console.print(
-        f"searched {result.gallery_size:,} records;"
+        f"gallery of {result.gallery_size:,};"
         f" {len(candidates)} candidate(s) for human verification (not identifications)",
         markup=False,
         highlight=False,

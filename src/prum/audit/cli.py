@@ -264,27 +264,26 @@ def show(
         ]
         console.print_json(json.dumps(out))
         return
-    table = Table(title=f"audit log, chain {chain} ({len(rows)} entries)")
-    for column in ("seq", "recorded (UTC)", "kind", "from", "to", "category", "purpose"):
-        table.add_column(column)
-    for column in ("outcome", "case", "user", "ms"):
-        table.add_column(column)
+    # One line an entry, like a log: eleven columns do not fit a terminal, and a table
+    # squeezed to fit cuts the case references and kinds an auditor looks up.
+    console.print(f"audit log, chain {chain}: {len(rows)} entries, newest first", markup=False)
     for e in rows:
         ev = e.event
-        table.add_row(
-            str(e.seq),
+        route = "→".join(p for p in (ev.requesting_party, ev.requested_party) if p)
+        words = [
+            f"{e.seq:>6}",
             e.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
             ev.kind.value,
-            ev.requesting_party or "",
-            ev.requested_party or "",
-            "" if ev.category is None else ev.category.value,
-            "" if ev.purpose is None else ev.purpose.value,
+            route,
+            " ".join(x.value for x in (ev.category, ev.purpose) if x is not None),
             "" if ev.outcome is None else ev.outcome.value,
-            ev.case_reference or "",
-            ev.user or "",
-            "" if ev.duration_ms is None else str(ev.duration_ms),
+            f"case {ev.case_reference}" if ev.case_reference else "",
+            f"user {ev.user}" if ev.user else "",
+            "" if ev.duration_ms is None else f"{ev.duration_ms} ms",
+        ]
+        console.print(
+            "  ".join(w for w in words if w), markup=False, highlight=False, soft_wrap=True
         )
-    console.print(table)
 
 
 @audit_app.command("checkpoint")

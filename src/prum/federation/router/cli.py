@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-from prum.cliargs import fail
+from prum.cliargs import AsJson, fail
 from prum.db import safe_url
 from prum.errors import BadInput, PrumError
 from prum.federation.router.directory import load_directory
@@ -109,13 +109,18 @@ def _serve_one(settings: RouterSettings) -> None:
 @router_app.command("check-directory")
 def check_directory(
     path: Annotated[Path, typer.Argument(help="Federation directory (JSON).")],
+    as_json: AsJson = False,
 ) -> None:
     """Read a directory file and show what each party offers and may search."""
     try:
         directory = load_directory(path)
     except PrumError as exc:
         raise _fail(exc) from None
-    table = Table("party", "url", "offers", "accepts", "may search")
+    if as_json:  # the directory as the router understood it, defaults filled in
+        typer.echo(directory.model_dump_json(indent=2))
+        return
+    # A URL is copied into configuration: folded when long, never cut.
+    table = Table("party", Column("url", overflow="fold"), "offers", "accepts", "may search")
     for party, entry in sorted(directory.parties.items()):
         scope = (
             "everything"

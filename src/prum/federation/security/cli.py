@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prum.cliargs import fail
+from prum.cliargs import AsJson, fail
 from prum.errors import BadInput, PrumError
 from prum.federation.security import pki
 
@@ -125,16 +126,34 @@ def revoke(
 
 
 @pki_app.command("list")
-def list_(directory: PkiDir = DEFAULT_DIR) -> None:
+def list_(directory: PkiDir = DEFAULT_DIR, as_json: AsJson = False) -> None:
     """Every issued certificate, its expiry and whether it is revoked."""
     try:
         records = pki.list_certs(directory)
     except PrumError as exc:
         raise _fail(exc) from None
     now = dt.datetime.now(dt.UTC)
+    if as_json:
+        listing = [
+            {
+                "party": r.party,
+                "role": r.role,
+                "serial": pki.format_serial(r.serial),
+                "hosts": list(r.hosts),
+                "not_before": r.not_before.isoformat(),
+                "not_after": r.not_after.isoformat(),
+                "revoked": r.revoked,
+                "valid_now": not r.revoked and r.not_before <= now <= r.not_after,
+                "path": str(r.path),
+            }
+            for r in records
+        ]
+        typer.echo(json.dumps(listing, indent=2))
+        return
     table = Table(title=f"certificates issued from {directory}")
     for column in ("party", "role", "serial", "hosts", "expires (UTC)", "revoked", "state"):
-        table.add_column(column)
+        # A serial is typed back into `prum pki revoke`: folded when long, never cut.
+        table.add_column(column, overflow="fold" if column == "serial" else "ellipsis")
     for record in records:
         if record.revoked:
             state = "[red]revoked[/]"
