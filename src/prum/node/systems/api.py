@@ -62,18 +62,7 @@ def create_systems_app(node: Node, systems: NationalSystems) -> FastAPI:
     )
     install_errors(app)
     app.router.lifespan_context = _lifespan(node, systems)
-
-    def system(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> SystemAccount:
-        if credentials is None:
-            raise NoCredentials(
-                "this interface is for national systems: send their token as"
-                " 'Authorization: Bearer prum-sys-...' (made with `prum node system-add`)"
-            )
-        return authenticate_system(node.engine, credentials.credentials)
-
-    System = Annotated[SystemAccount, Depends(system)]
+    app.state.node = node
 
     @app.post("/v1/records", status_code=200)
     async def upsert(record: RecordIn, account: System) -> RecordResult:
@@ -123,6 +112,25 @@ def create_systems_app(node: Node, systems: NationalSystems) -> FastAPI:
         return {"status": "ok", "party": node.party}
 
     return app
+
+
+def _system(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> SystemAccount:
+    if credentials is None:
+        raise NoCredentials(
+            "this interface is for national systems: send their token as"
+            " 'Authorization: Bearer prum-sys-...' (made with `prum node system-add`)"
+        )
+    node: Node = request.app.state.node
+    return authenticate_system(node.engine, credentials.credentials)
+
+
+# At module level: with postponed annotations FastAPI resolves a handler's annotations
+# in the module's namespace, where an alias local to create_systems_app is not found
+# (it then took ``account`` for a query parameter and authenticated nothing).
+System = Annotated[SystemAccount, Depends(_system)]
 
 
 def _lifespan(node: Node, systems: NationalSystems) -> Any:
