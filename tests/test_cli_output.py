@@ -214,3 +214,11 @@ def test_pki_list_and_the_router_directory_as_json_when_asked(tmp_path: Path) ->
     assert json.loads(read.stdout)["parties"]["AT"]["offers"] == ["dna"]
     shown = runner.invoke(app, ["router", "check-directory", str(directory)])
     assert "…" not in shown.stdout
+
+
+def test_statistics_of_an_empty_log_say_so_rather_than_an_empty_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    assert runner.invoke(app, ["audit", "verify", "--database-url", url]).exit_code == 0
+    shown = runner.invoke(app, ["stats", "--database-url", url, "--year", "2025"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.startswith("no statistics recorded for 2025 in sqlite:///")

@@ -139,13 +139,16 @@ def print_candidates(result: Any, *, as_json: bool = False, images: Path | None 
     with_image = sum(1 for c in result.candidates if c.image)
     if images is not None:
         console.print(
-            f"{len(written)} image(s) written to {images}, named RANK-REFERENCE", markup=False
+            f"{len(written)} image(s) written to {images}, named RANK-REFERENCE",
+            markup=False,
+            soft_wrap=True,
         )
     elif with_image:
         console.print(
             f"{with_image} candidate image(s) not shown: add --images FOLDER to write them"
             " to files for a side-by-side comparison",
             markup=False,
+            soft_wrap=True,
         )
 
 

@@ -101,6 +101,7 @@ def candidate_table(console: Console, result: Any) -> None:
         f" {len(candidates)} candidate(s) for human verification (not identifications)",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if not candidates:
         return
@@ -133,4 +134,4 @@ def candidate_table(console: Console, result: Any) -> None:
         table.add_row(*(Text(cell) for cell in row))
     console.print(table)
     if shared is not None:
-        console.print(f"every candidate: {shared}", markup=False, highlight=False)
+        console.print(f"every candidate: {shared}", markup=False, highlight=False, soft_wrap=True)

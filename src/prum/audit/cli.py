@@ -370,6 +370,12 @@ def stats(
         for purpose, months in purposes.items()
         for month, cell in months.items()
     ]
+    if not cells:
+        scope = "" if year is None else f" for {year}"
+        scope += "" if party is None else f" of {party}"
+        where = safe_url(_url(database_url))
+        console.print(f"no statistics recorded{scope} in {where}", markup=False, soft_wrap=True)
+        return
     # Only the counters that occur: a router and a node count different things.
     columns = [(k, h) for k, h in _STATS_COLUMNS if any(k in c[-1] for c in cells)]
     timed = any("response_time" in c[-1] for c in cells)
