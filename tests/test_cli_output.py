@@ -222,3 +222,23 @@ def test_statistics_of_an_empty_log_say_so_rather_than_an_empty_table(tmp_path: 
     shown = runner.invoke(app, ["stats", "--database-url", url, "--year", "2025"])
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.startswith("no statistics recorded for 2025 in sqlite:///")
+
+
+def test_a_setting_out_of_range_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRUM_RECORDS_THRESHOLD", "7")
+    node = ["--data-dir", str(tmp_path / "node")]
+    refused = runner.invoke(app, ["records", "search", '{"surnames": ["Weber"]}', *node])
+    one_line_error(refused, "bad_input")
+    assert "threshold: Input should be less than or equal to 1 (given '7')" in refused.output
+    assert "pydantic.dev" not in refused.output
+
+
+def test_an_unusable_data_folder_is_named_not_the_file_being_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "export.json"
+    refused = runner.invoke(app, ["dna", "export", str(out), "--data-dir", str(blocker / "node")])
+    one_line_error(refused, "bad_input")
+    assert f"cannot use {blocker}" in refused.output and str(out) not in refused.output

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -71,6 +72,26 @@ def fail(exc: PrumError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def validation_words(exc: ValidationError) -> str:
+    """pydantic's errors in a few words: field, rule and value, without its URLs."""
+    words = []
+    for e in exc.errors():
+        field = ".".join(str(part) for part in e["loc"])
+        given = f" (given {e['input']!r})" if isinstance(e.get("input"), str | int | float) else ""
+        words.append(f"{field + ': ' if field else ''}{e['msg']}{given}")
+    return "; ".join(words)
+
+
+def cannot(exc: OSError, verb: str, path: Path | None = None) -> typer.Exit:
+    """An OSError as one line (exit 2) naming the file it is about, which is not always
+    ``path``: the node's data folder or database may be what could not be opened."""
+    about = exc.filename if exc.filename is not None else path
+    if path is not None and about is not None and Path(about) != path:
+        verb = "use"
+    where = "" if about is None else f" {about}"
+    return fail(BadInput(f"cannot {verb}{where}: {exc.strerror or exc}"))
+
+
 # Set to 1 to let an unexpected exception show its traceback (for a bug report).
 TRACEBACK_ENV = "PRUM_TRACEBACK"
 
@@ -86,12 +107,14 @@ class PrumGroup(TyperGroup):
             raise
         except PrumError as exc:
             raise fail(exc) from None
+        except ValidationError as exc:
+            # Settings are read as a command starts: a PRUM_* variable out of range ends here.
+            raise fail(BadInput(f"invalid {exc.title}: {validation_words(exc)}")) from None
         except Exception as exc:
             if os.environ.get(TRACEBACK_ENV):
                 raise
             if isinstance(exc, OSError) and exc.strerror:
-                where = f" {exc.filename}" if exc.filename else ""
-                raise fail(BadInput(f"cannot use{where}: {exc.strerror}")) from None
+                raise cannot(exc, "use") from None
             err.print(
                 f"[bold red]error[/] (unexpected): {type(exc).__name__}:"
                 f" {escape(' '.join(str(exc).split()))} (prum did not expect this;"
@@ -131,7 +154,7 @@ def print_candidates(result: Any, *, as_json: bool = False, images: Path | None 
     try:
         written = write_images(result.candidates, images) if images is not None else {}
     except OSError as exc:
-        raise fail(BadInput(f"cannot write the images to {images}: {exc.strerror}")) from None
+        raise cannot(exc, "write the images to", images) from None
     if as_json:
         typer.echo(json.dumps(candidates_json(result, written), indent=2, ensure_ascii=False))
         return

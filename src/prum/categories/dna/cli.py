@@ -13,6 +13,7 @@ from prum.cliargs import (
     DatabaseUrl,
     DataDir,
     add_delete_command,
+    cannot,
     console,
     fail,
     node_settings,
@@ -63,7 +64,7 @@ def import_(
         finally:
             matcher.close()
     except OSError as exc:
-        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
+        raise cannot(exc, "read", file) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"imported {len(items):,} DNA profiles")
@@ -96,7 +97,7 @@ def export(
         data = dump_reference(items, fmt, originating_agency=settings.country)
         out.write_bytes(data)
     except OSError as exc:
-        raise fail(BadInput(f"cannot write {out}: {exc.strerror}")) from None
+        raise cannot(exc, "write", out) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"exported {len(items):,} DNA profiles ({fmt}) to {out}")

@@ -16,13 +16,14 @@ from prum.cliargs import (
     DataDir,
     Images,
     add_delete_command,
+    cannot,
     console,
     fail,
     node_settings,
     print_candidates,
     progress,
 )
-from prum.errors import BadInput, PrumError, UnreadableImage
+from prum.errors import PrumError, UnreadableImage
 from prum.federation.messages import Category, Probe
 
 app = typer.Typer(
@@ -101,7 +102,7 @@ def enroll(
         finally:
             matcher.close()
     except OSError as exc:
-        raise fail(BadInput(f"cannot read {exc.filename}: {exc.strerror}")) from None
+        raise cannot(exc, "read") from None
     except PrumError as exc:
         raise fail(exc) from None
     for file, reference in zip(files, references, strict=True):
@@ -143,7 +144,7 @@ def search(
         finally:
             matcher.close()
     except OSError as exc:
-        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
+        raise cannot(exc, "read", file) from None
     except PrumError as exc:
         raise fail(exc) from None
     print_candidates(result, as_json=as_json, images=images)

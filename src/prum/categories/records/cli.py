@@ -15,12 +15,13 @@ from prum.cliargs import (
     DatabaseUrl,
     DataDir,
     add_delete_command,
+    cannot,
     console,
     fail,
     node_settings,
     print_candidates,
 )
-from prum.errors import BadInput, InvalidRecord, PrumError
+from prum.errors import InvalidRecord, PrumError
 from prum.federation.messages import Category
 
 app = typer.Typer(
@@ -89,7 +90,7 @@ def import_(
     except UnicodeDecodeError:
         raise fail(InvalidRecord(f"{file} is not UTF-8 text")) from None
     except OSError as exc:
-        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
+        raise cannot(exc, "read", file) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"imported {len(references):,} police records")
@@ -110,7 +111,7 @@ def generate(
                 line = {**person.to_dict(), "record": {"synthetic": True}}
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
     except OSError as exc:
-        raise fail(BadInput(f"cannot write {out}: {exc.strerror}")) from None
+        raise cannot(exc, "write", out) from None
     console.print(f"wrote {count:,} synthetic persons to {out}")
 
 

@@ -21,12 +21,13 @@ from prum.cliargs import (
     Country,
     DatabaseUrl,
     add_delete_command,
+    cannot,
     console,
     fail,
     node_settings,
     progress,
 )
-from prum.errors import BadInput, InvalidVehicleQuery, PrumError
+from prum.errors import InvalidVehicleQuery, PrumError
 from prum.federation.messages import Category, VehicleQuery
 
 app = typer.Typer(
@@ -62,7 +63,7 @@ def import_(
         finally:
             store.close()
     except OSError as exc:
-        raise fail(BadInput(f"cannot read {file}: {exc.strerror}")) from None
+        raise cannot(exc, "read", file) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"imported {report.records:,} vehicles ({report.rows:,} holder rows)")
@@ -83,7 +84,7 @@ def generate(
                 (r for c in generator.stream(count, seed=seed) for r in c.registrations), f
             )
     except OSError as exc:
-        raise fail(BadInput(f"cannot write {out}: {exc.strerror}")) from None
+        raise cannot(exc, "write", out) from None
     except PrumError as exc:
         raise fail(exc) from None
     console.print(f"wrote {count:,} vehicles ({rows:,} rows) to {out}")
