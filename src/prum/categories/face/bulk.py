@@ -182,7 +182,9 @@ def process_photo(
     except OSError as exc:
         return PhotoResult(item, error_code="unreadable_file", error=str(exc))
     try:
-        face = pipeline.extract(data, use=use, box=item.box, check=check)
+        # A photo of a bulk run is a portrait of a collection: a second face is a
+        # bystander, so the principal face is taken (face/principal.py), not refused.
+        face = pipeline.extract(data, use=use, box=item.box, check=check, principal=True)
     except PrumError as exc:
         return PhotoResult(item, error_code=exc.code, error=exc.message)
     assert face.template is not None

@@ -62,6 +62,9 @@ WORDS_FLOOR = 1e-9
 PAIR_CHUNK = 1 << 16
 ENUMERATE_FACTOR = 2
 
+# Distances of row pairs (a[k], b[k]) of two (n, dim) arrays.
+PairDistance = Callable[[NDArray[Any], NDArray[Any]], NDArray[np.float64]]
+
 _MAGIC = b"PRUMIMPD"
 _VERSION = 1
 _HEAD = struct.Struct("<8sHII")  # magic, version, crc32 of the rest, metadata length
@@ -196,6 +199,11 @@ def _one_in(rate: float) -> str:
     return f"1 in {round(x / step) * step:,}"
 
 
+def about_words(rate: float) -> str:
+    """'about 1 in 40,000 of' style words for a rate (face/calibrated.py uses them)."""
+    return _about(rate)
+
+
 def _about(rate: float) -> str:
     if rate < WORDS_FLOOR:
         return f"fewer than {_one_in(WORDS_FLOOR)}"
@@ -288,8 +296,12 @@ class ImpostorDistribution:
         seed: int = 0,
         model_id: str,
         source: str,
+        pair_distance: PairDistance | None = None,
     ) -> ImpostorDistribution:
         """From templates: distances of up to ``max_pairs`` distinct pairs of different people.
+
+        ``pair_distance(a, b)`` gives the distance of each row pair (default: Euclidean);
+        fused templates pass their own (face/fusion.py).
 
         ``identities[i]`` names the person of ``vectors[i]``; pairs of the same identity
         are never drawn. ``None`` treats every record as its own person: in a real
@@ -317,9 +329,10 @@ class ImpostorDistribution:
                 i, j = i[keep], j[keep]
         else:
             i, j = _sample_impostor_pairs(codes, max_pairs, rng)
+        measure = pair_distance or _euclidean
         distances = np.concatenate(
             [
-                np.linalg.norm(x[i[a : a + PAIR_CHUNK]] - x[j[a : a + PAIR_CHUNK]], axis=1)
+                measure(x[i[a : a + PAIR_CHUNK]], x[j[a : a + PAIR_CHUNK]])
                 for a in range(0, len(i), PAIR_CHUNK)
             ]
         )
@@ -526,6 +539,10 @@ def _sample_impostor_pairs(
         keys = np.unique(np.concatenate([keys, lo * n + hi]))
     keys = rng.choice(keys, size=pairs, replace=False)
     return keys // n, keys % n
+
+
+def _euclidean(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.float64]:
+    return np.asarray(np.linalg.norm(a - b, axis=1), dtype=np.float64)
 
 
 def _finite(distances: ArrayLike) -> NDArray[np.float64]:

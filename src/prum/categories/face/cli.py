@@ -364,6 +364,52 @@ def face_rebuild_index(data_dir: DataDir = None, database_url: DatabaseUrl = Non
     )
 
 
+@app.command("reenrol")
+def face_reenrol(
+    embedder: Annotated[
+        str, typer.Option(help='Model set to upgrade to: "dlib+sface" or "dlib".')
+    ] = "dlib+sface",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    workers: Workers = CPUS,
+) -> None:
+    """Embed every record again with another model set, from the stored photos.
+
+    Resumable: a rerun continues where an interrupted one stopped. The gallery answers
+    with its old model until every record is done, then switches (face/reenrol.py).
+    """
+    from prum.categories.face.gallery import FaceGallery
+    from prum.categories.face.reenrol import reenrol
+
+    try:
+        gallery = FaceGallery(_settings(data_dir, database_url))
+        with progress() as bar:
+            task = bar.add_task("re-enrolling", total=None)
+            report = reenrol(
+                gallery,
+                embedder,
+                workers=workers,
+                on_total=lambda n: bar.update(task, total=n),
+                on_progress=lambda n: bar.advance(task, n),
+            )
+        gallery.close()
+    except PrumError as exc:
+        raise fail(exc) from exc
+    for rid, code, why in report.failed:
+        console.print(f"[yellow]not re-enrolled[/] record id {rid}: {code} {why}")
+    console.print(
+        f"{report.upgraded} records re-enrolled, {report.already} already on {report.model_id}"
+    )
+    if not report.switched:
+        raise fail(
+            PrumError(
+                f"{len(report.failed)} records could not be re-enrolled; the gallery keeps its"
+                " old model until they are deleted or enrolled again, then run this again"
+            )
+        )
+    console.print(f"the gallery now uses {report.model_id}")
+
+
 def _labelled_items(folder: Path, labels: Path | None) -> list[Any]:
     from prum.categories.face.bulk import manifest_items
 
@@ -415,11 +461,15 @@ def face_evaluate(
                 identities.append(result.item.identity or result.item.source_key)
                 groups.append(result.item.group)
         has_groups = any(g is not None for g in groups)
+        from prum.categories.face.fused import MODEL_SET
+        from prum.categories.face.fusion import fused_block_distances
+
         report = evaluate(
             np.stack(vectors),
             identities,
             [g or "unknown" for g in groups] if has_groups else None,
             thresholds=[float(t) for t in thresholds.split(",")],
+            distances=fused_block_distances if settings.embedder == MODEL_SET else None,
         )
     except PrumError as exc:
         raise fail(exc) from exc

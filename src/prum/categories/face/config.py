@@ -55,7 +55,9 @@ class FaceSettings(BaseModel):
     detect_max_side: int = 1600
     detector: str = "hog"  # "hog" or "cnn" (dlib MMOD, slower, finds harder faces)
     landmarker: str = "mediapipe"  # "mediapipe" (Apache-2.0) or "dlib68" (non-commercial)
-    embedder: str = "dlib"  # "dlib" or "onnx:/path/to/model.onnx"
+    # "dlib", "dlib+sface" (dlib and SFace fused, face/fused.py; on LFW split by identity
+    # it missed far fewer mates at FMR 1e-4, docs/benchmarks.md) or "onnx:/path/model.onnx".
+    embedder: str = "dlib"
     # dlib's published operating point for its ResNet model (LFW): same person if
     # distance < 0.6. Used as the default decision threshold of candidate lists.
     decision_distance: float = 0.6
@@ -63,6 +65,18 @@ class FaceSettings(BaseModel):
     enrol_minimums: QualityMinimums = Field(default_factory=_enrol_minimums)
     # Candidate list cap (DESIGN.md section 7: default 10, hard maximum 100).
     max_candidates: int = Field(default=10, ge=1, le=100)
+    # "dlib+sface" galleries: how many candidates the index finds on dlib's half before
+    # the fused score ranks them. dlib alone had the mate within its first 10 for 99.2 %
+    # of LFW probes (issue 31); 200 leaves room for galleries thousands of times larger.
+    fused_shortlist: int = Field(default=200, ge=1, le=10_000)
+    # A rate from the shipped LFW reference alone is multiplied by this: at a predicted
+    # 1e-3, 2.3e-3 and 3.1e-3 were observed on two other collections of portraits
+    # (issue 31; harsh lighting was worse still: calibrate on the node's own photos).
+    reference_fmr_factor: float = Field(default=3.0, ge=1.0)
+    # The node's own impostor distribution speaks alone from this many comparisons: 10
+    # impostors observed at 1e-5 (calibration.MIN_OBSERVED). Below it, the higher of own
+    # and reference rates is shown.
+    own_calibration_min_comparisons: int = Field(default=1_000_000, ge=0)
     # Type-10 transactions (face/type10.py): "int-i" is INTERPOL's profile, the one
     # police systems exchange; "ansi-nist" the standard's wider code tables (JPEG 2000).
     type10_profile: Literal["int-i", "ansi-nist"] = "int-i"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -46,6 +46,10 @@ DET_POINTS = 100
 RANKS = (1, 10)
 
 _NORMAL = NormalDist()
+
+
+# The (len(a), len(b)) distances between two sets of templates.
+BlockDistances = Callable[[NDArray[Any], NDArray[Any]], NDArray[Any]]
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,13 @@ def evaluate(
     thresholds: Sequence[float] = (0.5, 0.55, 0.6),
     *,
     max_impostor_pairs: int | None = None,
+    distances: BlockDistances | None = None,
 ) -> EvaluationReport:
     """Evaluate templates ``vectors`` (n, dim) of people ``identities`` (and ``groups``).
+
+    ``distances(rows, all)`` gives the (len(rows), len(all)) distance block of two sets of
+    templates; the default is Euclidean, "dlib+sface" templates pass their fused distance
+    (face/fusion.py ``fused_block_distances``).
 
     ``max_impostor_pairs`` caps the impostor distances kept for the distributions, EER
     and FMR (a uniform random sample, seed 0); identification always uses all pairs.
@@ -159,7 +168,7 @@ def evaluate(
     reason = _unevaluable(codes)
     if reason:
         raise InvalidLabelledSet(f"the set cannot be evaluated: {reason}")
-    scores = _scores(x, codes, max_impostor_pairs)
+    scores = _scores(x, codes, max_impostor_pairs, distances)
     overall = _figures(scores, codes, thresholds)
     group_figures = []
     if groups is not None:
@@ -172,7 +181,7 @@ def evaluate(
                     GroupFigures(group, int(members.sum()), None, None, None, reason)
                 )
                 continue
-            group_scores = _scores(x[members], codes[members], max_impostor_pairs)
+            group_scores = _scores(x[members], codes[members], max_impostor_pairs, distances)
             at_eer = _operating_point(group_scores, overall.eer_threshold)
             group_figures.append(
                 GroupFigures(
@@ -196,7 +205,12 @@ def _unevaluable(codes: NDArray[np.int64]) -> str | None:
     return None
 
 
-def _scores(x: NDArray[np.float64], codes: NDArray[np.int64], max_impostors: int | None) -> _Scores:
+def _scores(
+    x: NDArray[np.float64],
+    codes: NDArray[np.int64],
+    max_impostors: int | None,
+    distances: BlockDistances | None = None,
+) -> _Scores:
     """All pair distances, in row blocks: genuine, impostor (sampled) and mate ranks."""
     n = len(x)
     total = impostor_pair_count(codes)
@@ -212,7 +226,11 @@ def _scores(x: NDArray[np.float64], codes: NDArray[np.int64], max_impostors: int
     block = max(1, BLOCK_ELEMENTS // n)
     for a in range(0, n, block):
         rows = np.arange(a, min(n, a + block))
-        d = np.sqrt(np.maximum(squares[rows, None] + squares[None, :] - 2 * x[rows] @ x.T, 0.0))
+        d = (
+            np.sqrt(np.maximum(squares[rows, None] + squares[None, :] - 2 * x[rows] @ x.T, 0.0))
+            if distances is None
+            else np.asarray(distances(x[rows], x), dtype=np.float64)
+        )
         same = codes[rows, None] == codes[None, :]
         upper = columns[None, :] > rows[:, None]
         genuine.append(d[same & upper])

@@ -19,10 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from prum.categories.face.calibrated import Calibrated, combine
 from prum.categories.face.calibration import ImpostorDistribution, similarity
 from prum.categories.face.decode import sniff_format
+from prum.categories.face.fused import MODEL_SET, model_set_of
+from prum.categories.face.fusion import DLIB_DIM, fused_distances, fused_pair_distances
 from prum.categories.face.index import UNKNOWN_DOB, VectorIndex
 from prum.categories.face.pipeline import FacePipeline
+from prum.categories.face.reference import reference_for
 from prum.categories.face.store import FaceStore, NewRecord
 from prum.categories.face.types import FaceBox, QualityReport, Template
 from prum.categories.interface import Exposure, SubjectCategory
@@ -87,7 +91,7 @@ class FaceGallery:
         self.index_dir = settings.data_dir / "face-index"
         self._write_lock = threading.Lock()
         self._index: VectorIndex | None = None
-        self._calibration: ImpostorDistribution | None = None
+        self._calibration: Calibrated | None = None
         self._calibration_lock = threading.Lock()
 
     def close(self) -> None:
@@ -125,8 +129,18 @@ class FaceGallery:
                     self._index = self._open_index()
         return self._index
 
+    @property
+    def fused(self) -> bool:
+        """Whether the gallery holds "dlib+sface" templates: its index then holds their
+        dlib half (128 floats, a shortlist) and a search re-scores the shortlist with the
+        fused score from the stored templates."""
+        return model_set_of(self.model_id) == MODEL_SET
+
+    def _index_dim(self) -> int:
+        return DLIB_DIM if self.fused else int(self.store.get_meta("dim") or 128)
+
     def _open_index(self) -> VectorIndex:
-        dim = int(self.store.get_meta("dim") or 128)
+        dim = self._index_dim()
         index = VectorIndex.open(self.index_dir, dim, self.settings.index)
         if index.meta.get("model_id") not in (None, self.model_id):
             index = VectorIndex(dim, self.settings.index, self.index_dir)  # stale: rebuild
@@ -143,12 +157,12 @@ class FaceGallery:
             index.meta["last_deletion_seq"] = deletions[-1][0]
         batch: list[Any] = []
         added = 0
-        for row in self.store.iter_templates(after_id=last_id):
+        for row in self.store.iter_templates(after_id=last_id, model_id=self.model_id):
             batch.append(row)
             if len(batch) >= 10_000:
-                added += self._add_rows(index, batch)
+                added += self._add_rows(index, batch, self._index_dim())
                 batch = []
-        added += self._add_rows(index, batch)
+        added += self._add_rows(index, batch, self._index_dim())
         index.meta["model_id"] = self.model_id
         if added or deletions:
             if index.needs_rebuild:
@@ -156,12 +170,12 @@ class FaceGallery:
             index.save()
 
     @staticmethod
-    def _add_rows(index: VectorIndex, rows: Sequence[Any]) -> int:
+    def _add_rows(index: VectorIndex, rows: Sequence[Any], dim: int) -> int:
         if not rows:
             return 0
         index.add(
             np.array([r.id for r in rows], dtype=np.int64),
-            np.stack([r.vector for r in rows]).astype(np.float32),
+            np.stack([r.vector[:dim] for r in rows]).astype(np.float32),
             np.array([r.category_code for r in rows], dtype=np.uint8),
             np.array([UNKNOWN_DOB if r.dob_days is None else r.dob_days for r in rows], np.int32),
         )
@@ -179,12 +193,20 @@ class FaceGallery:
     def rebuild_index(self) -> None:
         """Throw the index away and build it again from the system of record."""
         with self._write_lock:
-            dim = int(self.store.get_meta("dim") or 128)
-            index = VectorIndex(dim, self.settings.index, self.index_dir)
+            index = VectorIndex(self._index_dim(), self.settings.index, self.index_dir)
             self._catch_up(index)
             index.rebuild()
             index.save()
             self._index = index
+
+    def adopt_model(self, model_id: str, dim: int) -> None:
+        """Switch the gallery to another model once every record holds its template
+        (face/reenrol.py): the index is rebuilt and the calibration refitted."""
+        self.store.set_meta("model_id", model_id)
+        self.store.set_meta("dim", str(dim))
+        with self._calibration_lock:
+            self._calibration = None
+        self.rebuild_index()
 
     # --- enrolment --------------------------------------------------------------------
 
@@ -241,8 +263,8 @@ class FaceGallery:
 
     def _catch_up_unsaved(self, index: VectorIndex) -> None:
         last_id = int(index.meta.get("last_record_id", 0))
-        rows = list(self.store.iter_templates(after_id=last_id))
-        self._add_rows(index, rows)
+        rows = list(self.store.iter_templates(after_id=last_id, model_id=self.model_id))
+        self._add_rows(index, rows, self._index_dim())
 
     # --- search -----------------------------------------------------------------------
 
@@ -294,20 +316,25 @@ class FaceGallery:
         self._check_model(template)
         exposure = exposure or Exposure()
         started = time.perf_counter()
+        vector = np.asarray(template.vector, dtype=np.float32)
+        fused = self.fused
         hits = self.index.search(
-            np.asarray(template.vector, dtype=np.float32),
-            k,
+            vector[:DLIB_DIM] if fused else vector,
+            max(k, self.settings.face.fused_shortlist) if fused else k,
             allowed_categories=_codes(exposure.subjects),
             born_before_days=_born_before_days(exposure, today or dt.date.today()),
             exclude_unknown_dob=not exposure.unknown_age_exposed,
-            max_distance=max_distance,
+            max_distance=None if fused else max_distance,
         )
         searched = time.perf_counter()
+        if fused:
+            hits = self._rescore(vector, hits, k, max_distance)
         records = self.store.get_by_ids([rid for rid, _ in hits])
         calibration = self.calibration
         uncalibrated = (
             "not calibrated: the gallery holds too few people to estimate false-match"
-            " rates (run `prum face calibrate --labelled FOLDER`)"
+            " rates and its model has no reference (run `prum face calibrate --labelled"
+            " FOLDER`)"
         )
         candidates = []
         for rank, (rid, distance) in enumerate(hits, start=1):
@@ -345,6 +372,25 @@ class FaceGallery:
             },
         )
 
+    def _rescore(
+        self,
+        probe: np.ndarray[Any, np.dtype[np.float32]],
+        hits: list[tuple[int, float]],
+        k: int,
+        max_distance: float | None,
+    ) -> list[tuple[int, float]]:
+        """The shortlist found on dlib's half, ranked by the fused distance."""
+        templates = self.store.templates_by_ids([rid for rid, _ in hits])
+        ids = [rid for rid, _ in hits if rid in templates]
+        if not ids:
+            return []
+        distances = fused_distances(probe, np.stack([templates[rid] for rid in ids]))
+        order = np.argsort(distances, kind="stable")[:k]
+        scored = [(ids[i], float(distances[i])) for i in order]
+        if max_distance is not None:
+            scored = [(rid, d) for rid, d in scored if d <= max_distance]
+        return scored
+
     def _candidate_cap(self, requested: int | None) -> int:
         """The requester's wish, within this node's configured cap."""
         cap = self.settings.face.max_candidates
@@ -377,9 +423,10 @@ class FaceGallery:
     # --- calibration ------------------------------------------------------------------
 
     @property
-    def calibration(self) -> ImpostorDistribution | None:
-        """The impostor distribution behind the false-match rates, or None when the
-        gallery holds too few people to estimate one and none was supplied.
+    def calibration(self) -> Calibrated | None:
+        """What the false-match rates come from (face/calibrated.py): the gallery's own
+        impostor distribution, the model set's shipped reference, or both; None when the
+        gallery holds too few people, none was supplied and the model has no reference.
 
         Rebuilt from the gallery when it has more than doubled since the last
         gallery-made calibration: rates measured on 60 records say little about 6M.
@@ -393,15 +440,28 @@ class FaceGallery:
         size = self.store.get_meta("calibrated_at_size")
         return size is not None and len(self.index) > 2 * int(size)
 
-    def _load_or_build_calibration(self) -> ImpostorDistribution | None:
+    def _load_or_build_calibration(self) -> Calibrated | None:
         model_id = self.model_id or self.pipeline.model_id
         data = self.store.latest_calibration(model_id)
+        own: ImpostorDistribution | None = None
         if data is not None and not self._calibration_stale():
-            return ImpostorDistribution.from_bytes(data)
-        try:
-            return self._store_calibration(self._gallery_impostors(model_id))
-        except (InvalidLabelledSet, NotEnoughPeople):
-            return None
+            own = ImpostorDistribution.from_bytes(data)
+        else:
+            try:
+                own = self._store_calibration(self._gallery_impostors(model_id))
+            except (InvalidLabelledSet, NotEnoughPeople):
+                own = None
+        return self._combine(own, model_id)
+
+    def _combine(self, own: ImpostorDistribution | None, model_id: str) -> Calibrated | None:
+        model_set = model_set_of(model_id)
+        face = self.settings.face
+        return combine(
+            own,
+            None if model_set is None else reference_for(model_set),
+            reference_factor=face.reference_fmr_factor,
+            own_min_comparisons=face.own_calibration_min_comparisons,
+        )
 
     def calibrate(self, distribution: ImpostorDistribution | None = None) -> ImpostorDistribution:
         """Keep a new impostor distribution with the gallery (from it, or supplied)."""
@@ -414,7 +474,7 @@ class FaceGallery:
                 f" this gallery uses {model_id}"
             )
         with self._calibration_lock:
-            self._calibration = self._store_calibration(distribution)
+            self._calibration = self._combine(self._store_calibration(distribution), model_id)
         return distribution
 
     def _store_calibration(self, distribution: ImpostorDistribution) -> ImpostorDistribution:
@@ -429,7 +489,9 @@ class FaceGallery:
         return distribution
 
     def _gallery_impostors(self, model_id: str) -> ImpostorDistribution:
-        ids, keys, vectors = self.store.sample_templates(CALIBRATION_SAMPLE, seed=0)
+        ids, keys, vectors = self.store.sample_templates(
+            CALIBRATION_SAMPLE, seed=0, model_id=model_id
+        )
         identities = [key or f"record:{rid}" for rid, key in zip(ids, keys, strict=True)]
         if len(set(identities)) < 2:
             raise NotEnoughPeople(
@@ -443,6 +505,7 @@ class FaceGallery:
             seed=0,
             model_id=model_id,
             source=f"{GALLERY_SOURCE} of {len(ids)} records",
+            pair_distance=fused_pair_distances if self.fused else None,
         )
 
     # --- describe ---------------------------------------------------------------------

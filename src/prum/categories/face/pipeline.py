@@ -16,7 +16,9 @@ from prum.categories.face.config import FaceSettings
 from prum.categories.face.decode import decode_image
 from prum.categories.face.detect import FaceDetector
 from prum.categories.face.embed import Aligner, Embedder, make_embedder
+from prum.categories.face.fused import MODEL_SET, FusedDetector, FusedEmbedder
 from prum.categories.face.landmarks import Landmarker, landmarks_from_five_point, make_landmarker
+from prum.categories.face.principal import principal_index
 from prum.categories.face.quality import assess_quality, check_quality
 from prum.categories.face.types import AnalysedFace, DecodedImage, FaceBox
 from prum.errors import BadFaceBox, NoFaceFound, SeveralFaces
@@ -39,10 +41,16 @@ class FacePipeline:
         self._lock = threading.Lock()
 
     # Models load on first use: the CLI's --help and the router never pay for them.
+    @property
+    def fused(self) -> bool:
+        """Whether this pipeline makes "dlib+sface" templates (face/fused.py)."""
+        return self.settings.embedder == MODEL_SET
+
     @cached_property
-    def detector(self) -> FaceDetector:
+    def detector(self) -> FaceDetector | FusedDetector:
         s = self.settings
-        return FaceDetector(s.detector, upsample_below=s.upsample_below, max_side=s.detect_max_side)
+        hog = FaceDetector(s.detector, upsample_below=s.upsample_below, max_side=s.detect_max_side)
+        return FusedDetector(hog) if self.fused else hog
 
     @cached_property
     def aligner(self) -> Aligner:
@@ -53,8 +61,8 @@ class FacePipeline:
         return make_landmarker(self.settings.landmarker)
 
     @cached_property
-    def embedder(self) -> Embedder:
-        return make_embedder(self.settings.embedder)
+    def embedder(self) -> Embedder | FusedEmbedder:
+        return FusedEmbedder() if self.fused else make_embedder(self.settings.embedder)
 
     def warm_up(self) -> None:
         """Load every model now (a node does this at start, so that its first search
@@ -75,12 +83,20 @@ class FacePipeline:
         return ImageAnalysis(image, faces)
 
     def extract(
-        self, data: bytes, *, use: Use, box: FaceBox | None = None, check: bool = True
+        self,
+        data: bytes,
+        *,
+        use: Use,
+        box: FaceBox | None = None,
+        check: bool = True,
+        principal: bool = False,
     ) -> AnalysedFace:
         """The template of one face, checked against the quality minimums for ``use``.
 
         With several faces, the caller must choose one by ``box``; the error lists
-        the boxes found so a user interface can offer them.
+        the boxes found so a user interface can offer them. ``principal`` takes the
+        principal face instead (face/principal.py): for portrait collections enrolled
+        or evaluated in bulk, where a second face is a bystander, not a question.
         """
         with self._lock:
             image = decode_image(data, max_pixels=self.settings.max_pixels)
@@ -90,19 +106,44 @@ class FacePipeline:
                     "no face was found in the image; use a photo where the face is"
                     " visible, at least about 40 pixels wide"
                 )
-            chosen = self._choose(boxes, box)
+            chosen = self._choose(boxes, box, principal=principal, size=image.pixels.shape[:2])
             face = self._assess(image, chosen, len(boxes))
             if check:
                 minimums = (
                     self.settings.probe_minimums if use == "probe" else self.settings.enrol_minimums
                 )
                 check_quality(face.quality, minimums, use=use)
-            shape = self.aligner.shape(image.pixels, chosen)
-            return replace(face, template=self.embedder.embed(image.pixels, shape))
+            shape = self.aligner.shape(image.pixels, self._aligner_box(image, chosen))
+            embedder = self.embedder
+            if isinstance(embedder, FusedEmbedder):
+                template = embedder.embed(image.pixels, shape, box=chosen)
+            else:
+                template = embedder.embed(image.pixels, shape)
+            return replace(face, template=template)
+
+    def _aligner_box(self, image: DecodedImage, box: FaceBox) -> FaceBox:
+        if not self.fused:
+            return box
+        return FusedEmbedder.aligner_box(box, image.width, int(image.pixels.shape[0]))
 
     @staticmethod
-    def _choose(boxes: list[FaceBox], box: FaceBox | None) -> FaceBox:
+    def _choose(
+        boxes: list[FaceBox],
+        box: FaceBox | None,
+        *,
+        principal: bool = False,
+        size: tuple[int, ...] = (0, 0),
+    ) -> FaceBox:
         if box is None:
+            if len(boxes) > 1 and principal:
+                height, width = size[0], size[1]
+                # YuNet's scores are probabilities; HOG's are not (principal.py).
+                scores = (
+                    [b.confidence for b in boxes]
+                    if all(b.points is not None for b in boxes)
+                    else None
+                )
+                return boxes[principal_index(boxes, width, height, scores)]
             if len(boxes) > 1:
                 raise SeveralFaces(
                     f"{len(boxes)} faces were found; choose one by its box",
@@ -120,7 +161,7 @@ class FacePipeline:
     def _assess(self, image: DecodedImage, box: FaceBox, faces_in_image: int) -> AnalysedFace:
         landmarks = self.landmarker.locate(image.pixels, box)
         if landmarks is None:
-            shape = self.aligner.shape(image.pixels, box)
+            shape = self.aligner.shape(image.pixels, self._aligner_box(image, box))
             landmarks = landmarks_from_five_point(Aligner.points(shape))
         quality = assess_quality(image.pixels, box, landmarks, faces_in_image)
         return AnalysedFace(box=box, landmarks=landmarks, quality=quality)

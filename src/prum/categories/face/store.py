@@ -186,6 +186,58 @@ class FaceStore(CategoryStore):
             rows = conn.execute(select(face_records).where(face_records.c.id.in_(list(ids))))
             return {int(r.id): _stored(r._mapping) for r in rows}
 
+    def templates_by_ids(self, ids: Sequence[int]) -> dict[int, NDArray[np.float32]]:
+        """Stored templates of these records (a search re-scores its shortlist with them)."""
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(face_records.c.id, face_records.c.template).where(
+                    face_records.c.id.in_(list(ids))
+                )
+            )
+            return {int(r[0]): np.frombuffer(r[1], dtype="<f4") for r in rows}
+
+    def records_to_reenrol(
+        self, model_id: str, *, after_id: int = 0, batch: int = 256
+    ) -> list[tuple[int, bytes | None, list[int] | None]]:
+        """The next ``batch`` records whose template is not of ``model_id``: id, image
+        and the face box chosen at enrolment (face/reenrol.py)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(face_records.c.id, face_records.c.image, face_records.c.face_box)
+                .where(face_records.c.id > after_id, face_records.c.model_id != model_id)
+                .order_by(face_records.c.id)
+                .limit(batch)
+            ).all()
+        return [(int(r[0]), None if r[1] is None else bytes(r[1]), r[2]) for r in rows]
+
+    def replace_templates(
+        self, model_id: str, templates: Sequence[tuple[int, NDArray[np.float32]]]
+    ) -> None:
+        """Give records a template of another model (one transaction)."""
+        with self.transaction() as conn:
+            for rid, vector in templates:
+                conn.execute(
+                    update(face_records)
+                    .where(face_records.c.id == rid)
+                    .values(
+                        model_id=model_id,
+                        template=np.asarray(vector, dtype="<f4").tobytes(),
+                    )
+                )
+
+    def count_model(self, model_id: str) -> tuple[int, int]:
+        """(records with a template of ``model_id``, all records)."""
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(face_records)).scalar_one()
+            done = conn.execute(
+                select(func.count())
+                .select_from(face_records)
+                .where(face_records.c.model_id == model_id)
+            ).scalar_one()
+        return int(done), int(total)
+
     def image(self, reference: str) -> tuple[bytes, str | None] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -219,8 +271,13 @@ class FaceStore(CategoryStore):
             rows = conn.execute(select(face_records.c.model_id).distinct())
             return {str(r[0]) for r in rows}
 
-    def iter_templates(self, *, after_id: int = 0, batch: int = 10_000) -> Iterator[TemplateRow]:
-        """Stream templates in id order (for index builds; never all in memory)."""
+    def iter_templates(
+        self, *, after_id: int = 0, batch: int = 10_000, model_id: str | None = None
+    ) -> Iterator[TemplateRow]:
+        """Stream templates in id order (for index builds; never all in memory).
+
+        ``model_id`` skips templates of another model (records a re-enrolment has not
+        reached yet, or already upgraded, face/reenrol.py)."""
         epoch = dt.date(1970, 1, 1)
         codes = {c.value: c.code for c in SubjectCategory}
         last = after_id
@@ -233,6 +290,7 @@ class FaceStore(CategoryStore):
                         face_records.c.date_of_birth,
                         face_records.c.template,
                     )
+                    .add_columns(face_records.c.model_id)
                     .where(face_records.c.id > last)
                     .order_by(face_records.c.id)
                     .limit(batch)
@@ -240,12 +298,14 @@ class FaceStore(CategoryStore):
             if not rows:
                 return
             for r in rows:
+                if model_id is not None and r[4] != model_id:
+                    continue
                 dob = None if r[2] is None else (r[2] - epoch).days
                 yield TemplateRow(int(r[0]), codes[r[1]], dob, np.frombuffer(r[3], dtype="<f4"))
             last = int(rows[-1][0])
 
     def sample_templates(
-        self, n: int, *, seed: int = 0
+        self, n: int, *, seed: int = 0, model_id: str | None = None
     ) -> tuple[list[int], list[str | None], NDArray[np.float32]]:
         """About ``n`` random records: ids, person keys and templates.
 
@@ -272,15 +332,22 @@ class FaceStore(CategoryStore):
                 chunk = [int(i) for i in wanted[start : start + 1000]]
                 rows = conn.execute(
                     select(
-                        face_records.c.id, face_records.c.person_key, face_records.c.template
+                        face_records.c.id,
+                        face_records.c.person_key,
+                        face_records.c.template,
+                        face_records.c.model_id,
                     ).where(face_records.c.id.in_(chunk))
                 )
                 for r in rows:
+                    if model_id is not None and r[3] != model_id:
+                        continue
                     ids.append(int(r[0]))
                     keys.append(r[1])
                     vectors.append(np.frombuffer(r[2], dtype="<f4"))
                 if len(ids) >= n:
                     break
+        if not vectors:
+            return [], [], np.empty((0, 0), np.float32)
         return ids[:n], keys[:n], np.stack(vectors[:n])
 
     # --- calibration ----------------------------------------------------------------

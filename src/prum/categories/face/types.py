@@ -20,6 +20,9 @@ class FaceBox:
     right: int
     bottom: int
     confidence: float = 0.0
+    # Five landmarks (x, y interleaved: eyes, nose tip, mouth corners in image order)
+    # when the detector gives them (YuNet); they place the face for SFace.
+    points: tuple[float, ...] | None = field(default=None, compare=False, repr=False, kw_only=True)
 
     @property
     def width(self) -> int:
