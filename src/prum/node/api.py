@@ -130,7 +130,10 @@ class SearchIn(BaseModel):
     offence: str
     max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
     case_reference: Annotated[str, Field(min_length=1, max_length=200)]
-    image: Annotated[str | None, Field(description="A face probe, base64")] = None
+    image: Annotated[
+        str | None,
+        Field(description="A face probe, base64: a photo or an ANSI/NIST-ITL Type-10 transaction"),
+    ] = None
     face_box: Annotated[list[int], Field(min_length=4, max_length=4)] | None = None
     # Any other category: the probe as it travels (DNA profile, ANSI/NIST-ITL, vehicle
     # query); police records: clear biographical data the node pseudonymises.

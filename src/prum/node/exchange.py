@@ -253,18 +253,28 @@ class SearchForm:
             return self.probe
         if not self.image:
             raise BadInput(f"a {self.category.value} search needs a probe")
-        return Probe(format="image", data=base64.b64encode(self.image), face_box=self.face_box)
+        from prum.categories.face.type10 import is_transaction
+
+        # A face probe may be a Type-10 transaction; it travels as one (format ansi_nist).
+        return Probe(
+            format="ansi_nist" if is_transaction(self.image) else "image",
+            data=base64.b64encode(self.image),
+            face_box=self.face_box,
+        )
 
 
 def _request_number(node: Node) -> str:
     return f"{node.party}-{utcnow():%Y%m%d%H%M%S}-{time.perf_counter_ns() % 100_000:05d}"
 
 
-def _stored_probe(probe: Probe) -> dict[str, Any]:
-    """The probe as the requesting node keeps it for the examiner's side-by-side view."""
+def _stored_probe(probe: Probe, face: bytes | None = None) -> dict[str, Any]:
+    """The probe as the requesting node keeps it for the examiner's side-by-side view
+    (``face``: the image taken from a Type-10 transaction probe)."""
     kept = probe.model_dump(mode="json", exclude_none=True)
     if probe.format == "image":  # the workbench reads these two keys
         kept["image"], kept["box"] = kept.pop("data"), kept.pop("face_box", None)
+    elif face is not None:
+        kept["image"], kept["box"] = base64.b64encode(face).decode(), kept.pop("face_box", None)
     return kept
 
 
@@ -272,7 +282,7 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
     """Check the probe, send the search through the router, store the answers."""
     user.require(Role.OFFICER)
     probe = form.outgoing_probe()
-    check_probe(node, form.category, probe)
+    face = check_probe(node, form.category, probe)
     request = validated(
         SearchRequest,
         {
@@ -291,7 +301,7 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
             "deadline_ms": form.deadline_ms,
         },
     )
-    return await dispatch(node, client, user.name, request, _stored_probe(probe))
+    return await dispatch(node, client, user.name, request, _stored_probe(probe, face))
 
 
 def own_certificate_problem(node: Node) -> str:
@@ -308,12 +318,19 @@ def own_certificate_problem(node: Node) -> str:
     return ""
 
 
-def check_probe(node: Node, category: Category, probe: Probe) -> None:
+def check_probe(node: Node, category: Category, probe: Probe) -> bytes | None:
     """Refuse a probe that cannot work, with the reason, before it travels (and before
     anything is stored): a face without a usable face, a DNA profile against the
-    2008/616 Annex rules, a fingerprint transaction or image that cannot be read."""
+    2008/616 Annex rules, a fingerprint transaction or image that cannot be read.
+    Returns the face image of a Type-10 face transaction (for the examiner's view)."""
     if category is Category.FACE and probe.format == "image":
         node.face_pipeline.extract(probe.data, use="probe", box=_box(probe.face_box))
+    elif category is Category.FACE and probe.format == "ansi_nist":
+        from prum.categories.face.type10 import probe_image
+
+        face, _ = probe_image(probe.data, node.face_pipeline.settings)
+        node.face_pipeline.extract(face, use="probe", box=_box(probe.face_box))
+        return face
     elif category is Category.DNA and probe.format == "dna_profile":
         from prum.categories.dna.formats import parse_profile
         from prum.categories.dna.loci import LocusSet
@@ -329,6 +346,7 @@ def check_probe(node: Node, category: Category, probe: Probe) -> None:
         from prum.categories.finger.images import decode_image
 
         decode_image(probe.data)
+    return None
 
 
 async def dispatch(

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from prum.categories.face.gallery import FaceGallery
+from prum.categories.face.type10 import probe_image
 from prum.categories.face.types import FaceBox
 from prum.categories.interface import Exposure, MatchResult
 from prum.config import Settings
@@ -32,11 +33,17 @@ class FaceMatcher:
         exposure: Exposure,
         search_type: str | None = None,
     ) -> MatchResult:
-        if probe.format != "image":
-            raise BadInput("a face search needs an image probe (JPEG, PNG, ...)")
+        if probe.format not in ("image", "ansi_nist"):
+            raise BadInput(
+                "a face search needs an image probe (JPEG, PNG, ...) or an ANSI/NIST-ITL"
+                " transaction with a Type-10 facial image"
+            )
+        sample = probe.data
+        if probe.format == "ansi_nist":  # Type-10: the best frontal image, node's profile
+            sample, _ = probe_image(probe.data, self.gallery.settings.face)
         box = FaceBox(*probe.face_box) if probe.face_box else None
         result = self.gallery.search(
-            probe.data,
+            sample,
             box=box,
             max_candidates=max_candidates,
             exposure=exposure,

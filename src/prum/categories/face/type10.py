@@ -27,6 +27,7 @@ from typing import Literal
 
 from prum.categories.ansi_nist import Record, content_list, read_tagged
 from prum.categories.face import type10_images as images
+from prum.categories.face.config import FaceSettings
 from prum.categories.face.types import Pixels
 from prum.errors import MalformedNistRecord, NotAllowedByProfile, UnknownRecordType
 
@@ -434,3 +435,17 @@ def _payload(
             f" {payload.width} x {payload.height}",
         )
     return payload
+
+
+def probe_image(data: bytes, settings: FaceSettings) -> tuple[bytes, FaceTransaction]:
+    """The image to search with from a transaction probe (the best frontal image) and
+    the transaction; the node's profile applies, SAP 0 and 1 (CCTV stills) included.
+    The pipeline decodes the image once, with its quality check for probes."""
+    tx = read_face_transaction(
+        data,
+        settings.type10_profile,
+        use="probe",
+        max_pixels=settings.max_pixels,
+        decode=False,
+    )
+    return tx.best.data, tx

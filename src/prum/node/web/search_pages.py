@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 import httpx
@@ -240,6 +241,37 @@ def candidate_image(
     candidate = exchange.find_candidate(search, party, reference)
     data = decode_image(candidate.get("image"))
     return Response(data, media_type=views.image_type(data))
+
+
+@router.get("/searches/{search_id}/candidates/{party}/{reference}/type10")
+def candidate_type10(
+    bench: Bench, search_id: RowId, party: str, reference: str, user: Investigator
+) -> Response:
+    """A face candidate as an ANSI/NIST-ITL transaction (Type-1, Type-2, Type-10) for
+    the systems police already run: the holder as ORI, the reference as TCN, this
+    search's request number as TCR, our quality components in 10.024."""
+    from prum.categories.face.type10_write import candidate_transaction
+
+    search = exchange.load_search(bench.node, search_id)
+    if search["category"] != Category.FACE.value:
+        raise BadInput("only face candidates are written as Type-10 records")
+    candidate = exchange.find_candidate(search, party, reference)
+    data = decode_image(candidate.get("image"))
+    body = candidate_transaction(
+        data,
+        reference=reference,
+        quality=views.face_quality(bench.node.face_pipeline, data),
+        quality_overall=candidate.get("quality"),
+        originating_agency=party,
+        probe_control=search.get("request_number"),
+    )
+    # The reference comes from another country: only safe characters reach the header.
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{search_id}-{party}-{reference}")[:120] + ".an2"
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/searches/{search_id}/faces/probe.jpg")

@@ -73,8 +73,22 @@ def face_summary(face: AnalysedFace, minimums: Any) -> dict[str, Any]:
 
 
 def probe_preview(pipeline: Any, data: bytes) -> dict[str, Any]:
-    """Every face of an uploaded probe with its quality, or the reason none can be used."""
+    """Every face of an uploaded probe with its quality, or the reason none can be used.
+    A Type-10 transaction shows its best frontal image (``image``: a data URL)."""
+    import base64
+
+    from prum.categories.face.type10 import is_transaction, probe_image
+
+    shown: dict[str, Any] = {}
     try:
+        if is_transaction(data):
+            data, tx = probe_image(data, pipeline.settings)
+            best = tx.best
+            shown = {
+                "image": f"data:{image_type(data)};base64,{base64.b64encode(data).decode()}",
+                "transaction": f"{tx.control_number}, record 10.{best.idc:03d}"
+                f" (POS {best.pose or 'F'}, SAP {best.sap})",
+            }
         analysis = pipeline.analyse(data)
     except PrumError as exc:
         return {"error": exc.message, "code": exc.code, "faces": []}
@@ -85,6 +99,7 @@ def probe_preview(pipeline: Any, data: bytes) -> dict[str, Any]:
         "faces": faces,
         "error": None,
         "code": None,
+        **shown,
     }
     if not faces:
         out["error"] = (
@@ -96,6 +111,17 @@ def probe_preview(pipeline: Any, data: bytes) -> dict[str, Any]:
         out["error"] = "no face in this image is good enough to search with"
         out["code"] = "quality_too_low"
     return out
+
+
+def face_quality(pipeline: Any, data: bytes) -> dict[str, float] | None:
+    """Quality components of the one face in ``data`` (None unless exactly one)."""
+    try:
+        faces = pipeline.analyse(data).faces
+    except PrumError:
+        return None
+    if len(faces) != 1:
+        return None
+    return dict(faces[0].quality.components, overall=faces[0].quality.overall)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@
       status.textContent = "Refused: " + result.error;
       status.className = "alert";
     }
+    if (result.image) img.src = result.image; // a Type-10 transaction: its frontal image
+    if (result.transaction && !result.error) status.textContent = "Transaction " + result.transaction;
     if (!result.width) return;
     svg.setAttribute("viewBox", `0 0 ${result.width} ${result.height}`);
     faces.forEach((face, i) => {
