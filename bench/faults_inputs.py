@@ -56,6 +56,7 @@ from faults_inputs_access import (
     unknown_countries,
     wrong_roles,
 )
+from faults_inputs_faces import type10_faces
 from faults_inputs_injection import (
     bad_ids,
     html_injection,
@@ -415,6 +416,7 @@ CLASSES: list[Callable[[Campaign], InputClass]] = [
     oversized_bodies,
     lying_lengths,
     wsq_garbage,
+    type10_faces,
     bad_dna,
     unknown_countries,
     bad_purposes,
