@@ -336,15 +336,26 @@ def face_quality(
 
 
 @app.command("info")
-def face_info(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def face_info(
+    as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
     """Describe the gallery: model, size, index kind."""
     from prum.categories.face.gallery import FaceGallery
 
     try:
         gallery = FaceGallery(_settings(data_dir, database_url))
-        console.print_json(json.dumps(gallery.describe()))
+        described = gallery.describe()
     except PrumError as exc:
         raise fail(exc) from exc
+    if as_json:
+        console.print_json(json.dumps(described))
+        return
+    table = Table(title="face gallery")
+    table.add_column("")
+    table.add_column("value")
+    for key, value in described.items():
+        table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+    console.print(table)
 
 
 @app.command("rebuild-index")
