@@ -20,6 +20,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 from rich.console import Console
 
+from prum.demo import national
 from prum.demo import run as demo
 from prum.demo.processes import Federation, Layout, lay_out
 from prum.demo.samples import SampleSet
@@ -49,7 +50,8 @@ def federation(
     root = tmp_path_factory.mktemp("web")
     out = Console(file=(root / "demo.log").open("w"), width=120)
     layout = lay_out(root / "demo", demo.PARTIES)
-    probe = demo._assign_and_enrol(layout, samples, workers=2, scale=0, out=out)
+    probe, _ = demo.fill(layout, samples, workers=2, out=out, others=False)
+    assert probe is not None
     shots = Path(os.environ.get("PRUM_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     with Federation(layout) as processes:
@@ -186,7 +188,7 @@ def test_face_search_from_probe_to_released_core_data(federation: Demo, browser:
     examiner.goto(fed.url("AT", "/workbench/requests"))
     reload_until(examiner, "main", "Core data released by DE")
     core = examiner.text_content(".core-data") or ""
-    assert "surnames" in core and any(name in core for name in demo.SURNAMES)
+    assert "surnames" in core and any(name in core for name in national.SURNAMES)
     shot(examiner, fed, "04-follow-up")
     examiner.goto(compare_url)
     assert "released" in (examiner.text_content("#follow-up") or "")

@@ -23,14 +23,11 @@ from prum.categories.finger.matcher import GALLERY_CALIBRATION_MIN_FINGERS
 from prum.demo import run as demo
 from prum.demo import scenarios
 from prum.demo.processes import Federation, lay_out
-from prum.node.core import Node
-from prum.node.users import add_user
 from prum.node.web.views import FINGER_POSITIONS
 from test_web_browser import Demo, log_in, new_page, shot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 # Only these two parties' users log in here (argon2 hashing is slow on purpose).
-USERS_AT = ("AT", "DE")
 
 
 class Categories(Demo):
@@ -44,15 +41,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iter
     root = tmp_path_factory.mktemp("web-categories")
     out = Console(file=(root / "demo.log").open("w"), width=120)
     layout = lay_out(root / "demo", demo.PARTIES, policies=scenarios.policies(demo.PARTIES))
-    nodes = {party: Node(layout.config(party)) for party in demo.PARTIES}
-    try:
-        for party in USERS_AT:
-            for name, role in demo.USERS.items():
-                add_user(nodes[party].engine, name, demo.password(party), {role})
-        facts = scenarios.enrol(nodes, out)
-    finally:
-        for node in nodes.values():
-            node.close()
+    _, facts = demo.fill(layout, None, workers=1, out=out)
     shots = Path(os.environ.get("PRUM_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     with Federation(layout) as processes:

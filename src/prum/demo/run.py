@@ -10,11 +10,9 @@ a photo of a person whose other photos only Germany holds.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import shutil
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +20,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from prum.categories.face.bulk import PhotoItem, enrol_photos
-from prum.categories.interface import SubjectCategory
-from prum.demo import scenarios
+from prum.demo import national, scenarios
 from prum.demo.processes import Federation, Layout, lay_out, poll
 from prum.demo.samples import SampleSet, sample_faces
 from prum.errors import PrumError, Unavailable
-from prum.federation.messages import Category
 from prum.node.core import Node
-from prum.node.schema import core_data
 from prum.node.users import Role, add_user
 
 PARTIES = ["AT", "DE", "HU", "NL", "EUROPOL"]
@@ -42,9 +36,6 @@ USERS = {
     "otto": Role.AUDITOR,
     "ada": Role.ADMIN,
 }
-# Fictional people: the sample photos are of public figures, the core data is invented.
-SURNAMES = ["Novak", "Weber", "Horvath", "de Vries", "Moreau", "Rossi", "Berg", "Kovac"]
-FIRST_NAMES = ["Anton", "Lena", "Bence", "Sanne", "Luc", "Giulia", "Erik", "Mira"]
 
 
 def password(party: str) -> str:
@@ -67,13 +58,8 @@ def run(
     if root.exists():
         shutil.rmtree(root)
     layout = lay_out(root, PARTIES, policies=scenarios.policies(PARTIES))
-    probe = _assign_and_enrol(layout, samples, workers=workers, scale=scale, out=out)
-    nodes = {party: Node(layout.config(party)) for party in PARTIES}
-    try:
-        facts = scenarios.enrol(nodes, out)
-    finally:
-        for node in nodes.values():
-            node.close()
+    probe, facts = fill(layout, samples, workers=workers, scale=scale, out=out)
+    assert probe is not None
     federation = Federation(layout)
     try:
         out.print("starting the router and 5 nodes as separate processes (mutual TLS) ...")
@@ -111,93 +97,38 @@ def _run_cases(cases: dict[str, scenarios.Case], layout: Layout, out: Console) -
     return result
 
 
-def _assign_and_enrol(
-    layout: Layout, samples: SampleSet, *, workers: int, scale: int, out: Console
-) -> Path:
-    """Spread identities over the parties; the holder gets the probe person's photos."""
-    by_identity: dict[str, list[Path]] = defaultdict(list)
-    for path, identity in samples.images:
-        by_identity[identity].append(path)
-    ordered = sorted(by_identity, key=lambda i: (-len(by_identity[i]), i))
-    probe_identity = ordered[0]
-    probe = by_identity[probe_identity][0]
-    owners = {probe_identity: HOLDER}
-    others = [p for p in PARTIES if p != REQUESTER] + [REQUESTER]
-    for n, identity in enumerate(ordered[1:]):
-        owners[identity] = others[n % len(others)]
-    out.print(f"probe: {probe.name}; its person's other photos are held by {HOLDER} only")
-    counter = 0
-    for party in PARTIES:
-        config = layout.config(party)
-        node = Node(config)
-        try:
-            items = []
-            for identity, paths in sorted(by_identity.items()):
-                if owners[identity] != party:
-                    continue
-                for path in paths:
-                    if path == probe:
-                        continue
-                    items.append(
-                        PhotoItem(
-                            path=path,
-                            source_key=path.name,
-                            identity=identity,
-                            category=SubjectCategory.CONVICTED,
-                            provenance=_provenance(party),
-                        )
-                    )
-            gallery = node.matcher(Category.FACE).gallery  # type: ignore[attr-defined]
-            report = enrol_photos(gallery, items, workers=workers)
-            if scale:
-                from prum.categories.face.synthetic import add_synthetic
-
-                add_synthetic(gallery, scale, seed=hash(party) % 1000)
-            references = gallery.store.references(synthetic=False)
-            with node.engine.begin() as conn:
-                for reference in references:
-                    conn.execute(
-                        core_data.insert().values(
-                            reference=reference, data=_fictional_core_data(party, counter)
-                        )
-                    )
-                    counter += 1
-            for name, role in USERS.items():
-                add_user(node.engine, name, password(party), {role})
-            size = len(gallery.index)
-            out.print(
-                f"  {party:8s} gallery: {report.enrolled} real photos"
-                + (f" + {scale} synthetic templates" if scale else "")
-                + f" ({size} templates)"
-                + (f", {report.refused_total} refused" if report.refused_total else "")
+def fill(
+    layout: Layout,
+    samples: SampleSet | None,
+    *,
+    workers: int,
+    out: Console,
+    scale: int = 0,
+    others: bool = True,
+) -> tuple[Path | None, scenarios.Facts]:
+    """Fill every node through its national-systems interface (faces when ``samples`` are
+    given, the other categories when ``others``) and add the demo users; the face probe
+    and what the scripted cases need to know."""
+    nodes = {party: Node(layout.config(party)) for party in layout.parties}
+    probe, facts = None, scenarios.Facts()
+    try:
+        out.print("each country's national systems send their records to its node ...")
+        if samples is not None:
+            probe = national.enrol_faces(
+                nodes, samples, requester=REQUESTER, holder=HOLDER, workers=workers, out=out
             )
-        finally:
+        if scale:
+            national.add_synthetic_faces(nodes, scale)
+            out.print(f"  + {scale} synthetic background templates per country")
+        if others:
+            facts = national.enrol_others(nodes, out)
+        for node in nodes.values():
+            for name, role in USERS.items():
+                add_user(node.engine, name, password(node.party), {role})
+    finally:
+        for node in nodes.values():
             node.close()
-    return probe
-
-
-def _provenance(party: str) -> str:
-    if party == "EUROPOL":
-        return "third-country data via Europol"
-    return f"{party} national collection"
-
-
-def _fictional_core_data(party: str, n: int) -> dict[str, Any]:
-    born = dt.date(1970, 1, 1) + dt.timedelta(days=(n * 977) % 12_000)
-    return {
-        "surnames": [SURNAMES[n % len(SURNAMES)]],
-        "first_names": [FIRST_NAMES[(n // len(SURNAMES)) % len(FIRST_NAMES)]],
-        "aliases": [],
-        "date_of_birth": born.isoformat(),
-        "place_of_birth": "fictional demo data",
-        "nationalities": [party if party != "EUROPOL" else "XK"],
-        "gender": "U",
-        "biometric_taken_at": "2024-03-01",
-        "biometric_taken_place": f"{party} police custody (demo)",
-        "offence": "robbery (demo)",
-        "case_number": f"{party}-CASE-{1000 + n}",
-        "responsible_authority": f"{party} national contact point (demo)",
-    }
+    return probe, facts
 
 
 def _api(layout: Layout, party: str, user: str) -> httpx.Client:

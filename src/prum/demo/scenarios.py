@@ -12,19 +12,15 @@ import base64
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from rich.console import Console
 
 from prum.demo.processes import poll
-from prum.errors import SampleDataUnavailable, Unavailable
+from prum.errors import Unavailable
 from prum.federation.messages import Category, Purpose
 from prum.node.config import LEGACY_FINGER_TYPES, CategoryPolicy
-from prum.node.core import Node
-from prum.node.schema import core_data
 
 # Which party offers which category in the demo (every party offers faces).
 OFFERS: dict[Category, list[str]] = {
@@ -102,172 +98,6 @@ class Facts:
     finger_position: int = 0  # the probe's ANSI/NIST-ITL finger position
     finger_records: int = 0  # how many prints DE's AFIS holds
     notes: list[str] = field(default_factory=list)
-
-
-def enrol(nodes: dict[str, Node], out: Console, *, seed: int = 7) -> Facts:
-    """Fill the non-face databases (before the processes start)."""
-    facts = Facts()
-    _enrol_dna(nodes, out, facts, seed=seed)
-    _enrol_records(nodes, out, facts, seed=seed)
-    _enrol_vehicles(nodes, out, facts, seed=seed)
-    _enrol_fingers(nodes, out, facts)
-    return facts
-
-
-def _enrol_dna(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: int) -> None:
-    from prum.categories.dna.frequencies import AlleleFrequencies
-    from prum.categories.dna.generate import Generator, profile_of
-    from prum.categories.dna.loci import LocusSet
-
-    loci = LocusSet("prum")
-    generator = Generator(AlleleFrequencies.default(), loci)
-    rng = np.random.default_rng(seed)
-    for party in OFFERS[Category.DNA]:
-        node = nodes[party]
-        matcher: Any = node.matcher(Category.DNA)
-        n = DNA_PROFILES if party == DNA_HOLDER else DNA_PROFILES // 10
-        database = generator.database(n, seed=seed + len(party) * 31 + ord(party[0]))
-        references = []
-        for row, identified in zip(database.codes, database.identified, strict=True):
-            profile = profile_of(row, loci, identified=bool(identified))
-            references.append(matcher.enroll(profile.to_json()))
-        if party == DNA_HOLDER:
-            source = int(rng.integers(0, n))
-            while not database.identified[source]:
-                source = int(rng.integers(0, n))
-            facts.dna_source = references[source]
-            facts.dna_trace = profile_of(
-                generator.trace(database.codes[source], rng, keep=10), loci, identified=False
-            ).to_json()
-            _core_data(node, references[source], party, "DNA reference sample")
-            # Traces of DE's people left in Austria: the initial bulk comparison finds them.
-            at_matcher: Any = nodes["AT"].matcher(Category.DNA)
-            for i in rng.choice(n, DNA_TRACES_AT_AT, replace=False):
-                trace = generator.trace(database.codes[int(i)], rng, keep=int(rng.integers(8, 12)))
-                at_matcher.enroll(profile_of(trace, loci, identified=False).to_json())
-    for party in OFFERS[Category.DNA]:
-        held = nodes[party].matcher(Category.DNA).describe()["records"]
-        out.print(f"  {party:8s} DNA database: {held} generated profiles (persons and traces)")
-
-
-def _enrol_records(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: int) -> None:
-    from prum.categories.records.person import person_from_dict
-    from prum.categories.records.synthetic import PersonGenerator
-
-    for party in OFFERS[Category.RECORDS]:
-        matcher: Any = nodes[party].matcher(Category.RECORDS)
-        n = RECORDS_PEOPLE if party == RECORDS_HOLDER else RECORDS_PEOPLE // 4
-        case = {
-            "offence": "armed robbery (demo)",
-            "case_number": f"{party}-PR-2025-0311",
-            "responsible_authority": f"{party} national contact point (demo)",
-            "synthetic": True,
-        }
-        people = PersonGenerator(seed=seed + ord(party[0])).people(n)
-        matcher.enroll_many([(person, case) for person in people])
-        if party == RECORDS_HOLDER:
-            facts.records_reference = matcher.enroll_many(
-                [(person_from_dict(WANTED), {**case, "category": "convicted"})]
-            )[0]
-        held = matcher.describe()["records"]
-        out.print(f"  {party:8s} police records: {held} generated persons (pseudonymised index)")
-
-
-def _enrol_vehicles(nodes: dict[str, Node], out: Console, facts: Facts, *, seed: int) -> None:
-    from prum.categories.vehicle.generate import Generator as VehicleGenerator
-
-    for party in OFFERS[Category.VEHICLE]:
-        matcher: Any = nodes[party].matcher(Category.VEHICLE)
-        registrations = VehicleGenerator(party).registrations(
-            VEHICLES_PER_COUNTRY, seed=seed + ord(party[1])
-        )
-        if party == STOLEN_IN:
-            stolen = registrations[0].model_copy(
-                update={"stolen_since": dt.date.today() - dt.timedelta(days=3)}
-            )
-            registrations[0] = stolen
-            facts.stolen_plate, facts.stolen_vin = stolen.plate, stolen.vin
-        with matcher.store.writer() as writer:
-            writer.add_many(registrations)
-        out.print(f"  {party:8s} vehicle register: {len(registrations)} generated registrations")
-
-
-def _finger_transaction(path: Path, position: int, control: str) -> bytes:
-    from prum.categories.finger.images import decode_image
-    from prum.categories.finger.nist import write_transaction
-    from prum.categories.finger.types import FingerImage, Transaction
-
-    decoded = decode_image(path.read_bytes())
-    image = FingerImage(position=position, impression="plain", ppi=500, pixels=decoded.pixels)
-    return write_transaction(
-        Transaction(
-            tot="CAR",
-            originating_agency="ATNCP0000",
-            destination_agency="DENCP0000",
-            control_number=control,
-            date=dt.date.today(),
-            images=[image],
-        )
-    )
-
-
-def _enrol_fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
-    from prum.demo.samples import sample_prints
-
-    try:
-        prints = sample_prints()
-    except SampleDataUnavailable as exc:
-        out.print(f"  fingerprints: no real prints ({exc.message}); that case cannot run")
-        return
-    holder: Any = nodes[FINGER_HOLDER].matcher(Category.FINGER)
-    probe_finger, probe_impression = prints.probe
-    held = 0
-    for n, finger in enumerate(prints.fingers):
-        position = n % 10 + 1  # a finger position per sample finger (ANSI/NIST 1-10)
-        impressions = [
-            p
-            for p in prints.impressions(finger)
-            if (finger, p.impression) != (probe_finger, probe_impression)
-        ]
-        for sample in impressions[:FINGER_IMPRESSIONS_HELD]:
-            reference = holder.enroll(
-                _finger_transaction(sample.path, position, f"DE-{finger}-{sample.impression}"),
-                collection="tenprint",
-                provenance=f"DE national AFIS ({prints.source})",
-            )
-            held += 1
-            if finger == probe_finger:
-                facts.finger_source.add(reference)
-        if finger == probe_finger:
-            probe = next(p for p in prints.impressions(finger) if p.impression == probe_impression)
-            facts.finger_probe = _finger_transaction(probe.path, position, "AT-2026-0001")
-            facts.finger_position = position
-    facts.finger_records = held
-    out.print(
-        f"  {FINGER_HOLDER:8s} AFIS: {held} tenprint records of {len(prints.fingers)} real"
-        f" fingers ({prints.source})"
-    )
-
-
-def _core_data(node: Node, reference: str, party: str, what: str) -> None:
-    with node.engine.begin() as conn:
-        conn.execute(
-            core_data.insert().values(
-                reference=reference,
-                data={
-                    "surnames": ["Brandt"],
-                    "first_names": ["Jonas"],
-                    "date_of_birth": "1987-05-14",
-                    "nationalities": [party],
-                    "gender": "M",
-                    "biometric_taken_at": "2023-09-12",
-                    "biometric_taken_place": f"{party} police custody (demo)",
-                    "offence": f"burglary (demo; {what})",
-                    "case_number": f"{party}-DNA-2023-118",
-                    "responsible_authority": f"{party} national contact point (demo)",
-                },
-            )
-        )
 
 
 # --- the scripted cases -----------------------------------------------------------------

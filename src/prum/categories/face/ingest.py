@@ -14,6 +14,7 @@ import numpy as np
 from prum.categories.face.decode import sniff_format
 from prum.categories.face.pipeline import FacePipeline
 from prum.categories.face.store import NewRecord
+from prum.categories.face.type10 import read_face_transaction
 from prum.categories.face.types import Template
 from prum.categories.interface import RecordMeta, SubjectCategory
 from prum.config import Settings
@@ -24,11 +25,12 @@ if TYPE_CHECKING:
 
     from prum.categories.face.gallery import FaceGallery
 
-FORMATS = ("image",)
+FORMATS = ("image", "ansi-nist")
 
 
 class FacePreparer:
     def __init__(self, settings: Settings, pipeline: FacePipeline | None = None):
+        self.settings = settings.face
         self.pipeline = pipeline or FacePipeline(settings.face)
 
     def prepare(self, sample: bytes, sample_format: str, meta: RecordMeta) -> NewRecord:
@@ -36,11 +38,27 @@ class FacePreparer:
             raise InvalidRecord(
                 f"a face record's sample is one of {', '.join(FORMATS)}, not {sample_format!r}"
             )
-        face = self.pipeline.extract(sample, use="enrol")
+        provenance = meta.provenance
+        if sample_format == "ansi-nist":
+            # A mugshot transaction: its best frontal image is the record (POS, then
+            # SAP); the transaction control number joins the provenance.
+            tx = read_face_transaction(
+                sample,
+                self.settings.type10_profile,
+                use="enrol",
+                max_pixels=self.settings.max_pixels,
+                min_enrol_sap=self.settings.type10_min_enrol_sap,
+            )
+            if not tx.frontal:
+                raise InvalidRecord("the transaction holds no frontal facial image to enrol")
+            sample = tx.best.data
+            provenance = f"{provenance} (TCN {tx.control_number})".strip()
+        # A portrait collection: a second face in the background is a bystander.
+        face = self.pipeline.extract(sample, use="enrol", principal=True)
         assert face.template is not None
         return NewRecord(
             subject_category=meta.subject or SubjectCategory.SUSPECT,
-            provenance=meta.provenance[:200],
+            provenance=provenance[:200],
             model_id=face.template.model_id,
             template=face.template.vector,
             date_of_birth=meta.date_of_birth,

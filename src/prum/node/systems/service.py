@@ -161,6 +161,10 @@ class NationalSystems:
         self._prepare([i for i in items if i.outcome in (Outcome.CREATED, Outcome.REPLACED)])
         todo = [i for i in items if i.error is None]
         if todo:
+            # Open the matchers first: opening a store migrates it on its own connection,
+            # which would wait for the write lock the transaction below holds.
+            for category in {i.request.category for i in todo}:
+                self._ingester(category)
             try:
                 self._commit(todo, system)
             except StorageError as exc:
