@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import struct
 import time
@@ -130,16 +131,23 @@ def test_every_sample_photo_round_trips_with_equal_pixels_and_fields(samples: Sa
         data = path.read_bytes()
         original = decode_image(data, max_pixels=MAX_PIXELS).pixels
         for compression in ("auto", "JPEGL"):
-            face = FaceToWrite(data, pose="F", sap=51, quality=quality)
+            taken = dt.date(2025, 3, 14)
+            face = FaceToWrite(data, pose="F", sap=51, quality=quality, capture_date=taken)
             written = write_face_transaction(
-                [face], control_number=f"TCN-{path.stem}", compression=compression
+                [face],
+                control_number=f"TCN-{path.stem}",
+                originating_agency="XX0000001",
+                destination_agency="YY0000001",
+                compression=compression,
             )
             tx = read_face_transaction(written, "int-i")
             read = tx.best
             assert read.pixels is not None
             # JPEGB keeps the JPEG as it came (same bytes), JPEGL is lossless: equal pixels.
             assert np.array_equal(read.pixels, original), (path.name, compression)
-            assert (read.pose, read.sap, read.source_agency) == ("F", 51, "PRUM")
+            assert (read.pose, read.sap, read.source_agency) == ("F", 51, "XX0000001")
+            assert (read.capture_date, read.height, read.width) == (taken, *original.shape[:2])
+            assert (tx.originating_agency, tx.destination_agency) == ("XX0000001", "YY0000001")
             assert read.quality == {k: round(v) for k, v in quality.items()}
             as_jpeg = compression == "auto" and data.startswith(b"\xff\xd8")
             assert read.compression == ("JPEGB" if as_jpeg else "JPEGL")
