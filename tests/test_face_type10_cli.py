@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from prum.categories.face.type10 import read_face_transaction
@@ -100,3 +103,21 @@ def test_search_writes_the_candidate_as_a_type10_transaction(
     candidate = read_face_transaction(files[0].read_bytes(), "int-i", use="probe")
     assert candidate.best.quality["overall"] > 0
     assert candidate.best.payload == photos[0].read_bytes()
+
+
+def test_a_transaction_probe_without_a_face_is_refused_by_the_quality_check(
+    tmp_path: Path, samples: SampleSet
+) -> None:
+    noise = np.random.default_rng(5).integers(0, 255, (240, 200, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="JPEG")
+    probe = tmp_path / "cctv.an2"
+    probe.write_bytes(
+        write_face_transaction([FaceToWrite(buffer.getvalue(), sap=1)], control_number="P2")
+    )
+    node = ["--data-dir", str(tmp_path / "node")]
+    enrolled = runner.invoke(app, ["face", "enroll", str(samples.images[0][0]), "-j", "1", *node])
+    assert enrolled.exit_code == 0, enrolled.output
+    result = runner.invoke(app, ["face", "search", str(probe), *node])
+    assert result.exit_code == 2
+    assert "no_face_found" in result.output and "Traceback" not in result.output
