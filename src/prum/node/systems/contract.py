@@ -123,8 +123,13 @@ class RecordIn(_Model):
     synthetic: bool = False
 
     def content_hash(self) -> str:
-        """SHA-256 of everything sent, in canonical JSON (docs/national-systems.md)."""
-        return _digest(self.model_dump(mode="json", exclude_none=True))
+        """SHA-256 of everything sent, in canonical JSON (docs/national-systems.md).
+
+        Fields absent, null or equal to their default are left out, so that a system
+        computes the same hash from what it sends without knowing the defaults (op,
+        provenance, synthetic, the core data's empty lists ...).
+        """
+        return _digest(self.model_dump(mode="json", exclude_none=True, exclude_defaults=True))
 
     def record_hash(self) -> str:
         """SHA-256 of what the category stores: a new version when it changes."""
