@@ -67,6 +67,9 @@ FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 # A search of the misbehaving stand-ins waits this long for them.
 DEADLINE_MS = 3_000
 IMPORT_PERSONS = 20_000
+# Lines of the national-systems batch a node is killed under: twenty of the interface's
+# 500-line transactions, so the kill lands between and inside them.
+SYSTEMS_BATCH = 10_000
 
 Fault = Callable[[World], FaultRow]
 FAULTS: dict[str, Fault] = {}
@@ -369,6 +372,58 @@ def requester_kill_bulk(world: World) -> FaultRow:
         f" {done['batches']} batches, {len(hits)} hits for {traces_found} traces"
     )
     row.survived = row.lost == 0 and row.duplicated == 0 and recovered(world, row)
+    return row
+
+
+@fault("node killed mid national-systems batch")
+def systems_batch_kill(world: World) -> FaultRow:
+    """A national DNA database sends a batch; the node dies under it; the batch is sent
+    again whole: every record once (bench/ingest.py measures the same at 20,000)."""
+    import sqlalchemy as sa
+
+    from ingest import dna_lines, kill_mid_batch
+    from prum.federation.messages import Category
+    from prum.node.systems.accounts import add_system
+
+    party = POSTGRES_PARTY
+    row = FaultRow(
+        "node killed mid national-systems batch",
+        f"kill -9 of {party} about 30 % into a DNA batch of {SYSTEMS_BATCH:,} lines POSTed"
+        " to its national-systems interface; restart; the whole batch POSTed again",
+    )
+    engine = sa.create_engine(world.database_url(party))
+    try:
+        token = add_system(engine, "faults-dna-db", {Category.DNA})
+    finally:
+        engine.dispose()
+    with httpx.Client(
+        base_url=world.layout.parties[party].systems_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(None, connect=10),
+    ) as client:
+        result = kill_mid_batch(
+            client,
+            dna_lines(SYSTEMS_BATCH, seed=11, prefix="FAULT-"),
+            kill=lambda: world.federation.kill(party),
+            restart=lambda: world.federation.restart(party),
+            database_url=world.database_url(party),
+            prefix="FAULT-",
+        )
+    row.lost, row.duplicated = result["lost"], result["duplicated"]
+    resent = ", ".join(f"{n:,} {outcome}" for outcome, n in result["resend"].items())
+    row.seen = (
+        f"killed {result['applied_before_kill']:,} records in (first request:"
+        f" {result['first_request']}); sent again: {resent}; {result['national_ids_held']:,}"
+        f" national ids held, {result['dna_rows']:,} DNA records"
+    )
+    if not result["killed_mid_batch"]:
+        row.notes.append("the batch had finished before the kill: not a mid-batch kill")
+    row.survived = (
+        result["killed_mid_batch"]
+        and row.lost == 0
+        and row.duplicated == 0
+        and recovered(world, row)
+    )
     return row
 
 
