@@ -28,6 +28,7 @@ def parse_line(number: int, text: str, load: FileLoader) -> Line:
     try:
         data = json.loads(text)
         if isinstance(data, dict):
+            data.setdefault("op", "upsert")  # a line without "op" is a record
             _attach_file(data, load)
         return _lines.validate_python(data)
     except (json.JSONDecodeError, RecursionError):
