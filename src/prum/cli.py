@@ -43,9 +43,16 @@ app.command("stats", help="Statistics per party, category and purpose (no person
 @app.command("schema")
 def schema(
     output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    systems: Annotated[
+        bool, typer.Option("--systems", help="The national-systems interface's contract instead.")
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of every wire message (version 1)."""
-    from prum.federation.messages import json_schemas
+    """Print the JSON Schema of every wire message (version 1), or with --systems of the
+    national-systems interface (docs/national-systems.md)."""
+    if systems:
+        from prum.node.systems.contract import json_schemas
+    else:
+        from prum.federation.messages import json_schemas
 
     text = json.dumps(json_schemas(), indent=2)
     if output is None:

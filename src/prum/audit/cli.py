@@ -343,6 +343,9 @@ _STATS_COLUMNS = (
     ("answers", "answers"),
     ("timeouts", "timeouts"),
     ("unavailable", "unavail."),
+    ("records_enrolled", "enrolled"),
+    ("records_updated", "updated"),
+    ("records_deleted", "deleted"),
 )
 
 

@@ -211,3 +211,18 @@ class ListingPage(_Model):
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+CONTRACT_MODELS: tuple[type[BaseModel], ...] = (
+    RecordIn,
+    DeletionIn,
+    RecordResult,
+    BatchResult,
+    ChangesPage,
+    ListingPage,
+)
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every model of the interface, keyed by name (`prum schema --systems`)."""
+    return {m.__name__: m.model_json_schema() for m in CONTRACT_MODELS}
