@@ -380,7 +380,9 @@ class Candidate(_Message):
     distance: Annotated[float, Field(ge=0.0)]
     # None while the holder's gallery is too small to calibrate (the words say so).
     false_match_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None
-    false_match_words: Annotated[str, StringConstraints(max_length=200)]
+    # The strength statement with its basis (which impostor distribution, how many
+    # comparisons, whether it was checked on the holder's own photos): never cut.
+    false_match_words: Annotated[str, StringConstraints(max_length=600)]
     provenance: Annotated[str, StringConstraints(max_length=200)]
     synthetic: bool = False
     quality: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
