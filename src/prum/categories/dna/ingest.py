@@ -12,6 +12,7 @@ from prum.categories.dna.config import DnaSettings
 from prum.categories.dna.formats import parse_profile
 from prum.categories.dna.loci import LocusSet
 from prum.categories.dna.profile import Rules
+from prum.categories.dna.store import NewProfile
 from prum.categories.interface import RecordMeta, SubjectCategory
 from prum.config import Settings
 from prum.errors import InvalidRecord
@@ -59,21 +60,21 @@ class DnaIngester:
         return DnaPreparer(dna=self.matcher.settings)
 
     def write(self, conn: Connection, prepared: Sequence[Any]) -> list[str]:
-        references = []
+        rows = []
         for item in prepared:
             assert isinstance(item, PreparedProfile)
-            _, reference = self.matcher.store.insert_in(
-                conn,
-                item.profile_json,
-                identified=item.identified,
-                subject_category=item.subject,
-                provenance=item.meta.provenance[:200],
-                date_of_birth=item.meta.date_of_birth,
-                synthetic=item.meta.synthetic,
-                source_key=item.meta.source_key,
+            rows.append(
+                NewProfile(
+                    item.profile_json,
+                    identified=item.identified,
+                    subject_category=item.subject,
+                    provenance=item.meta.provenance[:200],
+                    date_of_birth=item.meta.date_of_birth,
+                    synthetic=item.meta.synthetic,
+                    source_key=item.meta.source_key,
+                )
             )
-            references.append(reference)
-        return references
+        return self.matcher.store.insert_many_in(conn, rows)
 
     def erase(self, conn: Connection, reference: str, reason: str) -> None:
         self.matcher.store.delete_in(conn, reference, reason)

@@ -8,7 +8,7 @@ its last deletion sequence).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,17 @@ from prum.db import new_reference
 from prum.errors import InvalidRecord, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True)
+class NewProfile:
+    profile_json: str  # normalised
+    identified: bool
+    subject_category: SubjectCategory
+    provenance: str = ""
+    date_of_birth: dt.date | None = None
+    synthetic: bool = False
+    source_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,46 @@ class DnaStore(CategoryStore):
         pk = result.inserted_primary_key
         assert pk is not None
         return int(pk[0]), reference
+
+    def insert_many_in(self, conn: Connection, rows: Sequence[NewProfile]) -> list[str]:
+        """Profiles on the caller's connection in a few statements (bulk loads); their
+        references in order. A known ``source_key`` is not stored twice."""
+        keys = [r.source_key for r in rows if r.source_key is not None]
+        known: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            found = conn.execute(
+                select(dna_records.c.source_key, dna_records.c.reference).where(
+                    dna_records.c.source_key.in_(keys[start : start + 500])
+                )
+            ).all()
+            known.update({str(k): str(r) for k, r in found})
+        now = utcnow()
+        references: list[str] = []
+        new: list[dict[str, object]] = []
+        for row in rows:
+            if row.source_key is not None and row.source_key in known:
+                references.append(known[row.source_key])
+                continue
+            reference = new_reference(self.country, "D")
+            if row.source_key is not None:
+                known[row.source_key] = reference  # the same key twice in one call
+            references.append(reference)
+            new.append(
+                {
+                    "reference": reference,
+                    "subject_category": row.subject_category.value,
+                    "identified": row.identified,
+                    "date_of_birth": row.date_of_birth,
+                    "provenance": row.provenance,
+                    "synthetic": row.synthetic,
+                    "source_key": row.source_key,
+                    "profile": row.profile_json,
+                    "enrolled_at": now,
+                }
+            )
+        if new:
+            conn.execute(insert(dna_records), new)
+        return references
 
     def records(self, ids: list[int]) -> dict[int, DnaRecord]:
         if not ids:

@@ -270,28 +270,26 @@ class NationalSystems:
                 item.error = exc
 
     def _commit(self, items: list[_Item], system: SystemAccount) -> None:
-        """Write the chunk in one transaction, each record in its own savepoint."""
-        touched: set[Category] = set()
-        events: list[AuditEvent] = []
+        """Write the chunk in one transaction: all its records at once (a few statements
+        for the chunk), or, when one of them cannot be stored, each in its own savepoint
+        so that only that one is refused."""
+        todo = [i for i in items if i.outcome is not Outcome.UNCHANGED]
+        if not todo:
+            return
         with self._write:
             try:
                 with self.node.audit.transaction() as conn:
-                    for item in items:
-                        if item.outcome is Outcome.UNCHANGED:
-                            continue
-                        try:
-                            with conn.begin_nested():
-                                events.append(self._write_one(conn, item, system))
-                        except (PrumError, IntegrityError) as exc:
-                            item.error = (
-                                exc
-                                if isinstance(exc, PrumError)
-                                else InvalidRecord(
-                                    f"the record conflicts with a stored one: {exc.orig}"
-                                )
-                            )
-                            continue
-                        touched.add(item.request.category)
+                    try:
+                        with conn.begin_nested():
+                            events = self._write_many(conn, todo, system)
+                    except (PrumError, IntegrityError):
+                        events = []
+                        for item in todo:
+                            try:
+                                with conn.begin_nested():
+                                    events += self._write_many(conn, [item], system)
+                            except (PrumError, IntegrityError) as exc:
+                                item.error = _conflict(exc)
                     self.node.audit.append_in(conn, events)
             except SQLAlchemyError as exc:
                 reason = str(getattr(exc, "orig", exc)).splitlines()[0][:160]
@@ -299,82 +297,102 @@ class NationalSystems:
                     f"the node's database cannot be written ({reason}); nothing of this"
                     " chunk was stored: send it again"
                 ) from None
-            for category in touched:
+            for category in {i.request.category for i in todo if i.error is None}:
                 self._ingester(category).refresh()
 
-    def _write_one(self, conn: Connection, item: _Item, system: SystemAccount) -> AuditEvent:
-        request = item.request
-        category = request.category
-        ingester = self._ingester(category)
-        old = item.existing
+    def _write_many(
+        self, conn: Connection, items: list[_Item], system: SystemAccount
+    ) -> list[AuditEvent]:
+        """Category rows, national records, core data, changes; their audit events."""
         now = utcnow()
-        if isinstance(request, DeletionIn):
-            ingester.erase(conn, old.reference, request.reason.value)
-            conn.execute(delete(core_data).where(core_data.c.reference == old.reference))
-            conn.execute(delete(national_records).where(_key(category, request.national_id)))
-            self._change(conn, request, "deleted", old.reference, None, system, now)
-            item.reference = old.reference
-            return self._event(EventKind.RECORD_DELETED, request, old.reference, system,
-                               request.reason.value)  # fmt: skip
-        assert isinstance(request, RecordIn)
-        content_hash = request.content_hash()
-        if item.outcome is Outcome.UPDATED:
-            reference = old.reference
-        else:
-            reference = ingester.write(conn, [item.prepared])[0]
-            if old is not None:
-                ingester.erase(conn, old.reference, DeletionReason.RECTIFICATION.value)
-        stale = [reference] + ([old.reference] if old is not None else [])
-        conn.execute(delete(core_data).where(core_data.c.reference.in_(stale)))
-        if request.core_data is not None:
-            data = request.core_data.model_dump(mode="json", exclude_none=True)
-            conn.execute(insert(core_data).values(reference=reference, data=data))
-        operation = item.outcome.value if item.outcome else "created"
-        seq = self._change(conn, request, operation, reference, content_hash, system, now)
-        conn.execute(delete(national_records).where(_key(category, request.national_id)))
-        conn.execute(
-            insert(national_records).values(
-                category=category.value,
-                national_id=request.national_id,
-                reference=reference,
-                content_hash=content_hash,
-                record_hash=request.record_hash(),
-                origin_country=request.origin_country,
-                retention_until=request.retention_until,
-                system=system.name,
-                seq=seq,
-                updated_at=now,
-            )
+        by_category: dict[Category, list[_Item]] = {}
+        for item in items:
+            by_category.setdefault(item.request.category, []).append(item)
+        for category, group in by_category.items():
+            ingester = self._ingester(category)
+            new = [i for i in group if i.outcome in (Outcome.CREATED, Outcome.REPLACED)]
+            references = ingester.write(conn, [i.prepared for i in new])
+            for item, reference in zip(new, references, strict=True):
+                item.reference = reference
+            for item in group:
+                if item.outcome is Outcome.REPLACED:
+                    ingester.erase(conn, item.existing.reference, DeletionReason.RECTIFICATION)
+                elif item.outcome is Outcome.DELETED:
+                    assert isinstance(item.request, DeletionIn)
+                    ingester.erase(conn, item.existing.reference, item.request.reason.value)
+                if item.outcome in (Outcome.UPDATED, Outcome.DELETED):
+                    item.reference = item.existing.reference
+            held = [i.request.national_id for i in group if i.existing is not None]
+            for part in _parts(held):
+                conn.execute(
+                    delete(national_records).where(
+                        national_records.c.category == category.value,
+                        national_records.c.national_id.in_(part),
+                    )
+                )
+        stale = [i.reference or "" for i in items] + [
+            i.existing.reference for i in items if i.existing is not None
+        ]
+        for part in _parts(sorted({r for r in stale if r})):
+            conn.execute(delete(core_data).where(core_data.c.reference.in_(part)))
+        upserts = [(i, i.request) for i in items if isinstance(i.request, RecordIn)]
+        hashes = {id(i): record.content_hash() for i, record in upserts}
+        changes = [
+            {
+                "category": i.request.category.value,
+                "national_id": i.request.national_id,
+                "operation": i.outcome.value if i.outcome else "",
+                "reference": i.reference,
+                "content_hash": hashes.get(id(i)),
+                "system": system.name,
+                "reason": i.request.reason.value if isinstance(i.request, DeletionIn) else None,
+                "at": now,
+            }
+            for i in items
+        ]
+        returning = insert(record_changes).returning(
+            record_changes.c.seq, sort_by_parameter_order=True
         )
-        item.reference = reference
-        kind = EventKind.RECORD_ENROLLED if old is None else EventKind.RECORD_UPDATED
-        return self._event(kind, request, reference, system, operation)
+        seqs = conn.execute(returning, changes).scalars().all()
+        seq_of = dict(zip((id(i) for i in items), seqs, strict=True))
+        if upserts:
+            rows = [
+                {
+                    "category": record.category.value,
+                    "national_id": record.national_id,
+                    "reference": i.reference,
+                    "content_hash": hashes[id(i)],
+                    "record_hash": record.record_hash(),
+                    "origin_country": record.origin_country,
+                    "retention_until": record.retention_until,
+                    "system": system.name,
+                    "seq": seq_of[id(i)],
+                    "updated_at": now,
+                }
+                for i, record in upserts
+            ]
+            conn.execute(insert(national_records), rows)
+        cores = [
+            {
+                "reference": i.reference,
+                "data": record.core_data.model_dump(mode="json", exclude_none=True),
+            }
+            for i, record in upserts
+            if record.core_data is not None
+        ]
+        if cores:
+            conn.execute(insert(core_data), cores)
+        return [self._event_of(i, system) for i in items]
 
-    def _change(
-        self,
-        conn: Connection,
-        request: RecordIn | DeletionIn,
-        operation: str,
-        reference: str,
-        content_hash: str | None,
-        system: SystemAccount,
-        now: dt.datetime,
-    ) -> int:
-        result = conn.execute(
-            insert(record_changes).values(
-                category=request.category.value,
-                national_id=request.national_id,
-                operation=operation,
-                reference=reference,
-                content_hash=content_hash,
-                system=system.name,
-                reason=request.reason.value if isinstance(request, DeletionIn) else None,
-                at=now,
+    def _event_of(self, item: _Item, system: SystemAccount) -> AuditEvent:
+        request = item.request
+        assert item.reference is not None and item.outcome is not None
+        if isinstance(request, DeletionIn):
+            return self._event(
+                EventKind.RECORD_DELETED, request, item.reference, system, request.reason.value
             )
-        )
-        pk = result.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+        kind = EventKind.RECORD_ENROLLED if item.existing is None else EventKind.RECORD_UPDATED
+        return self._event(kind, request, item.reference, system, item.outcome.value)
 
     def _event(
         self,
@@ -527,10 +545,16 @@ class NationalSystems:
     _last_error: PrumError = BadInput("no record was refused")
 
 
-def _key(category: Category, national_id: str) -> Any:
-    return (national_records.c.category == category.value) & (
-        national_records.c.national_id == national_id
-    )
+def _parts(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """``values`` in slices small enough for one IN list."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _conflict(exc: PrumError | IntegrityError) -> PrumError:
+    if isinstance(exc, PrumError):
+        return exc
+    return InvalidRecord(f"the record conflicts with a stored one: {exc.orig}")
 
 
 def _raw(record: RecordIn) -> bytes:
