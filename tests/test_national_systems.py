@@ -266,3 +266,104 @@ def test_retention_dates_erase_records_when_they_pass(node: Node) -> None:
     assert systems.expire() == 1
     assert [r.national_id for r in systems.listing(Category.DNA).records] == ["DNA-new"]
     assert np.isclose(node.matcher(Category.DNA).describe()["records"], 1)
+
+
+@pytest.fixture
+def every_category(tmp_path: Path, pki_dir: Path) -> Any:
+    config = NodeConfig(
+        party="DE",
+        data_dir=tmp_path / "de-all",
+        pki_dir=pki_dir,
+        router_url="https://localhost:1",
+        categories={c: CategoryPolicy() for c in Category},
+    )
+    node = Node(config)
+    yield node
+    node.close()
+
+
+BAD_LINES = {
+    "a corrupt image": {
+        "category": "face",
+        "national_id": "F-1",
+        "sample": {
+            "format": "image",
+            "data": base64.b64encode(b"\xff\xd8\xff" + b"x" * 64).decode(),
+        },
+    },
+    "an image that is no image": {
+        "category": "face",
+        "national_id": "F-2",
+        "sample": {"format": "image", "data": base64.b64encode(b"GIF89a not really").decode()},
+    },
+    "a transaction that lies about its length": {
+        "category": "finger",
+        "national_id": "AFIS-1",
+        "sample": {
+            "format": "ansi-nist",
+            "data": base64.b64encode(b"1.001:9999\x1d1.002:0502\x1c").decode(),
+        },
+    },
+    "a face sent as a DNA profile": {
+        "category": "face",
+        "national_id": "F-3",
+        "sample": {"format": "dna-profile", "content": {"loci": {}}},
+    },
+    "a single finger image without its position": {
+        "category": "finger",
+        "national_id": "AFIS-2",
+        "sample": {"format": "image", "data": base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()},
+    },
+    "core data for a vehicle": {
+        "category": "vehicle",
+        "national_id": "KBA-9",
+        "sample": {"format": "vehicle-registration", "content": {"plate": "B-AB 123"}},
+        "core_data": {"surnames": ["X"]},
+    },
+}
+INVALID_LINES = {
+    "an unknown category": {"category": "iris", "national_id": "I-1", "sample": {}},
+    "core data of the wrong shape": {
+        "category": "dna",
+        "national_id": "DNA-1",
+        "sample": {"format": "dna-profile", "content": {}},
+        "core_data": {"surnames": "Brandt", "gender": "male"},
+    },
+    "a national id with a slash": {
+        "category": "dna",
+        "national_id": "DNA/1",
+        "sample": {"format": "dna-profile", "content": {}},
+    },
+    "a sample in both forms": {
+        "category": "face",
+        "national_id": "F-4",
+        "sample": {"format": "image", "data": "eA==", "content": {}},
+    },
+    "an unknown field": {"category": "dna", "national_id": "D-2", "sample": {}, "name": "X"},
+}
+
+
+@pytest.mark.parametrize("what", sorted(BAD_LINES))
+def test_bad_records_are_refused_with_a_clear_error_and_change_nothing(
+    every_category: Node, what: str
+) -> None:
+    from prum.errors import PrumError
+
+    systems = NationalSystems(every_category)
+    record = RecordIn.model_validate(BAD_LINES[what])
+    with pytest.raises(PrumError) as caught:
+        systems.upsert(record, SYSTEM)
+    assert caught.value.code != "prum_error" and len(caught.value.message) > 10
+    assert systems.changes().changes == []
+    assert systems.listing(record.category).records == []
+
+
+def test_lines_that_are_not_records_are_refused_each_alone() -> None:
+    from prum.node.systems.batch import parse_lines
+
+    text = "\n".join(json.dumps(line) for line in INVALID_LINES.values()) + "\nnot json\n"
+    parsed = parse_lines(text.encode(), {}.__getitem__)
+    assert len(parsed) == len(INVALID_LINES) + 1
+    for line in parsed:
+        assert isinstance(line, InvalidRecord), line
+        assert line.message.startswith("line ")
