@@ -282,6 +282,7 @@ def every_category(tmp_path: Path, pki_dir: Path) -> Any:
     node.close()
 
 
+TRUNCATED_JPEG = b"\xff\xd8\xff" + b"x" * 64
 BAD_LINES = {
     "a corrupt image": {
         "category": "face",
