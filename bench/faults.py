@@ -375,58 +375,6 @@ def requester_kill_bulk(world: World) -> FaultRow:
     return row
 
 
-@fault("node killed mid national-systems batch")
-def systems_batch_kill(world: World) -> FaultRow:
-    """A national DNA database sends a batch; the node dies under it; the batch is sent
-    again whole: every record once (bench/ingest.py measures the same at 20,000)."""
-    import sqlalchemy as sa
-
-    from ingest import dna_lines, kill_mid_batch
-    from prum.federation.messages import Category
-    from prum.node.systems.accounts import add_system
-
-    party = POSTGRES_PARTY
-    row = FaultRow(
-        "node killed mid national-systems batch",
-        f"kill -9 of {party} about 30 % into a DNA batch of {SYSTEMS_BATCH:,} lines POSTed"
-        " to its national-systems interface; restart; the whole batch POSTed again",
-    )
-    engine = sa.create_engine(world.database_url(party))
-    try:
-        token = add_system(engine, "faults-dna-db", {Category.DNA})
-    finally:
-        engine.dispose()
-    with httpx.Client(
-        base_url=world.layout.parties[party].systems_url,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=httpx.Timeout(None, connect=10),
-    ) as client:
-        result = kill_mid_batch(
-            client,
-            dna_lines(SYSTEMS_BATCH, seed=11, prefix="FAULT-"),
-            kill=lambda: world.federation.kill(party),
-            restart=lambda: world.federation.restart(party),
-            database_url=world.database_url(party),
-            prefix="FAULT-",
-        )
-    row.lost, row.duplicated = result["lost"], result["duplicated"]
-    resent = ", ".join(f"{n:,} {outcome}" for outcome, n in result["resend"].items())
-    row.seen = (
-        f"killed {result['applied_before_kill']:,} records in (first request:"
-        f" {result['first_request']}); sent again: {resent}; {result['national_ids_held']:,}"
-        f" national ids held, {result['dna_rows']:,} DNA records"
-    )
-    if not result["killed_mid_batch"]:
-        row.notes.append("the batch had finished before the kill: not a mid-batch kill")
-    row.survived = (
-        result["killed_mid_batch"]
-        and row.lost == 0
-        and row.duplicated == 0
-        and recovered(world, row)
-    )
-    return row
-
-
 # --- storage faults ------------------------------------------------------------------------------
 
 
@@ -737,6 +685,65 @@ def expired(world: World) -> FaultRow:
     world.federation.kill(POSTGRES_PARTY, signal.SIGTERM)
     world.federation.restart(POSTGRES_PARTY)
     row.survived = blocked and recovered(world, row)
+    return row
+
+
+# --- the national-systems interface --------------------------------------------------------------
+
+
+@fault("node killed mid national-systems batch")
+def systems_batch_kill(world: World) -> FaultRow:
+    """A national DNA database sends a batch; the node dies under it; the batch is sent
+    again whole: every record once (bench/ingest.py measures the same at 20,000).
+
+    Last of the faults: its 10,000 audit entries bring HU a hundred signed checkpoints,
+    and a checkpoint signed under a certificate revoked later no longer verifies
+    (signing.AuditVerifier), which the revocation rows would then report."""
+    import sqlalchemy as sa
+
+    from ingest import dna_lines, kill_mid_batch
+    from prum.federation.messages import Category
+    from prum.node.systems.accounts import add_system
+
+    party = POSTGRES_PARTY
+    row = FaultRow(
+        "node killed mid national-systems batch",
+        f"kill -9 of {party} about 30 % into a DNA batch of {SYSTEMS_BATCH:,} lines POSTed"
+        " to its national-systems interface; restart; the whole batch POSTed again",
+    )
+    engine = sa.create_engine(world.database_url(party))
+    try:
+        token = add_system(engine, "faults-dna-db", {Category.DNA})
+    finally:
+        engine.dispose()
+    with httpx.Client(
+        base_url=world.layout.parties[party].systems_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(None, connect=10),
+    ) as client:
+        result = kill_mid_batch(
+            client,
+            dna_lines(SYSTEMS_BATCH, seed=11, prefix="FAULT-"),
+            kill=lambda: world.federation.kill(party),
+            restart=lambda: world.federation.restart(party),
+            database_url=world.database_url(party),
+            prefix="FAULT-",
+        )
+    row.lost, row.duplicated = result["lost"], result["duplicated"]
+    resent = ", ".join(f"{n:,} {outcome}" for outcome, n in result["resend"].items())
+    row.seen = (
+        f"killed {result['applied_before_kill']:,} records in (first request:"
+        f" {result['first_request']}); sent again: {resent}; {result['national_ids_held']:,}"
+        f" national ids held, {result['dna_rows']:,} DNA records"
+    )
+    if not result["killed_mid_batch"]:
+        row.notes.append("the batch had finished before the kill: not a mid-batch kill")
+    row.survived = (
+        result["killed_mid_batch"]
+        and row.lost == 0
+        and row.duplicated == 0
+        and recovered(world, row)
+    )
     return row
 
 

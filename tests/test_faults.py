@@ -1,7 +1,8 @@
 """A quick part of the fault campaign (bench/faults.py) on every test run: a real
 federation, the router killed mid-fan-out, the holder killed during a release, nodes that
 never answer, answer garbage or sign with another party's key, a full disk under an
-import and under an audit log, a certificate revoked mid-run. Each must be survived
+import and under an audit log, a certificate revoked mid-run, a node killed in the
+middle of a national-systems batch. Each must be survived
 with nothing lost and nothing twice. The whole campaign is `python bench/faults.py`."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ QUICK = [
     "full during an import",
     "holder's audit",
     "revoked",
+    "national-systems batch",
 ]
 NEEDS_ROOT = {"disk full during an import", "disk full under the holder's audit log"}
 
@@ -34,7 +36,7 @@ def test_quick_faults_are_survived_with_nothing_lost(tmp_path: Path) -> None:
     out = tmp_path / "faults.json"
     command = [sys.executable, str(ROOT / "bench" / "faults.py"), "--skip-inputs"]
     command += ["--root", str(tmp_path / "federation"), "--json", str(out), "--only", *QUICK]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     result = json.loads(out.read_text())
     rows = {row["name"]: row for row in result["faults"]}
