@@ -509,3 +509,54 @@ def test_a_node_says_when_its_own_certificate_is_revoked(
     assert "certificate" in own_certificate_problem(node)
     assert "is revoked" in own_certificate_problem(node)
     assert "prum pki issue AT" in own_certificate_problem(node)
+
+
+def test_capacity_cannot_be_oversold_by_concurrent_searches(
+    tmp_path: Path, pki_dir: Path, database_url: str
+) -> None:
+    """50 searches at once against a capacity of 10: exactly 10 reserve a slot."""
+    import threading
+
+    from prum.errors import CapacityExhausted
+    from prum.node.exchange import reserve_capacity
+
+    config = NodeConfig(
+        party="DE",
+        data_dir=tmp_path / "de",
+        database_url=database_url,
+        pki_dir=pki_dir,
+        router_url="https://localhost:1",
+        categories={Category.FACE: CategoryPolicy()},
+    )
+    node = Node(config)
+    request = SearchRequest.model_validate(
+        {
+            "request_number": "AT-1",
+            "requesting_party": "AT",
+            "requesting_user": "olga",
+            "category": "face",
+            "purpose": "investigation",
+            "offence": "0800 00",
+            "max_penalty_months": 60,
+            "case_reference": "AT-CASE-1",
+            "probe": {"format": "image", "data": base64.b64encode(b"x").decode()},
+        }
+    )
+    start = threading.Barrier(50)
+    outcomes: list[str] = []
+
+    def search() -> None:
+        start.wait()
+        try:
+            reserve_capacity(node, request, key="face", daily=10)
+            outcomes.append("answered")
+        except CapacityExhausted:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=search) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    node.close()
+    assert outcomes.count("answered") == 10 and outcomes.count("refused") == 40

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from prum.categories.interface import BatchMatcher, Exposure, MatchResult
 from prum.errors import (
@@ -73,36 +73,47 @@ def check_policy(node: Node, request: SearchRequest) -> CategoryPolicy:
     return policy
 
 
+# One statement, so two searches arriving together cannot both take the last slot: the
+# row is created or increased only while the sum stays within the day's capacity
+# (SQLite 3.35+ and PostgreSQL; the row lock of ON CONFLICT orders concurrent callers).
+_RESERVE = text(
+    "INSERT INTO node_capacity (day, requesting_party, search_type, used)"
+    " VALUES (:day, :party, :key, :amount)"
+    " ON CONFLICT (day, requesting_party, search_type) DO UPDATE"
+    " SET used = node_capacity.used + excluded.used"
+    " WHERE node_capacity.used + excluded.used <= :daily"
+    " RETURNING used"
+)
+
+
 def reserve_capacity(
     node: Node, request: SearchRequest, *, key: str, daily: int, amount: int = 1
 ) -> int:
-    """Count ``amount`` against the requester's daily capacity ``key`` (one transaction).
-
-    One-off searches count one each; batched comparisons count their profiles.
-    """
+    """Count ``amount`` against the requester's daily capacity ``key``, atomically;
+    returns the day's count. One-off searches count one each; batched comparisons count
+    their profiles."""
     day = utcnow().date()
-    where = (
-        capacity.c.day == day,
-        capacity.c.requesting_party == request.requesting_party,
-        capacity.c.search_type == key,
-    )
-    with node.engine.begin() as conn:
-        used = conn.execute(select(capacity.c.used).where(*where)).scalar_one_or_none()
-        if (used or 0) + amount > daily:
-            raise CapacityExhausted(
-                f"{node.party} has answered {used or 0} {key} searches from"
-                f" {request.requesting_party} today; the daily capacity is {daily}",
-                capacity=daily,
-            )
-        if used is None:
-            conn.execute(
-                insert(capacity).values(
-                    day=day, requesting_party=request.requesting_party, search_type=key, used=amount
+    party = request.requesting_party
+    used: int | None = None
+    if amount <= daily:
+        with node.engine.begin() as conn:
+            params = {"day": day, "party": party, "key": key, "amount": amount, "daily": daily}
+            used = conn.execute(_RESERVE, params).scalar_one_or_none()
+    if used is None:
+        with node.engine.connect() as conn:
+            taken = conn.execute(
+                select(capacity.c.used).where(
+                    capacity.c.day == day,
+                    capacity.c.requesting_party == party,
+                    capacity.c.search_type == key,
                 )
-            )
-        else:
-            conn.execute(update(capacity).where(*where).values(used=used + amount))
-        return (used or 0) + amount
+            ).scalar_one_or_none()
+        raise CapacityExhausted(
+            f"{node.party} has answered {taken or 0} {key} searches from {party} today;"
+            f" the daily capacity is {daily}",
+            capacity=daily,
+        )
+    return int(used)
 
 
 def _run_matcher(node: Node, request: SearchRequest, policy: CategoryPolicy) -> MatchResult:
