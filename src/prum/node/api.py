@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ from prum.node.core import Node, utcnow
 from prum.node.schema import requests_in, requests_out, searches, verifications
 from prum.node.users import Role, User, authenticate
 
+log = logging.getLogger(__name__)
 HTTP_STATUS.setdefault("unknown_reference", 404)
 
 
@@ -173,6 +175,18 @@ class DecisionIn(BaseModel):
     reason: RefusalReason | None = None
 
 
+async def run_retention(node: Node) -> None:
+    """Purge what is due (prum.node.retention) at start and then every check period."""
+    from prum.node import retention
+
+    while True:
+        try:
+            await run_in_threadpool(retention.purge, node)
+        except PrumError as exc:  # the database is away, or the log does not verify
+            log.warning("retention: %s", exc.message)
+        await asyncio.sleep(node.config.retention.check_seconds)
+
+
 def create_national_app(node: Node) -> FastAPI:
     wake = asyncio.Event()
     tls = client_context(node.config.pki_dir, node.party)
@@ -184,6 +198,7 @@ def create_national_app(node: Node) -> FastAPI:
         tasks = [
             asyncio.create_task(followup.run_outbox(node, http, wake)),
             asyncio.create_task(keep_crl_current(node.verifier)),
+            asyncio.create_task(run_retention(node)),
         ]
         if Category.DNA in node.config.categories:
             tasks.append(asyncio.create_task(comparisons.run_comparisons(node, http)))

@@ -154,3 +154,46 @@ def import_records(
     except PrumError as exc:
         raise _fail(exc) from exc
     raise typer.Exit(code=code)
+
+
+@node_app.command("retention")
+def retention_cmd(
+    config: ConfigFile,
+    run: Annotated[bool, typer.Option("--run", help="Delete what is due now.")] = False,
+) -> None:
+    """What the node holds of each data class, when it goes, and (--run) delete what is
+    due now (the running node does this by itself every check period)."""
+    from rich.table import Table
+
+    from prum.node import retention
+    from prum.node.core import Node
+
+    try:
+        node = Node(NodeConfig.load(config))
+        try:
+            purged = retention.purge(node) if run else {}
+            held = retention.holdings(node)
+        finally:
+            node.close()
+    except PrumError as exc:
+        raise _fail(exc) from exc
+    table = Table(title=f"what {node.party} holds")
+    for column in ("data", "held", "oldest", "kept for", "next deletion", "due now"):
+        table.add_column(column, justify="right" if column in ("held", "due now") else "left")
+    for item in held:
+        period = "until deleted" if item.period_days is None else f"{item.period_days} days"
+        if item.data_class == "web_sessions":
+            period = "until expiry"
+        nxt = item.next_deletion
+        table.add_row(
+            retention.WORDS[item.data_class],
+            f"{item.held:,}",
+            item.oldest.strftime("%Y-%m-%d %H:%M UTC") if item.oldest else "-",
+            period,
+            nxt.strftime("%Y-%m-%d") if nxt else "-",
+            f"{item.due:,}",
+        )
+    Console().print(table)
+    if run:
+        done = ", ".join(f"{n:,} {retention.WORDS[k]}" for k, n in purged.items() if n)
+        console.print(f"deleted: {done or 'nothing was due'}")
