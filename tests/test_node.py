@@ -38,7 +38,7 @@ from prum.federation.security import pki
 from prum.federation.security.signing import Signer
 from prum.federation.transport import status_for
 from prum.node import followup
-from prum.node.config import CategoryPolicy, NodeConfig, SearchTypePolicy
+from prum.node.config import CategoryPolicy, NodeConfig, ReleaseThreshold, SearchTypePolicy
 from prum.node.core import Node
 from prum.node.exchange import answer_search, check_probe, own_certificate_problem
 from prum.node.schema import core_data, outbox, requests_in, searches
@@ -188,7 +188,9 @@ def test_replayed_search_is_refused(tmp_path: Path, pki_dir: Path) -> None:
 def test_answer_carries_candidates_within_exposure_rules(
     tmp_path: Path, pki_dir: Path, embedded: list[Any]
 ) -> None:
-    node = make_node(tmp_path, pki_dir, max_candidates=3)
+    # No release threshold: this is about exposure and the cap (test_release_threshold.py
+    # has the default threshold on the same photos).
+    node = make_node(tmp_path, pki_dir, max_candidates=3, release=ReleaseThreshold())
     gallery = node.matcher(Category.FACE).gallery  # type: ignore[attr-defined]
     probe, *rest = embedded
     gallery.add_records(

@@ -340,6 +340,8 @@ _STATS_COLUMNS = (
     ("core_data_released", "released"),
     ("core_data_refused", "refused"),
     ("searches_received", "received"),
+    ("candidates_withheld", "withheld"),
+    ("investigative_answers", "investig."),
     ("answers", "answers"),
     ("timeouts", "timeouts"),
     ("unavailable", "unavail."),

@@ -108,6 +108,10 @@ class AuditEvent(BaseModel):
     outcome: Outcome | None = None
     reason_code: _ReasonCode | None = None
     candidate_count: Annotated[int, Field(ge=0, le=1000)] | None = None
+    # Candidates found but kept at home, below the release threshold (how many only).
+    withheld_count: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    # Answered under the national "investigative" setting (top candidates, any strength).
+    investigative: bool | None = None
     duration_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     signature: _Signature | None = None  # of the exchanged message: non-repudiation
     detail: _Detail | None = None

@@ -13,7 +13,9 @@ event kind                  outcome          to    counters
 ==========================  ===============  ====  =====================================
 search_sent                 any              R     searches (+ missing_person_searches)
 search_received             any              D     searches_received; R when the entry
-                                                   names no D (the router's entries)
+                                                   names no D (the router's entries);
+                                                   candidates_withheld (+= withheld_count),
+                                                   investigative_answers
 search_answered             hit / answered   R     hits, candidates (+= candidate_count)
 search_answered             no_hit           R     no_hits
 search_answered             any              D     answers; timeouts, unavailable,
@@ -105,6 +107,10 @@ def counters_for(event: AuditEvent) -> list[tuple[str | None, str, int]]:
             out.append((req, "missing_person_searches", 1))
     elif kind == EventKind.SEARCH_RECEIVED:
         out.append((resp or req, "searches_received", 1))
+        if event.withheld_count:
+            out.append((resp or req, "candidates_withheld", event.withheld_count))
+        if event.investigative:
+            out.append((resp or req, "investigative_answers", 1))
     elif kind == EventKind.SEARCH_ANSWERED:
         out.append((resp, "answers", 1))
         candidates = event.candidate_count or 0

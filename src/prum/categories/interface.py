@@ -93,6 +93,9 @@ class Exposure:
 class MatchResult:
     candidates: list[Candidate]
     gallery_size: int
+    # The probe's overall quality (0-100) where the matcher measures one (faces): a poor
+    # probe is held to a stricter release threshold (prum.node.release).
+    probe_quality: float | None = None
 
 
 class CategoryMatcher(Protocol):

@@ -251,10 +251,11 @@ class SearchHeader(_Signed):
     requesting_user: Pseudonym
     category: Category
     purpose: Purpose
-    # Mandatory for a one-off search; a bulk or continuous comparison compares whole
-    # databases and names no single offence.
+    # Criminal-offence searches: mandatory for a one-off search (a bulk or continuous
+    # comparison compares whole databases and names no single offence), with the
+    # offence's maximum penalty. Missing-person and human-remains searches need neither.
     offence: OffenceCode | None = None
-    max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
+    max_penalty_months: Annotated[int, Field(ge=0, le=1200)] | None = None
     case_reference: ShortText
     targets: Literal["all"] | Annotated[list[Party], Field(min_length=1, max_length=40)] = "all"
     mode: SearchMode = SearchMode.SEARCH
@@ -262,6 +263,15 @@ class SearchHeader(_Signed):
     search_type: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}/[A-Z]{2}$")] | None = None
     max_candidates: Annotated[int, Field(ge=1, le=100)] = 10
     deadline_ms: Annotated[int, Field(ge=100, le=900_000)] = 10_000
+
+    @model_validator(mode="after")
+    def _offence_when_criminal(self) -> SearchHeader:
+        if self.purpose is Purpose.INVESTIGATION:
+            if self.max_penalty_months is None:
+                raise ValueError("a criminal-offence search gives the offence's max_penalty_months")
+            if self.mode is SearchMode.SEARCH and self.offence is None:
+                raise ValueError("a search names its offence category (ECRIS)")
+        return self
 
 
 class SearchRequest(SearchHeader):
@@ -281,8 +291,6 @@ class SearchRequest(SearchHeader):
         if self.mode is SearchMode.SEARCH:
             if self.probe is None or self.batch is not None:
                 raise ValueError("a one-off search carries a probe and no batch")
-            if self.offence is None:
-                raise ValueError("a search names its offence category (ECRIS)")
             plate = self.probe.vehicle is not None and self.probe.vehicle.plate is not None
             if plate and (self.targets == "all" or len(self.targets) != 1):
                 raise ValueError("a plate query goes to one country: the plate's")
@@ -418,6 +426,10 @@ class CountryReply(ReplyHeader):
     """The answer of one requested party, or what the router observed instead."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # Candidates the holder found but did not send: weaker than its release threshold
+    # (how many, never who). Absent from older nodes' replies.
+    withheld: Annotated[int, Field(ge=0)] | None = None
 
     # Up to 100 per probe: a batched comparison answers for each of its probes.
     candidates: Annotated[list[Candidate], Field(max_length=10 * MAX_BATCH)] = Field(

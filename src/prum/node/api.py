@@ -129,8 +129,10 @@ RowId = Annotated[int, Path(ge=1, le=2**62)]
 class SearchIn(BaseModel):
     category: Category = Category.FACE
     purpose: Purpose = Purpose.INVESTIGATION
-    offence: str
-    max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
+    # Criminal-offence searches (purpose "investigation") only: missing-person and
+    # human-remains searches name no offence.
+    offence: str | None = None
+    max_penalty_months: Annotated[int, Field(ge=0, le=1200)] | None = None
     case_reference: Annotated[str, Field(min_length=1, max_length=200)]
     image: Annotated[
         str | None,
@@ -385,8 +387,9 @@ def _search_view(node: Node, search_id: int) -> dict[str, Any]:
         ).all()
     view = _summary(search)
     view["purpose"] = search["purpose"]
-    view["offence"] = search["offence"]
-    view["max_penalty_months"] = search["max_penalty_months"]
+    criminal = search["purpose"] == Purpose.INVESTIGATION.value
+    view["offence"] = search["offence"] or None
+    view["max_penalty_months"] = search["max_penalty_months"] if criminal else None
     view["replies"] = (search.get("reply") or {}).get("replies", [])
     view["verifications"] = [dict(d._mapping) for d in decisions]
     view["core_data_requests"] = [dict(r._mapping) for r in requests]

@@ -45,8 +45,9 @@ from prum.federation.messages import (
 )
 from prum.federation.security.pki import PeerIdentity, format_serial
 from prum.federation.security.signing import SignedEnvelope
-from prum.node.config import CategoryPolicy
+from prum.node.config import CategoryPolicy, ReleaseThreshold
 from prum.node.core import Node, utcnow, validated
+from prum.node.release import Released, release
 from prum.node.schema import capacity, national_records, searches
 from prum.node.users import Role, User
 
@@ -63,12 +64,16 @@ def check_policy(node: Node, request: SearchRequest) -> CategoryPolicy:
         raise PurposeNotAllowed(
             f"{node.party} answers {request.category.value} searches only for: {allowed}"
         )
-    if request.max_penalty_months < policy.min_penalty_months:
+    policy = policy.with_defaults(request.category)  # a policy set after loading
+    minimum = policy.min_penalty_months or 0
+    # Missing-person and remains searches name no offence: the threshold is the criminal
+    # searches' (SearchHeader makes an investigation request carry its penalty).
+    penalty = request.max_penalty_months
+    if request.purpose is Purpose.INVESTIGATION and (penalty or 0) < minimum:
         raise PenaltyBelowThreshold(
             f"{request.category.value} searches need an offence punishable by at least"
-            f" {policy.min_penalty_months} months; the request says"
-            f" {request.max_penalty_months}",
-            minimum=policy.min_penalty_months,
+            f" {minimum} months; the request says {penalty}",
+            minimum=minimum,
         )
     return policy
 
@@ -119,7 +124,7 @@ def reserve_capacity(
 def _run_matcher(node: Node, request: SearchRequest, policy: CategoryPolicy) -> MatchResult:
     """Capacity, then the national matcher, for a one-off search or a batch."""
     exposure = Exposure(
-        subjects=frozenset(policy.exposed_subjects),
+        subjects=policy.subjects_for(request.purpose),
         min_age=policy.min_age,
         unknown_age_exposed=policy.unknown_age_exposed,
     )
@@ -195,10 +200,12 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
     node.replay.check(request.message_id, request.issued_at)
     started = time.perf_counter()
     status, candidates, gallery_size, error = ReplyStatus.ERROR, [], None, None
+    released: Released | None = None
     try:
         policy = check_policy(node, request)
         result = _run_matcher(node, request, policy)
-        candidates, gallery_size = with_origins(node, result.candidates), result.gallery_size
+        released = release(policy.release or ReleaseThreshold(), result)
+        candidates, gallery_size = with_origins(node, released.candidates), result.gallery_size
         status = ReplyStatus.ANSWERED if candidates else ReplyStatus.NO_HIT
     except PolicyRefused as exc:
         status, error = ReplyStatus.REFUSED, ErrorInfo(**exc.to_dict())
@@ -214,6 +221,7 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
         duration_ms=duration,
         gallery_size=gallery_size,
         candidates=candidates,
+        withheld=released.withheld if released and released.withheld else None,
         error=error,
     )
     node.log(
@@ -231,10 +239,14 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
         outcome={"answered": "hit"}.get(status.value, status.value),
         reason_code=error.code if error else None,
         candidate_count=len(candidates),
+        withheld_count=reply.withheld,
+        investigative=True if released and released.investigative else None,
         duration_ms=round(duration),
         signature=message.signature,
     )
-    return node.signer.sign(reply.model_dump(mode="json"))
+    # "withheld" only when some were: a requester of an older version does not know it.
+    body = reply.model_dump(mode="json", exclude=None if reply.withheld else {"withheld"})
+    return node.signer.sign(body)
 
 
 @dataclass(frozen=True)
@@ -248,8 +260,8 @@ class SearchForm:
 
     category: Category
     purpose: Purpose
-    offence: str
-    max_penalty_months: int
+    offence: str | None  # criminal-offence searches only
+    max_penalty_months: int | None
     case_reference: str
     image: bytes = b""
     targets: list[str] | None = None  # None: all that offer the category
@@ -383,7 +395,8 @@ async def dispatch(
                 category=request.category.value,
                 purpose=request.purpose.value,
                 offence=request.offence or "",
-                max_penalty_months=request.max_penalty_months,
+                # 0 where the purpose names no offence (missing persons, remains).
+                max_penalty_months=request.max_penalty_months or 0,
                 case_reference=request.case_reference,
                 targets=request.targets if request.targets != "all" else ["all"],
                 probe=stored_probe,

@@ -65,7 +65,10 @@ class FaceMatcher:
                     image=None if image is None else base64.b64encode(image[0]),
                 )
             )
-        return MatchResult(candidates=candidates, gallery_size=result.gallery_size)
+        quality = None if result.probe_quality is None else result.probe_quality.overall
+        return MatchResult(
+            candidates=candidates, gallery_size=result.gallery_size, probe_quality=quality
+        )
 
     def delete(self, reference: str, *, reason: str) -> None:
         self.gallery.delete(reference, reason=reason)

@@ -223,7 +223,8 @@ class Fanout:
         return Answer(
             party=party,
             status=status,
-            reply_json=canonical_json(reply.model_dump(mode="json")),
+            # Without the newer optional "withheld", which older requesters do not know.
+            reply_json=canonical_json(reply.model_dump(mode="json", exclude={"withheld"})),
             message_id=reply.message_id,
             candidates=0,
             duration_ms=duration_ms,

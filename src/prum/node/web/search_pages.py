@@ -95,9 +95,10 @@ async def submit_search(
     user: Officer,
     category: Annotated[Category, Form()],
     purpose: Annotated[Purpose, Form()],
-    offence: Annotated[str, Form(max_length=16)],
-    max_penalty_months: Annotated[int, Form(ge=0, le=1200)],
     case_reference: Annotated[str, Form(min_length=1, max_length=200)],
+    # Criminal-offence searches only (missing persons and remains name no offence).
+    offence: Annotated[str, Form(max_length=16)] = "",
+    max_penalty_months: Annotated[int | None, Form(ge=0, le=1200)] = None,
     targets: Annotated[list[str] | None, Form()] = None,
     face_box: Annotated[str, Form(max_length=80)] = "",
     deadline_s: Annotated[int, Form(ge=1, le=900)] = 10,
@@ -182,7 +183,7 @@ async def submit_search(
             exchange.SearchForm(
                 category=category,
                 purpose=purpose,
-                offence=offence,
+                offence=offence or None,
                 max_penalty_months=max_penalty_months,
                 case_reference=case_reference.strip(),
                 image=photo,

@@ -26,6 +26,8 @@ MONTHLY = (
     ("core_data_requests", "core-data requests"),
     ("core_data_released", "core data released"),
     ("core_data_delivered", "core data received"),
+    ("candidates_withheld", "candidates withheld (below the release threshold)"),
+    ("investigative_answers", "searches answered under the investigative setting"),
 )
 ANSWER_STATUSES = ("answers", "refusals", "timeouts", "unavailable", "errors")
 # Margin around a face when cropping it for the side-by-side view (share of the box).
