@@ -27,6 +27,7 @@ missing and root). Writes bench/results/faults.json and docs/reliability.md's ta
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -689,6 +690,122 @@ def expired(world: World) -> FaultRow:
 
 
 # --- the national-systems interface --------------------------------------------------------------
+
+
+@fault("holder killed before its erasure notices left")
+def holder_kill_withdrawal(world: World) -> FaultRow:
+    """DE's national DNA database erases a record that AT and HU received as a candidate;
+    the router is down, so the two withdrawal notices wait in DE's outbox; DE is killed
+    (-9); router and DE come back: each receiver must get its notice once."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from prum.categories.dna.frequencies import AlleleFrequencies
+    from prum.categories.dna.generate import Generator, profile_of
+    from prum.categories.dna.loci import LocusSet
+    from prum.federation.messages import Category
+    from prum.node.systems.accounts import add_system
+
+    row = FaultRow(
+        "holder killed before its erasure notices left",
+        f"AT and {POSTGRES_PARTY} received a record of {HOLDER} as a candidate; router"
+        f" killed; {HOLDER}'s national system erases the record; kill -9 of {HOLDER};"
+        " router and holder restarted",
+    )
+    receivers = [REQUESTER, POSTGRES_PARTY]
+    engine = sa.create_engine(world.database_url(HOLDER))
+    try:
+        token = add_system(engine, "faults-erasure", {Category.DNA})
+    finally:
+        engine.dispose()
+    loci = LocusSet("prum")
+    generator = Generator(AlleleFrequencies.default(), loci)
+    person = generator.database(1, seed=77, trace_share=0, family_share=0).codes[0]
+    systems = httpx.Client(
+        base_url=world.layout.parties[HOLDER].systems_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    with systems:
+        stored = systems.post(
+            "/v1/records",
+            json={
+                "category": "dna",
+                "national_id": "FAULT-ERASED-1",
+                "sample": {
+                    "format": "dna-profile",
+                    "content": profile_of(person, loci, identified=True).to_dict(),
+                },
+            },
+        )
+        stored.raise_for_status()
+        reference = stored.json()["reference"]
+        trace = profile_of(
+            generator.trace(person, np.random.default_rng(77), keep=10), loci, identified=False
+        ).to_json()
+        body = world.search_body(
+            "dna",
+            targets=[HOLDER],
+            probe={"format": "dna_profile", "data": base64.b64encode(trace).decode()},
+        )
+        searched = {}
+        for party in receivers:
+            with world.api(party) as officer:
+                response = officer.post("/api/searches", json=body)
+            response.raise_for_status()
+            searched[party] = int(response.json()["id"])
+        world.federation.kill("ROUTER")
+        try:
+            systems.delete(
+                "/v1/records/dna/FAULT-ERASED-1", params={"reason": "erasure"}
+            ).raise_for_status()
+            [(queued,)] = run_sql(
+                world,
+                HOLDER,
+                "SELECT count(*) FROM node_outbox WHERE kind = 'record_withdrawn'"
+                f" AND delivered_at IS NULL AND CAST(envelope AS TEXT) LIKE '%{reference}%'",
+            )
+            world.federation.kill(HOLDER)
+        finally:
+            world.federation.restart("ROUTER")
+            world.federation.restart(HOLDER)
+
+    def withdrawn_at(party: str) -> bool:
+        with world.api(party) as officer:
+            found = officer.get(f"/api/searches/{searched[party]}").json()
+        return any(
+            c["reference"] == reference and c.get("withdrawn") and not c.get("details")
+            for reply in found["replies"]
+            for c in reply["candidates"]
+        )
+
+    arrived = []
+    for party in receivers:
+        try:
+            wait_for(f"the withdrawal at {party}", lambda p=party: withdrawn_at(p))
+            arrived.append(party)
+        except Unavailable:
+            row.notes.append(f"{party} never received the notice")
+    time.sleep(1.5)  # a second delivery would arrive meanwhile
+    notices = {
+        party: run_sql(
+            world,
+            party,
+            "SELECT count(*) FROM audit_entries WHERE kind = 'record_withdrawn'"
+            f" AND body LIKE '%{reference}%'",
+        )[0][0]
+        for party in receivers
+    }
+    row.lost = len(receivers) - len(arrived)
+    row.duplicated = sum(max(0, n - 1) for n in notices.values())
+    row.seen = (
+        f"{queued} notices queued with the erasure; after the restart"
+        f" {', '.join(arrived) or 'nobody'} removed the candidate (notices applied:"
+        f" {', '.join(f'{p} {n}' for p, n in notices.items())})"
+    )
+    row.survived = queued == len(receivers) and row.lost == 0 and row.duplicated == 0
+    row.survived = row.survived and recovered(world, row)
+    return row
 
 
 @fault("node killed mid national-systems batch")

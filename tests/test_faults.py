@@ -1,9 +1,10 @@
 """A quick part of the fault campaign (bench/faults.py) on every test run: a real
 federation, the router killed mid-fan-out, the holder killed during a release, nodes that
 never answer, answer garbage or sign with another party's key, a full disk under an
-import and under an audit log, a certificate revoked mid-run, a node killed in the
-middle of a national-systems batch. Each must be survived
-with nothing lost and nothing twice. The whole campaign is `python bench/faults.py`."""
+import and under an audit log, a certificate revoked mid-run, a holder killed before
+its erasure notices left, a node killed in the middle of a national-systems batch. Each
+must be survived with nothing lost and nothing twice. The whole campaign is
+`python bench/faults.py`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ QUICK = [
     "full during an import",
     "holder's audit",
     "revoked",
+    "erasure notices",
     "national-systems batch",
 ]
 NEEDS_ROOT = {"disk full during an import", "disk full under the holder's audit log"}

@@ -66,6 +66,9 @@ class EventKind(StrEnum):
     LOG_VIEWED = "log_viewed"  # a supervisor read the log (who watches the watchers)
     PURGE = "purge"  # retention: entries deleted (written by AuditLog.purge)
     RECORD_UPDATED = "record_updated"  # a national system changed a record (new version)
+    # A holder's erased or rectified record withdrawn from a party it had sent it to: at
+    # the holder (notice queued), the router (forwarded) and the receiver (copies removed).
+    RECORD_WITHDRAWN = "record_withdrawn"
 
 
 class Outcome(StrEnum):

@@ -515,6 +515,44 @@ class CoreDataReply(_Signed):
         return self
 
 
+class WithdrawalReason(StrEnum):
+    """Why a holder withdrew a record it had sent as a candidate (the national system's
+    deletion reason, prum.node.systems.contract.DeletionReason)."""
+
+    ERASURE = "erasure"
+    RECTIFICATION = "rectification"  # the record was corrected: a new version replaced it
+    RETENTION_EXPIRED = "retention_expired"
+    ACQUITTAL = "acquittal"
+    COURT_ORDER = "court_order"
+    DUPLICATE = "duplicate"
+    UNLAWFUL = "unlawful_processing"
+
+
+# References per notice: the audit entry of a notice names each one, and an entry names
+# at most 100 (prum.audit.events.AuditEvent.reference).
+MAX_WITHDRAWN = 100
+
+
+class Withdrawal(_Message):
+    """One reference a holder no longer holds, and why (no personal data)."""
+
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    category: Category
+    reason: WithdrawalReason
+
+
+class RecordWithdrawn(_Signed):
+    """Step 2, from the holder: records it had sent to the requesting party as candidates
+    (with their images, and perhaps released core data) were erased or rectified; the
+    receiver removes what it holds of them and keeps only the fact and the reason."""
+
+    kind: Literal["record_withdrawn"] = "record_withdrawn"
+    holder_party: Party
+    requesting_party: Party  # the party that received the references
+    withdrawn: Annotated[list[Withdrawal], Field(min_length=1, max_length=MAX_WITHDRAWN)]
+    withdrawn_at: dt.datetime
+
+
 WIRE_MODELS: tuple[type[BaseModel], ...] = (
     SearchRequest,
     SearchReply,
@@ -524,6 +562,7 @@ WIRE_MODELS: tuple[type[BaseModel], ...] = (
     Verification,
     CoreDataRequest,
     CoreDataReply,
+    RecordWithdrawn,
     ErrorInfo,
 )
 

@@ -50,6 +50,7 @@ from prum.node.core import Node, utcnow, validated
 from prum.node.release import Released, release
 from prum.node.schema import capacity, national_records, searches
 from prum.node.users import Role, User
+from prum.node.withdrawal import record_sent
 
 
 def check_policy(node: Node, request: SearchRequest) -> CategoryPolicy:
@@ -206,6 +207,8 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
         result = _run_matcher(node, request, policy)
         released = release(policy.release or ReleaseThreshold(), result)
         candidates, gallery_size = with_origins(node, released.candidates), result.gallery_size
+        # Before the answer leaves: whom to tell if one of them is erased later.
+        record_sent(node, request.requesting_party, candidates)
         status = ReplyStatus.ANSWERED if candidates else ReplyStatus.NO_HIT
     except PolicyRefused as exc:
         status, error = ReplyStatus.REFUSED, ErrorInfo(**exc.to_dict())

@@ -56,6 +56,7 @@ from prum.node.schema import (
     verifications,
 )
 from prum.node.users import Role, User
+from prum.node.withdrawal import receive_withdrawal
 
 # Retry delays of undelivered messages double from the configured start up to this.
 MAX_RETRY_SECONDS = 60.0
@@ -146,7 +147,12 @@ def request_core_data(
     if not ({Role.OFFICER, Role.EXAMINER} & user.roles):
         user.require(Role.OFFICER)
     search = load_search(node, search_id)
-    find_candidate(search, party, reference)
+    withdrawn = find_candidate(search, party, reference).get("withdrawn")
+    if withdrawn:
+        raise WrongState(
+            f"{party} withdrew candidate {reference} ({withdrawn['words']}): there is no"
+            " core data to request"
+        )
     _two_steps(search)
     with node.engine.connect() as conn:
         verification = latest_verification(conn, search_id, party, reference)
@@ -214,8 +220,9 @@ def request_core_data(
 
 
 def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
-    """Accept a core-data request or reply delivered by the router (the sender's
-    envelope, as bytes), exactly once.
+    """Accept a core-data request or reply, or a holder's withdrawal notice
+    (prum.node.withdrawal), delivered by the router (the sender's envelope, as bytes),
+    exactly once.
 
     No replay time window here: the sender's outbox may legitimately retry for hours
     while this node is down. A message id already accepted is acknowledged as a
@@ -225,6 +232,8 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
         raise NotAuthorised(f"deliveries arrive through the router, not from {peer.party}")
     message = node.verifier.verify_json(raw)
     kind = message.body.get("kind")
+    if kind == "record_withdrawn":
+        return receive_withdrawal(node, message)
     if kind == "core_data_request":
         request: CoreDataRequest = validated(CoreDataRequest, message.body)
         if request.requesting_party != message.signer or request.holder_party != node.party:
@@ -236,7 +245,9 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
             raise NotAuthorised("the reply is not from its signer, or not for this node")
         message_id, sender = reply.message_id, reply.holder_party
     else:
-        raise BadInput(f"the inbox takes core-data requests and replies, not {kind!r}")
+        raise BadInput(
+            f"the inbox takes core-data requests and replies and withdrawal notices, not {kind!r}"
+        )
     now = utcnow()
     try:
         with node.engine.begin() as conn:

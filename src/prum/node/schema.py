@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -145,6 +146,17 @@ inbox = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
+# Which of this node's references it sent to which party as candidates (in answers to
+# their searches): who must be told when the record is erased or rectified. A row goes
+# when its withdrawal notice is queued (prum.node.withdrawal).
+references_sent = Table(
+    "node_references_sent",
+    metadata,
+    Column("reference", String(40), primary_key=True),
+    Column("party", String(8), primary_key=True),
+    Column("first_sent_at", DateTime(timezone=True), nullable=False),
+)
+
 # Searches answered per requesting party, category and day (daily capacities).
 capacity = Table(
     "node_capacity",
@@ -246,3 +258,6 @@ record_changes = Table(
     Column("reason", String(32), nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+# A withdrawal looks a sent reference up here to tell an erased record from one that was
+# never a national system's (prum.node.withdrawal.record_sent).
+Index("ix_node_record_changes_reference", record_changes.c.reference)

@@ -139,8 +139,9 @@ def create_app(settings: RouterSettings, router: Router | None = None) -> HotPat
 
     @app.post("/v1/deliver", response_model=Ack, responses=ERRORS, openapi_extra=envelope_body)
     async def deliver(request: Request) -> Ack:
-        """Forward a signed CoreDataRequest (to its holder) or CoreDataReply (to its
-        requester) to the destination's inbox; relay its acknowledgement."""
+        """Forward a signed CoreDataRequest (to its holder), CoreDataReply or
+        RecordWithdrawn notice (to its requester) to the destination's inbox; relay its
+        acknowledgement."""
         peer = _peer(service, request)
         ack = await _guarded(service.deliver(await request.body(), peer))
         return Ack.model_validate(ack)

@@ -54,6 +54,7 @@ from prum.errors import (
 from prum.federation.messages import (
     CoreDataReply,
     CoreDataRequest,
+    RecordWithdrawn,
     ReplyStatus,
     SearchHeader,
     SearchReply,
@@ -323,7 +324,8 @@ class Router:
     # --- deliver --------------------------------------------------------------------
 
     async def deliver(self, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
-        """Forward a CoreDataRequest or CoreDataReply; return the destination's ack.
+        """Forward a CoreDataRequest, a CoreDataReply or a RecordWithdrawn notice;
+        return the destination's ack.
 
         There is no replay guard here, only the time window: a sender's outbox resends
         the same message until it is acknowledged, and the destination's inbox makes
@@ -375,9 +377,9 @@ class Router:
         return ack
 
     def _route(self, message: VerifiedMessage, log: dict[str, Any]) -> tuple[str, str, EventKind]:
-        """(sender, destination, audit kind) of a core-data message, checked."""
+        """(sender, destination, audit kind) of a step-2 message, checked."""
         kind = message.body.get("kind")
-        parsed: CoreDataRequest | CoreDataReply
+        parsed: CoreDataRequest | CoreDataReply | RecordWithdrawn
         if kind == "core_data_request":
             parsed = _parse(CoreDataRequest, message.body)
             sender, destination = parsed.requesting_party, parsed.holder_party
@@ -392,10 +394,15 @@ class Router:
             parsed = _parse(CoreDataReply, message.body)
             sender, destination = parsed.holder_party, parsed.requesting_party
             event_kind, role = EventKind.CORE_DATA_DECIDED, "holder_party"
+        elif kind == "record_withdrawn":
+            parsed = _parse(RecordWithdrawn, message.body)
+            sender, destination = parsed.holder_party, parsed.requesting_party
+            event_kind, role = EventKind.RECORD_WITHDRAWN, "holder_party"
+            log.update(reference=[w.reference for w in parsed.withdrawn])
         else:
             raise InvalidMessage(
-                "/v1/deliver takes a core_data_request or a core_data_reply, "
-                f"not {str(kind)[:40]!r}",
+                "/v1/deliver takes a core_data_request, a core_data_reply or a"
+                f" record_withdrawn, not {str(kind)[:40]!r}",
             )
         log.update(requesting_party=parsed.requesting_party, requested_party=parsed.holder_party)
         if sender != message.signer:

@@ -58,6 +58,7 @@ from prum.node.systems.contract import (
     RecordIn,
     RecordResult,
 )
+from prum.node.withdrawal import queue_withdrawals
 
 # Categories whose samples are costly to prepare (image decoding, detection, templates):
 # prepared in worker processes when the interface runs with more than one worker.
@@ -382,7 +383,21 @@ class NationalSystems:
         ]
         if cores:
             conn.execute(insert(core_data), cores)
-        return [self._event_of(i, system) for i in items]
+        # References erased here that went abroad as candidates: their holders' notices
+        # leave through the outbox, committed with the erasure (prum.node.withdrawal).
+        erased = [
+            (
+                i.existing.reference,
+                i.request.category,
+                i.request.reason.value
+                if isinstance(i.request, DeletionIn)
+                else DeletionReason.RECTIFICATION.value,
+            )
+            for i in items
+            if i.outcome in (Outcome.DELETED, Outcome.REPLACED)
+        ]
+        notices = queue_withdrawals(self.node, conn, erased)
+        return [self._event_of(i, system) for i in items] + notices
 
     def _event_of(self, item: _Item, system: SystemAccount) -> AuditEvent:
         request = item.request
