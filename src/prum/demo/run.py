@@ -25,9 +25,11 @@ from prum.demo.processes import Federation, Layout, lay_out, poll
 from prum.demo.samples import SampleSet, sample_faces
 from prum.errors import PrumError, Unavailable
 from prum.node.core import Node
+from prum.node.systems.accounts import add_system
 from prum.node.users import Role, add_user
 
 PARTIES = ["AT", "DE", "HU", "NL", "EUROPOL"]
+SYSTEM_TOKEN_FILE = "systems.token"
 REQUESTER, HOLDER = "AT", "DE"
 USERS = {
     "olga": Role.OFFICER,
@@ -122,9 +124,14 @@ def fill(
             out.print(f"  + {scale} synthetic background templates per country")
         if others:
             facts = national.enrol_others(nodes, out)
-        for node in nodes.values():
+        for party, node in nodes.items():
             for name, role in USERS.items():
                 add_user(node.engine, name, password(node.party), {role})
+            # A token for trying the national-systems interface (docs/national-systems.md).
+            token = add_system(node.engine, "demo-systems", set(node.config.categories))
+            token_file = layout.parties[party].data_dir / SYSTEM_TOKEN_FILE
+            token_file.write_text(token + "\n")
+            token_file.chmod(0o600)
     finally:
         for node in nodes.values():
             node.close()
@@ -271,7 +278,8 @@ def _print_urls(layout: Layout, out: Console) -> None:
         out.print(
             f"{party:8s}    workbench {plan.api_url}/workbench/  (users {'/'.join(USERS)},"
             f" password {password(party)}); national API {plan.api_url};"
-            f" federation {plan.federation_url}"
+            f" federation {plan.federation_url}; national systems {plan.systems_url}"
+            f" (token in {plan.data_dir / SYSTEM_TOKEN_FILE})"
         )
 
 
