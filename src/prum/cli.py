@@ -16,6 +16,7 @@ from prum.categories.finger.cli import app as finger_app
 from prum.categories.records.cli import app as records_app
 from prum.categories.vehicle.cli import app as vehicle_app
 from prum.cliargs import CPUS, PrumGroup, Workers, console
+from prum.conformance.cli import conformance_app
 from prum.federation.router.cli import router_app
 from prum.federation.security.cli import pki_app
 from prum.node.cli import node_app
@@ -35,6 +36,7 @@ app.add_typer(vehicle_app, name="vehicle")
 app.add_typer(dna_app, name="dna")
 app.add_typer(finger_app, name="finger")
 app.add_typer(records_app, name="records")
+app.add_typer(conformance_app, name="conformance")
 app.command("stats", help="Statistics per party, category and purpose (no personal data).")(
     audit_stats
 )
