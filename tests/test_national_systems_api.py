@@ -423,3 +423,22 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing_once_sent_again(world: Wo
     assert tuple(mapped) == (3000, 3000)  # nothing lost
     assert stored == 3000  # nothing duplicated
     assert cores == 3000
+
+
+def test_the_interface_serves_https_when_configured(tmp_path: Path) -> None:
+    layout = lay_out(tmp_path, ["DE"], policies={"DE": {Category.DNA: POLICIES[Category.DNA]}})
+    plan = layout.parties["DE"]
+    config = layout.config("DE").model_copy(update={"systems_tls": True})
+    plan.config_path.write_text(config.model_dump_json(indent=2))
+    node = Node(config)
+    token = add_system(node.engine, "dna-db", {Category.DNA})
+    node.close()
+    with Federation(layout) as processes:
+        processes.start("DE")
+        processes.wait_ready(["DE"])
+        url = f"https://localhost:{plan.systems_port}"
+        with httpx.Client(verify=str(layout.pki_dir / "ca.pem"), timeout=30) as client:
+            page = client.get(f"{url}/v1/changes", headers={"Authorization": f"Bearer {token}"})
+            assert page.status_code == 200 and page.json()["changes"] == []
+        with pytest.raises(httpx.HTTPError):  # no plain HTTP on that port
+            httpx.get(f"http://127.0.0.1:{plan.systems_port}/v1/health", timeout=10)

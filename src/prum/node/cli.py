@@ -25,7 +25,7 @@ def _fail(exc: PrumError) -> typer.Exit:
 @node_app.command("serve")
 def serve(config: ConfigFile) -> None:
     """Serve the router-facing API (mutual TLS) and the national API."""
-    from prum.federation.security.pki import server_context
+    from prum.federation.security.pki import server_context, token_server_context
     from prum.federation.transport import Listener, serve_many
     from prum.node.api import create_federation_app, create_national_app
     from prum.node.core import Node
@@ -43,13 +43,19 @@ def serve(config: ConfigFile) -> None:
         )
         national = Listener(create_national_app(node), cfg.api_host, cfg.api_port)
         systems = NationalSystems(node, workers=cfg.systems_workers)
-        machines = Listener(create_systems_app(node, systems), cfg.systems_host, cfg.systems_port)
+        machines = Listener(
+            create_systems_app(node, systems),
+            cfg.systems_host,
+            cfg.systems_port,
+            token_server_context(cfg.pki_dir, cfg.party) if cfg.systems_tls else None,
+        )
     except PrumError as exc:
         raise _fail(exc) from exc
     console.print(
         f"node {cfg.party}: federation https://{cfg.federation_host}:{cfg.federation_port},"
         f" national http://{cfg.api_host}:{cfg.api_port},"
-        f" national systems http://{cfg.systems_host}:{cfg.systems_port}"
+        f" national systems {'https' if cfg.systems_tls else 'http'}://"
+        f"{cfg.systems_host}:{cfg.systems_port}"
     )
     serve_many(national, federation, machines)
     node.close()

@@ -231,6 +231,9 @@ class NodeConfig(BaseModel):
     # The national-systems interface (machines: AFIS, DNA database ...; bearer tokens).
     systems_host: str = "127.0.0.1"
     systems_port: int = 0
+    # HTTPS with this node's certificate (clients trust the federation CA, ca.pem) for the
+    # systems' tokens; off only where the listener is bound to a protected host network.
+    systems_tls: bool = False
     # Processes that decode and embed faces and fingerprints of incoming batches (one per
     # core: a 2-core node enrols about twice as fast with 2).
     systems_workers: Annotated[int, Field(ge=1, le=64)] = 2

@@ -459,6 +459,25 @@ def client_context(directory: Path, party: str) -> ssl.SSLContext:
     return _context(Path(directory), party, server=False)
 
 
+def token_server_context(directory: Path, party: str) -> ssl.SSLContext:
+    """TLS 1.3 server context for ``party`` that asks no client certificate: for a
+    listener whose callers authenticate otherwise (the national-systems interface's
+    bearer tokens). Clients verify it against the federation CA (``ca.pem``)."""
+    directory = Path(directory)
+    cert, key = cert_path(directory, party), key_path(directory, party)
+    for path in (cert, key):
+        if not path.is_file():
+            raise BadInput(f"{path} is missing: issue one with `prum pki issue {party}`")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise BadInput(f"cannot load the TLS files of {party} from {directory}: {exc}") from None
+    return context
+
+
 def _context(directory: Path, party: str, *, server: bool) -> ssl.SSLContext:
     validate_party(party)
     ca, crl = directory / CA_CERT, directory / CRL
