@@ -727,3 +727,40 @@ def test_finger_hit_shows_type_position_minutiae_and_both_prints(
     assert f"/workbench/searches/{search_id}/probe" in compare
     image = client.get(f"/workbench/searches/{search_id}/candidates/NL/NL-F-0007/image")
     assert image.headers["content-type"] == "image/png" and image.content == png
+
+
+def test_results_say_how_many_weaker_candidates_a_country_did_not_send(
+    client: TestClient, node: Node
+) -> None:
+    sent = reply("AT", candidate("AT-F-0001", None, score=0.8))
+    withheld = sent.model_copy(update={"withheld": 3})
+    nothing = reply("NL").model_copy(update={"status": ReplyStatus.NO_HIT, "withheld": 1})
+    search_id = store_search(node, "face", [withheld, nothing, reply("FR")])
+    login(client, "eric")
+    page = client.get(f"/workbench/searches/{search_id}").text
+    assert "3 weaker candidates were not sent" in page
+    assert "1 weaker candidate was not sent" in page
+    assert page.count("weaker candidate") == 2  # FR withheld nothing: no note
+
+
+def test_missing_person_search_form_needs_no_offence(client: TestClient, node: Node) -> None:
+    login(client, "olga")
+    page = client.get("/workbench/search", params={"category": "dna"})
+    assert 'src="/workbench/static/grounds.js"' in page.text
+    loci = ["D3S1358", "vWA", "D8S1179", "D21S11", "D18S51", "TH01", "FGA"]
+    alleles = ["15,16", "17,18", "13,14", "29,30", "14,17", "6,9.3", "21,22"]
+    form = {
+        "category": "dna",
+        "purpose": "missing_person",
+        "case_reference": "DE/2026/11",
+        "profile_text": "".join(f"{x},{a}\n" for x, a in zip(loci, alleles, strict=True)),
+        "csrf_token": token_in(page.text),
+    }
+    # Checked and sent (this node's router does not exist), offence and penalty left out.
+    sent = client.post("/workbench/search", data=form)
+    assert sent.status_code == 503 and "router cannot be reached" in sent.text
+    criminal = client.post("/workbench/search", data={**form, "purpose": "investigation"})
+    assert criminal.status_code == 400 and "offence" in criminal.text
+    with node.engine.connect() as conn:
+        [search] = conn.execute(select(searches)).all()
+    assert search.purpose == "missing_person" and search.offence == ""
