@@ -19,22 +19,25 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prum.categories.interface import SubjectCategory
 from prum.conformance.checks import Context, Outcome, run_checks
 from prum.conformance.declaration import load_declaration
-from prum.conformance.wire import Wire, make_test_pki
+from prum.conformance.wire import RouterListener, Wire, make_test_pki
 from prum.demo.processes import Federation, Layout, PartyLayout, free_port
-from prum.federation.messages import Category
+from prum.errors import PrumError
+from prum.federation.messages import Category, RefusalReason
 from prum.federation.security import pki
 from prum.federation.security.signing import ReplayGuard, parse_time
-from prum.federation.transport import BodyLimit, PeerCertProtocol
+from prum.federation.transport import BodyLimit, PeerCertProtocol, client
+from prum.node import followup
 from prum.node.api import create_federation_app
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
-from prum.node.schema import core_data
-from prum.node.users import Role, add_user
+from prum.node.schema import core_data, requests_in
+from prum.node.users import Role, User, add_user
 
 # Two DNA profiles over the 12 ESS loci: HIT is held three times (three candidates),
 # HIDDEN once, as a victim's, which criminal-offence searches must not see.
@@ -56,6 +59,7 @@ HIDDEN = {
         "D12S391": ["17", "22"], "D22S1045": ["15", "17"],
     },
 }  # fmt: skip
+VEHICLE = {"plate": "B-CK 123", "vin": "WVWZZZ1JZXW000001", "make": "Volkswagen"}
 PASSWORD = "conformance-approver-password"
 
 
@@ -87,6 +91,7 @@ def dna_node(root: Path, pki_dir: Path, router_url: str, daily_capacity: int) ->
                 data = {"surnames": [f"Conformance {n}"], "gender": "U"}
                 conn.execute(core_data.insert().values(reference=reference, data=data))
         matcher.enroll(json.dumps(HIDDEN).encode(), category=SubjectCategory.VICTIM)
+        node.matcher(Category.VEHICLE).enroll(json.dumps(VEHICLE).encode())
         add_user(node.engine, "anna", PASSWORD, {Role.APPROVER})
     finally:
         node.close()
@@ -96,6 +101,7 @@ def dna_node(root: Path, pki_dir: Path, router_url: str, daily_capacity: int) ->
 def declaration(root: Path, config: NodeConfig, *, daily_capacity: int | None) -> Path:
     (root / "hit.json").write_text(json.dumps(HIT))
     (root / "hidden.json").write_text(json.dumps(HIDDEN))
+    (root / "vehicle.json").write_text(json.dumps({"vin": VEHICLE["vin"]}))
     dna: dict[str, Any] = {
         "purposes": ["investigation"],
         "min_penalty_months": 12,
@@ -111,7 +117,7 @@ def declaration(root: Path, config: NodeConfig, *, daily_capacity: int | None) -
             {
                 "party": "DE",
                 "federation_url": f"https://localhost:{config.federation_port}",
-                "categories": {"dna": dna, "vehicle": {"purposes": ["investigation"]}},
+                "categories": {"dna": dna, "vehicle": {"hit_probe": "vehicle.json"}},
             }
         )
     )
@@ -339,21 +345,76 @@ class DefectiveNode:
     declaration: Path
     pki_dir: Path
 
-    def run(self, defect: str | None, only: set[str] | None = None) -> list[Any]:
-        self.app["current"] = self.app[defect or "none"]
+    kit_port: int
+
+    def run(
+        self, defect: str | None, only: set[str] | None = None, *, approver: bool = False
+    ) -> list[Any]:
+        self.app["current"] = self.app.get(defect or "none", self.app["none"])
         declared = load_declaration(self.declaration)
         wire = Wire(self.pki_dir, "DE", declared.federation_url)
+        listener = RouterListener("127.0.0.1", self.kit_port, self.pki_dir, "DE")
         try:
-            return run_checks(Context(wire, declared), only)
+            if not approver:
+                return run_checks(Context(wire, declared), only)
+            listener.start()
+            with acting_approver(self.node, self.pki_dir):
+                return run_checks(Context(wire, declared, listener, 20.0), only)
         finally:
+            listener.stop()
             wire.close()
+
+
+@contextlib.contextmanager
+def acting_approver(node: Node, pki_dir: Path) -> Iterator[None]:
+    """The in-process node's outbox (to the kit's delivery endpoint) and an approver who
+    acts on each pending request as its facts ask, in two threads."""
+    stop = threading.Event()
+    user = User("anna", frozenset({Role.APPROVER}))
+    actions = {"release": "release", "refuse": "refuse", "hold": "hold", "unknown": "release"}
+    tried: set[int] = set()
+
+    def approve() -> None:
+        while not stop.is_set():
+            with node.engine.connect() as conn:
+                rows = conn.execute(select(requests_in).where(requests_in.c.status == "pending"))
+                pending = [(r.id, r.request["facts"]) for r in rows]
+            for row_id, facts in pending:
+                ask = next((a for a in actions if f"request '{a}'" in facts), None)
+                if ask is None or row_id in tried:
+                    continue
+                tried.add(row_id)
+                reason = RefusalReason.DISPROPORTIONATE if ask == "refuse" else None
+                with contextlib.suppress(PrumError):  # the unknown reference cannot be released
+                    followup.decide(node, user, row_id, action=actions[ask], reason=reason)
+            time.sleep(0.1)
+
+    async def deliver() -> None:
+        async with client(pki.client_context(pki_dir, "DE")) as http:
+            while not stop.is_set():
+                await followup.deliver_due(node, http)
+                await asyncio.sleep(0.1)
+
+    threads = [
+        threading.Thread(target=approve),
+        threading.Thread(target=lambda: asyncio.run(deliver())),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def defective(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefectiveNode]:
     root = tmp_path_factory.mktemp("defective")
+    kit_port = free_port()
     # No capacity to exhaust here: the runs share the node and its day's counts.
-    config = dna_node(root / "de", pki_dir, "https://localhost:1", 100_000)
+    config = dna_node(root / "de", pki_dir, f"https://localhost:{kit_port}", 100_000)
     declared = declaration(root, config, daily_capacity=None)
     node = Node(config)
     base = create_federation_app(node)
@@ -389,7 +450,7 @@ def defective(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield DefectiveNode(node, server, apps, declared, pki_dir)
+    yield DefectiveNode(node, server, apps, declared, pki_dir, kit_port)
     server.should_exit = True
     thread.join(timeout=10)
     node.close()
@@ -404,6 +465,20 @@ DEFECTS = {
     "shape": "errors.unknown_path",
     "late": "search.deadline",
 }
+
+
+def test_a_node_that_releases_anything_fails_only_the_unknown_reference_check(
+    defective: DefectiveNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approver tries to release core data of a reference the node never returned;
+    this node finds some (it releases whatever it is asked for)."""
+    invented = {"surnames": ["Anyone"], "gender": "U"}
+    monkeypatch.setattr(followup, "_kept_by_matcher", lambda node, request: invented)
+    results = defective.run(None, approver=True)
+    failed = [r.id for r in results if r.outcome is Outcome.FAIL]
+    assert failed == ["step2.unknown_reference_not_released"], failed
+    made = {r.id for r in results if r.outcome is Outcome.PASS}
+    assert {"step2.release", "step2.refusal_with_reason", "step2.hold_not_answered"} <= made
 
 
 def test_our_node_in_process_passes_before_any_defect(defective: DefectiveNode) -> None:
