@@ -330,7 +330,7 @@ async def late_when_hurried(
 ) -> tuple[int, bytes]:
     with contextlib.suppress(ValueError, KeyError, TypeError):
         deadline_ms = json.loads(request)["body"]["deadline_ms"]
-        if deadline_ms < 2000:
+        if deadline_ms <= 2000:
             await asyncio.sleep(deadline_ms / 1000 + 0.3)
     return status, body
 

@@ -116,7 +116,7 @@ class Context:
             raise NotApplicable(
                 f"the kit has no {category.value} probe of its own: declare a hit_probe"
             )
-        requester = fields.pop("as_party", self.wire.requester)
+        requester = self.wire.requester
         body: dict[str, Any] = {
             "version": "1",
             "message_id": new_message_id(),
