@@ -153,6 +153,7 @@ def approve(api_url: str, stop: threading.Event) -> dict[str, int]:
     return done
 
 
+@pytest.mark.slow  # a node process, and the approver's decisions with their grace
 def test_our_node_passes_every_check(pki_dir: Path, tmp_path: Path) -> None:
     kit_port = free_port()
     config = dna_node(tmp_path / "de", pki_dir, f"https://localhost:{kit_port}", 20)
