@@ -420,6 +420,30 @@ def test_a_party_not_accepting_the_purpose_is_refused_by_the_router_unasked(
     assert len(federation.seen("SE")["searches"]) == before
 
 
+def test_a_missing_person_search_passes_the_router_without_an_offence(
+    federation: Federation, router: RouterProcess
+) -> None:
+    reply = search(
+        federation,
+        router,
+        category="dna",
+        purpose="missing_person",
+        offence=None,
+        max_penalty_months=None,
+        targets=["DE"],
+    )
+    assert statuses(reply) == [("DE", "answered")]
+
+
+def test_a_criminal_search_without_its_offence_is_refused_by_the_router(
+    federation: Federation, router: RouterProcess
+) -> None:
+    body = search_request()
+    del body["offence"]
+    response = post(federation, router, "/v1/search", signed(federation, "AT", body))
+    assert response.status_code == 400 and "offence" in response.json()["message"]
+
+
 def test_a_named_target_not_offering_the_category_is_refused_unasked(
     federation: Federation, router: RouterProcess
 ) -> None:
