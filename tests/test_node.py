@@ -342,6 +342,40 @@ def test_only_examiners_verify(tmp_path: Path, pki_dir: Path) -> None:
         )
 
 
+def test_a_missing_person_match_gets_core_data_without_an_offence(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    requester, sid = requester_with_answer(tmp_path, pki_dir)
+    with requester.engine.begin() as conn:
+        conn.execute(
+            searches.update()
+            .where(searches.c.id == sid)
+            .values(purpose="missing_person", offence="", max_penalty_months=0)
+        )
+    confirm(requester, sid)
+    request_core(requester, sid)
+    with requester.engine.connect() as conn:
+        [queued] = conn.execute(outbox.select()).all()
+    body = queued.envelope["body"]
+    assert body["purpose"] == "missing_person" and body["offence"] is None
+    assert body["max_penalty_months"] is None
+    # The holder takes the same envelope, and shows the purpose to its approver.
+    de = holder(tmp_path, pki_dir)
+    assert followup.receive(de, json.dumps(queued.envelope).encode(), ROUTER)["duplicate"] is False
+    followup.decide(de, APPROVER, 1, action="release")
+
+
+def test_a_criminal_core_data_request_reads_as_before(tmp_path: Path, pki_dir: Path) -> None:
+    requester, sid = requester_with_answer(tmp_path, pki_dir)
+    confirm(requester, sid)
+    request_core(requester, sid)
+    with requester.engine.connect() as conn:
+        [queued] = conn.execute(outbox.select()).all()
+    body = queued.envelope["body"]
+    assert "purpose" not in body and body["offence"] == "0800 00"
+    assert body["max_penalty_months"] == 60
+
+
 def incoming_request(pki_dir: Path, *, requester: str = "AT", verified_by: str = "eric") -> bytes:
     request = CoreDataRequest(
         requesting_party=requester,

@@ -489,9 +489,29 @@ class CoreDataRequest(_Signed):
     requesting_user: Pseudonym
     verified_by: Pseudonym
     facts: Annotated[str, StringConstraints(min_length=20, max_length=8000, strip_whitespace=True)]
-    offence: OffenceCode
-    max_penalty_months: Annotated[int, Field(ge=0, le=1200)]
+    # The search's purpose. Sent only when it is not "investigation", so that requests
+    # of criminal-offence searches read as before at holders of an older version.
+    purpose: Purpose = Purpose.INVESTIGATION
+    # Criminal-offence searches only (a missing person or human remains name none).
+    offence: OffenceCode | None = None
+    max_penalty_months: Annotated[int, Field(ge=0, le=1200)] | None = None
     case_reference: ShortText
+
+    @model_validator(mode="after")
+    def _offence_when_criminal(self) -> CoreDataRequest:
+        if self.purpose is Purpose.INVESTIGATION and (
+            self.offence is None or self.max_penalty_months is None
+        ):
+            raise ValueError(
+                "a core-data request of a criminal-offence search names the offence and"
+                " its max_penalty_months"
+            )
+        return self
+
+    def wire(self) -> dict[str, Any]:
+        """The body as signed: without ``purpose`` for a criminal-offence search."""
+        criminal = self.purpose is Purpose.INVESTIGATION
+        return self.model_dump(mode="json", exclude={"purpose"} if criminal else None)
 
 
 class CoreDataReply(_Signed):

@@ -41,6 +41,7 @@ from prum.federation.messages import (
     CoreDataReply,
     CoreDataRequest,
     Decision,
+    Purpose,
     RefusalReason,
 )
 from prum.federation.security.pki import PeerIdentity
@@ -173,12 +174,18 @@ def request_core_data(
             "requesting_user": user.name,
             "verified_by": verification.user,
             "facts": facts,
-            "offence": offence or search["offence"],
-            "max_penalty_months": search["max_penalty_months"],
+            "purpose": search["purpose"],
+            # A missing-person or remains search named no offence (stored as "", 0).
+            "offence": offence or search["offence"] or None,
+            "max_penalty_months": (
+                search["max_penalty_months"]
+                if search["purpose"] == Purpose.INVESTIGATION.value
+                else None
+            ),
             "case_reference": search["case_reference"],
         },
     )
-    envelope = node.signer.sign(request.model_dump(mode="json"))
+    envelope = node.signer.sign(request.wire())
     try:
         with node.engine.begin() as conn:
             pk = conn.execute(
@@ -189,7 +196,7 @@ def request_core_data(
                     reference=reference,
                     user=user.name,
                     facts=request.facts,
-                    offence=request.offence,
+                    offence=request.offence or "",
                     status="sent",
                     created_at=utcnow(),
                 )
