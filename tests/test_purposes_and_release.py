@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from prum.categories.face.bulk import PhotoResult
 from prum.categories.face.store import NewRecord
+from prum.categories.face.types import Template
 from prum.categories.interface import MatchResult, SubjectCategory
 from prum.federation.messages import Candidate, Category, CountryReply, Purpose, SearchRequest
 from prum.federation.security import pki
@@ -259,6 +260,32 @@ def test_default_threshold_still_sends_the_mate_and_counts_the_withheld(
     assert {owners[c.reference] for c in reply.candidates} == {probe.item.identity}
     # Ten were found (the cap); what was not sent is counted.
     assert reply.withheld == 10 - len(reply.candidates)
+    node.close()
+
+
+@pytest.mark.realdata
+def test_default_threshold_on_every_sample_photo_keeps_a_mate_and_no_stranger(
+    tmp_path: Path, pki_dir: Path, embedded: list[PhotoResult]
+) -> None:
+    """Every photo against all the others: what the default face threshold lets leave."""
+    node = face_node(tmp_path, pki_dir, f"sqlite:///{tmp_path / 'de.sqlite'}")
+    owners = enrol(node, [(r, SubjectCategory.CONVICTED) for r in embedded])
+    gallery = node.matcher(Category.FACE).gallery  # type: ignore[attr-defined]
+    threshold = node.config.categories[Category.FACE].release
+    assert threshold is not None and threshold.min_score is not None
+    strangers, without_mate, probes = 0, 0, 0
+    for photo in embedded:
+        assert photo.model_id is not None and photo.vector is not None
+        found = gallery.search_template(Template(photo.model_id, photo.vector), max_candidates=10)
+        others = [c for c in found.candidates if c.distance > 1e-6]  # not the photo itself
+        sent = [c for c in others if c.score >= threshold.min_score]
+        strangers += sum(owners[c.reference] != photo.item.identity for c in sent)
+        if any(owners[c.reference] == photo.item.identity for c in others):
+            probes += 1
+            without_mate += not any(owners[c.reference] == photo.item.identity for c in sent)
+    # Measured at score 0.75 (dlib distance 0.5): 0 strangers, every mate kept.
+    assert strangers == 0
+    assert probes > 50 and without_mate == 0
     node.close()
 
 
