@@ -94,18 +94,18 @@ def test_candidates_are_ranked_capped_and_calibrated(
     assert [c.rank for c in candidates] == list(range(1, len(candidates) + 1))
     distances = [c.distance for c in candidates]
     assert distances == sorted(distances)
-    # Calibration needs MIN_IMPOSTORS pairs of different people; a small sample set
-    # (say, two people fetched from the registry) must get the plain "cannot" answer.
+    # A gallery this small has far too few impostor pairs of its own to state low rates
+    # (own_calibration_min_comparisons): the shipped reference of its model set speaks,
+    # combined with its own pairs when it has MIN_IMPOSTORS of them, and the words say so.
     people = [r.item.identity for r in rest]
     impostor_pairs = sum(a != b for i, a in enumerate(people) for b in people[i + 1 :])
     rates = [c.false_match_rate for c in candidates]
+    assert all(r is not None and 0.0 <= r <= 1.0 for r in rates)
+    assert rates == sorted(rates)  # type: ignore[type-var]
+    assert all("impostors score this high" in c.false_match_words for c in candidates)
+    assert all("not checked on this node's photos" in c.false_match_words for c in candidates)
     if impostor_pairs >= MIN_IMPOSTORS:
-        assert all(r is not None and 0.0 <= r <= 1.0 for r in rates)
-        assert rates == sorted(rates)  # type: ignore[type-var]
-        assert all("impostor" in c.false_match_words for c in candidates)
-    else:
-        assert rates == [None] * len(candidates)
-        assert all(c.false_match_words.startswith("not calibrated") for c in candidates)
+        assert all("whose own" in c.false_match_words for c in candidates)
     # The requester may ask for fewer than the national cap, never more.
     assert len(gallery.search_template(template, max_candidates=2).candidates) == 2
     assert len(gallery.search_template(template, max_candidates=50).candidates) == len(candidates)

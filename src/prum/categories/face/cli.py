@@ -516,6 +516,7 @@ def face_calibrate(
 
     from prum.categories.face.bulk import extract_all
     from prum.categories.face.calibration import ImpostorDistribution
+    from prum.categories.face.fusion import fused_pair_distances
     from prum.categories.face.gallery import FaceGallery
 
     try:
@@ -533,6 +534,7 @@ def face_calibrate(
                 [r.item.identity or r.item.source_key for r in results],
                 model_id=gallery.pipeline.model_id,
                 source=f"labelled set {labelled}",
+                pair_distance=fused_pair_distances if gallery.pipeline.fused else None,
             )
         dist = gallery.calibrate(supplied)
     except PrumError as exc:

@@ -241,31 +241,58 @@ def add_synthetic(gallery: Any, n: int, *, seed: int = 1, batch: int = 20_000) -
     compete with real people as a larger gallery's would), otherwise on the model's
     mean. They carry no image: an examiner can never mistake one for a person.
     """
+    from prum.categories.face.fused import MODEL_SET, model_set_of
     from prum.categories.face.store import NewRecord
     from prum.categories.interface import SubjectCategory
 
     model = EmbeddingModel()
     model_id = gallery.model_id or gallery.pipeline.model_id
-    _, _, real = gallery.store.sample_templates(2_000, seed=seed)
+    fused = model_set_of(model_id) == MODEL_SET
+    _, _, real = gallery.store.sample_templates(2_000, seed=seed, model_id=model_id)
+    real = real[:, : len(model.mean)] if len(real) else real  # dlib's half of fused ones
     shift = (real.mean(axis=0) - model.mean).astype(np.float32) if len(real) else 0.0
     epoch = dt.date(1970, 1, 1)
     added = 0
     for chunk in gallery_chunks(n, seed=seed, chunk_templates=batch, probe_rate=0.0, model=model):
+        vectors = chunk.vectors + shift
+        if fused:
+            vectors = np.hstack([vectors, _sface_half(chunk.identity, seed, added)])
         records = [
             NewRecord(
                 subject_category=SubjectCategory(_SUBJECTS[int(category)]),
                 provenance=SYNTHETIC_PROVENANCE,
                 model_id=model_id,
-                template=vector + shift,
+                template=vector,
                 date_of_birth=None if dob == UNKNOWN_DOB else epoch + dt.timedelta(days=int(dob)),
                 person_key=f"synthetic:{seed}:{int(person)}",
                 synthetic=True,
             )
             for vector, category, dob, person in zip(
-                chunk.vectors, chunk.categories, chunk.dob_days, chunk.identity, strict=True
+                vectors, chunk.categories, chunk.dob_days, chunk.identity, strict=True
             )
         ]
         gallery.add_records(records)
         added += len(records)
     gallery.save_index()
     return added
+
+
+SFACE_DIM = 128  # face/fusion.py SFACE_DIM (not imported: this module stays model-free)
+
+
+def _sface_half(identity: npt.NDArray[Any], seed: int, offset: int) -> npt.NDArray[np.float32]:
+    """SFace halves of synthetic "dlib+sface" templates (face/fused.py).
+
+    Random unit vectors: their cosines (mean 0, sd 1/sqrt(128) = 0.088) are close to
+    SFace's real impostor cosines (mean 0.08, sd 0.09 on LFW, fusion_figures.json), so
+    synthetic people compete with real ones as strangers. Photos of one synthetic person
+    share a direction (cosine about 0.6 between them).
+    """
+    rng = np.random.default_rng([seed, offset, 31])
+    people, which = np.unique(identity, return_inverse=True)
+    centres = rng.standard_normal((len(people), SFACE_DIM))
+    x = centres[which] + 0.8 * rng.standard_normal((len(identity), SFACE_DIM))
+    unit: npt.NDArray[np.float32] = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(
+        np.float32
+    )
+    return unit
