@@ -23,8 +23,9 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prum.categories.interface import SubjectCategory
-from prum.conformance.checks import Context, Outcome, run_checks
+from prum.conformance.checks import Context, Outcome
 from prum.conformance.declaration import load_declaration
+from prum.conformance.runner import run_checks
 from prum.conformance.wire import RouterListener, Wire, make_test_pki
 from prum.demo.processes import Federation, Layout, PartyLayout, free_port
 from prum.errors import PrumError

@@ -90,9 +90,10 @@ def run(
     ] = None,
 ) -> None:
     """Run the checks; exit 1 if any failed."""
-    from prum.conformance.checks import Context, Outcome, run_checks
+    from prum.conformance.checks import Context, Outcome
     from prum.conformance.declaration import load_declaration
     from prum.conformance.report import print_table, to_json
+    from prum.conformance.runner import run_checks
     from prum.conformance.wire import RouterListener, Wire, listen_address
 
     started = dt.datetime.now(dt.UTC)

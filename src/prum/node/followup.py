@@ -48,6 +48,7 @@ from prum.federation.security.pki import PeerIdentity
 from prum.node.categories import ANSWERED_AT_ONCE
 from prum.node.core import Node, utcnow, validated
 from prum.node.exchange import find_candidate, load_search
+from prum.node.outbox import enqueue
 from prum.node.schema import (
     core_data,
     inbox,
@@ -201,7 +202,7 @@ def request_core_data(
                     created_at=utcnow(),
                 )
             ).inserted_primary_key
-            _enqueue(conn, request.message_id, request.kind, party, envelope.to_dict())
+            enqueue(conn, request.message_id, request.kind, party, envelope.to_dict())
     except IntegrityError:
         raise WrongState(
             f"core data of {reference} was already requested for this search"
@@ -413,7 +414,7 @@ def decide(
                 reason=reason.value if reason else None,
             )
         )
-        _enqueue(conn, reply.message_id, reply.kind, request.requesting_party, envelope.to_dict())
+        enqueue(conn, reply.message_id, reply.kind, request.requesting_party, envelope.to_dict())
     node.log(
         kind="core_data_decided",
         requesting_party=request.requesting_party,
@@ -445,23 +446,6 @@ def _kept_by_matcher(node: Node, request: CoreDataRequest) -> dict[str, Any] | N
         return matcher.core_data(request.reference).model_dump(mode="json", exclude_none=True)
     except UnknownReference:
         return None
-
-
-def _enqueue(
-    conn: Connection, message_id: str, kind: str, destination: str, envelope: dict[str, Any]
-) -> None:
-    now = utcnow()
-    conn.execute(
-        insert(outbox).values(
-            message_id=message_id,
-            kind=kind,
-            destination=destination,
-            envelope=envelope,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
 
 
 async def deliver_due(node: Node, client: httpx.AsyncClient) -> int:

@@ -43,6 +43,7 @@ from prum.federation.messages import (
 )
 from prum.federation.security.signing import VerifiedMessage
 from prum.node.core import Node, utcnow, validated
+from prum.node.outbox import enqueue
 from prum.node.schema import (
     inbox,
     national_records,
@@ -132,7 +133,6 @@ def queue_withdrawals(node: Node, conn: Connection, erased: Sequence[Erased]) ->
     party that received any of the references, in the outbox; its audit events."""
     if not erased:
         return []
-    from prum.node.followup import _enqueue  # the outbox (which imports this module)
 
     what = {reference: (category, reason) for reference, category, reason in erased}
     receivers: dict[tuple[str, Category, str], list[str]] = {}
@@ -160,7 +160,7 @@ def queue_withdrawals(node: Node, conn: Connection, erased: Sequence[Erased]) ->
                 withdrawn_at=now,
             )
             envelope = node.signer.sign(notice.model_dump(mode="json"))
-            _enqueue(conn, notice.message_id, notice.kind, party, envelope.to_dict())
+            enqueue(conn, notice.message_id, notice.kind, party, envelope.to_dict())
             events.append(
                 AuditEvent(
                     at=now,
