@@ -460,6 +460,7 @@ def face_evaluate(
     try:
         items = _labelled_items(folder, labels)
         vectors, identities, groups, failed = [], [], [], []
+        model_id: str | None = None
         settings = Settings().face
         with progress() as bar:
             task = bar.add_task("embedding", total=len(items))
@@ -469,12 +470,25 @@ def face_evaluate(
                     failed.append((result.item.source_key, result.error))
                     continue
                 vectors.append(result.vector)
+                model_id = result.model_id
                 identities.append(result.item.identity or result.item.source_key)
                 groups.append(result.item.group)
         has_groups = any(g is not None for g in groups)
-        from prum.categories.face.fused import MODEL_SET
+        from prum.categories.face.fused import MODEL_SET, model_set_of
         from prum.categories.face.fusion import fused_block_distances
+        from prum.categories.face.reference import reference_for
+        from prum.categories.face.supervision import summary_lines as supervision_lines
+        from prum.categories.face.supervision import supervise
 
+        model_set = model_set_of(model_id)
+        supervision = supervise(
+            np.stack(vectors),
+            identities,
+            [g or "unknown" for g in groups] if has_groups else None,
+            attempted=len(items),
+            model_set=model_set,
+            reference=None if model_set is None else reference_for(model_set),
+        )
         report = evaluate(
             np.stack(vectors),
             identities,
@@ -488,6 +502,8 @@ def face_evaluate(
         console.print(f"[yellow]not embedded[/] {key}: {why}")
     for line in summary_lines(report):
         console.print(line)
+    for line in supervision_lines(supervision):
+        console.print(line)
     if det is not None:
         plot_det(report, det)
         console.print(f"DET curve: {det}")
@@ -496,6 +512,7 @@ def face_evaluate(
             "samples": len(vectors),
             "not_embedded": len(failed),
             "date": dt.date.today().isoformat(),
+            "supervision": supervision,
         }
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(data, indent=2) + "\n")
