@@ -7,6 +7,12 @@
     nice -n 10 .venv/bin/python bench/face_lfw.py --part 1/2 --squares &
     .venv/bin/python bench/face_accuracy.py [--no-ship]
 
+Held-out people (never used in development), with the shipped figures, no fitting:
+
+    .venv/bin/python bench/face_lfw.py --data FOLDER --cache var/bench/heldout.npz
+    .venv/bin/python bench/face_lfw.py --data FOLDER --cache var/bench/heldout.npz --squares
+    .venv/bin/python bench/face_accuracy.py --held-out --cache var/bench/heldout.npz
+
 The 9,525 photos of ../shared/data/faces-lfw-dev (4,038 people) are split BY IDENTITY
 (a hash of the name) into fitting people and measuring people: the z-normalisation, the
 fusion weight and the reference impostor distribution are fitted on the first, every
@@ -36,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_lfw import CACHE, STAGES
 from prum.categories.face.calibration import ImpostorDistribution
-from prum.categories.face.fusion import FusionFigures, fused_z, z_to_distance
-from prum.categories.face.reference import REFERENCE_FILES, SHIPPED_DIR
+from prum.categories.face.fusion import FusionFigures, fused_z, shipped_figures, z_to_distance
+from prum.categories.face.reference import REFERENCE_FILES, SHIPPED_DIR, reference_for
 from report import write_json, write_section
 
 LEVELS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -45,8 +51,8 @@ CAP = 20  # photos per person when fitting (issue 31: 5.7x calibration error unc
 Array = NDArray[Any]
 
 
-def load() -> dict[str, Array]:
-    parts = sorted(CACHE.parent.glob(f"{CACHE.stem}.part*of*.npz")) or [CACHE]
+def load(cache: Path = CACHE) -> dict[str, Array]:
+    parts = sorted(cache.parent.glob(f"{cache.stem}.part*of*.npz")) or [cache]
     loaded = [np.load(p) for p in parts]
     data = {k: np.concatenate([d[k] for d in loaded]) for k in loaded[0].files}
     order = np.argsort(data["photo"])
@@ -320,8 +326,17 @@ SYSTEM_NAMES = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-ship", action="store_true", help="do not rewrite shipped figures")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="measure every person of --cache with the SHIPPED figures (no fitting)",
+    )
+    parser.add_argument("--cache", type=Path, default=CACHE, help="bench/face_lfw.py's cache")
     args = parser.parse_args()
-    cache = load()
+    if args.held_out:
+        held_out(load(args.cache))
+        return
+    cache = load(args.cache)
     ids_all = cache["identity"]
     fitting = np.array([is_fitting(str(x)) for x in ids_all])
     rng = np.random.default_rng(31)
@@ -401,6 +416,48 @@ def main() -> None:
             f"  calib {r['calibration_max_ratio']}  {r['ms_per_photo']:.0f} ms"
         )
     print("targets", targets)
+
+
+def held_out(cache: dict[str, Array]) -> None:
+    """People never used in development, measured with the shipped figures and references."""
+    figures = shipped_figures()
+    refs = {name: reference_for(name) for name in REFERENCE_FILES}
+    ids = cache["identity"]
+    idx = np.arange(len(ids))
+    m = pair_scores(cache, idx, figures)
+    systems = {name: measure(m[name], ids) for name in SYSTEM_NAMES}
+    for name, ref_name, to_distance in (
+        ("fused", "dlib+sface", z_to_distance),
+        ("dlib", "dlib", lambda s: -s),
+    ):
+        ref = refs[ref_name]
+        assert ref is not None, f"no shipped reference for {ref_name}"
+        s, same, _, _ = upper_pairs(m[name], ids)
+        systems[name]["calibration"] = calibration_check(ref, to_distance(s[~same]))
+        systems[name]["calibration_max_ratio"] = systems[name]["calibration"]["max_ratio"]
+    ms = ms_per_photo(cache)
+    for name in systems:
+        systems[name]["ms_per_photo"] = ms[name]
+        systems[name].setdefault("calibration_max_ratio", None)
+    keys = ("fte_rate", "fnmr_at_fmr_1e3", "fnmr_at_fmr_1e4", "fnmr_at_fmr_1e5", "rank1")
+    keys += ("rank10", "calibration_max_ratio", "per_person", "ms_per_photo", "eer")
+    fused, dlib = systems["fused"], systems["dlib"]
+    write_json(
+        "face_accuracy_heldout",
+        {
+            "set": f"held-out: {len(ids)} photos of {len(np.unique(ids))} people, shipped figures",
+            **{k: fused[k] for k in keys},
+            "baseline_dlib": {k: dlib[k] for k in keys},
+            "systems": systems,
+        },
+    )
+    for name, r in systems.items():
+        print(
+            f"{name:13s} FTE {100 * r['fte_rate']:.2f}%  FNMR@1e-3/4/5"
+            f" {100 * r['fnmr_at_fmr_1e3']:.1f}/{100 * r['fnmr_at_fmr_1e4']:.1f}"
+            f"/{100 * r['fnmr_at_fmr_1e5']:.1f}%  rank-1 {100 * r['rank1']:.1f}%"
+            f"  calib {r['calibration_max_ratio']}"
+        )
 
 
 def pct(x: float) -> str:

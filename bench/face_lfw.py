@@ -44,7 +44,14 @@ CACHE = ROOT / "var" / "bench" / "face_lfw.npz"
 STAGES = ("decode", "hog", "dlib", "yunet", "sface", "sface_mirror", "dlib_yunet_box")
 
 
+# Another labelled folder (identities.csv with file,identity; photos in images/): held-out
+# people for bench/face_accuracy.py --held-out. Set by --data.
+DATA: list[Path] = []
+
+
 def lfw_dir() -> Path:
+    if DATA:
+        return DATA[0]
     shared = shared_data_dir()
     if shared is None or not (shared / "faces-lfw-dev").is_dir():
         raise SystemExit("../shared/data/faces-lfw-dev is absent: this benchmark needs it")
@@ -131,9 +138,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--part", default="0/1")
+    parser.add_argument("--data", type=Path, help="another labelled folder (held-out people)")
     parser.add_argument("--squares", action="store_true", help="second pass (fill_squares)")
     args = parser.parse_args()
     part, parts = (int(x) for x in args.part.split("/"))
+    if args.data is not None:
+        DATA.append(args.data)
     if args.squares:
         name = f"{args.cache.stem}.part{part}of{parts}.npz" if parts > 1 else args.cache.name
         fill_squares(args.cache.with_name(name))
