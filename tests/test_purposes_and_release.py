@@ -334,3 +334,12 @@ def test_a_false_match_rate_threshold_withholds_what_cannot_be_estimated() -> No
     found = [candidate(1, 0.9, 1e-6), candidate(2, 0.8, 1e-3), candidate(3, 0.8, None)]
     released = release(threshold, MatchResult(found, 100))
     assert [c.rank for c in released.candidates] == [1] and released.withheld == 2
+
+
+def test_a_gallery_scaled_threshold_is_stricter_for_a_larger_gallery() -> None:
+    threshold = ReleaseThreshold(max_expected_strangers=1.0)
+    found = [candidate(1, 0.9, 1e-8), candidate(2, 0.85, 1e-5)]
+    small = release(threshold, MatchResult(found, 13_000))  # 1e-5 x 13 k = 0.13 strangers
+    large = release(threshold, MatchResult(found, 30_000_000))  # 1e-5 x 30 M = 300
+    assert [c.rank for c in small.candidates] == [1, 2]
+    assert [c.rank for c in large.candidates] == [1] and large.withheld == 1

@@ -82,6 +82,11 @@ class ReleaseThreshold(BaseModel):
     # Candidates whose calibrated false-match rate is above this are withheld; one whose
     # rate is unknown (an uncalibrated gallery) is withheld too (None: no rate rule).
     max_false_match_rate: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    # Scaled to the gallery: a candidate leaves only if its calibrated false-match rate
+    # times the gallery's size is at most this, the number of strangers a search of this
+    # gallery would be expected to send (bench/proportionality.py: a fixed per-comparison
+    # rate sends far more strangers from a 30 M gallery than from a 13 k one).
+    max_expected_strangers: Annotated[float, Field(gt=0.0)] | None = None
     # A probe whose overall quality (0-100) is below this is poor and is held to the
     # stricter rules below: fewer, stronger candidates, never a longer list.
     poor_probe_below: Annotated[float, Field(ge=0.0, le=100.0)] | None = None

@@ -45,6 +45,10 @@ def release(threshold: ReleaseThreshold, result: MatchResult) -> Released:
     if poor:
         min_score = _stricter(min_score, threshold.poor_probe_min_score, higher=True)
         max_fmr = _stricter(max_fmr, threshold.poor_probe_max_false_match_rate, higher=False)
+    strangers = threshold.max_expected_strangers
+    if strangers is not None:
+        scaled = min(1.0, strangers / max(1, result.gallery_size))
+        max_fmr = _stricter(max_fmr, scaled, higher=False)
 
     def strong_enough(candidate: Candidate) -> bool:
         if min_score is not None and candidate.score < min_score:
