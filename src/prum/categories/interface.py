@@ -167,6 +167,8 @@ class RecordMeta:
     # Fingerprints: "tenprint" or "latent" and, for a single image, its position.
     collection: str | None = None
     position: int | None = None
+    # The national system's key of the person (faces: photos of one person share it).
+    person_key: str | None = None
 
 
 class Preparer(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -144,6 +145,7 @@ def enrol_faces(
                             else f"{party} national collection"
                         ),
                         origin_country=EUROPOL_ORIGIN if party == "EUROPOL" else None,
+                        person_key=re.sub(r"[^A-Za-z0-9._-]", "-", f"{party}-P-{identity}")[:128],
                         core_data=fictional_core_data(party, counter),
                     )
                 )

@@ -62,6 +62,7 @@ class FacePreparer:
             model_id=face.template.model_id,
             template=face.template.vector,
             date_of_birth=meta.date_of_birth,
+            person_key=meta.person_key,
             synthetic=meta.synthetic,
             source_key=meta.source_key,
             image=sample,

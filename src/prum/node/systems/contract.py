@@ -121,6 +121,12 @@ class RecordIn(_Model):
     retention_until: dt.date | None = None
     core_data: CoreData | None = None
     synthetic: bool = False
+    # The national system's own key of the person (several photos of one person share
+    # it): used inside the node only, so that the node's own impostor statistics never
+    # pair a person with themself; it never leaves the node.
+    person_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:#+-]{1,128}$")] | None = (
+        None
+    )
 
     def content_hash(self) -> str:
         """SHA-256 of everything sent, in canonical JSON (docs/national-systems.md).
@@ -136,7 +142,7 @@ class RecordIn(_Model):
         fields = self.model_dump(
             mode="json",
             include={"category", "sample", "subject_category", "provenance"}
-            | {"date_of_birth", "synthetic"},
+            | {"date_of_birth", "synthetic", "person_key"},
             exclude_none=True,
         )
         return _digest(fields)

@@ -588,6 +588,7 @@ def _meta(record: RecordIn) -> RecordMeta:
         synthetic=record.synthetic,
         collection=record.sample.collection,
         position=record.sample.position,
+        person_key=record.person_key,
     )
 
 
