@@ -519,7 +519,9 @@ class FaceGallery:
             "index_kind": index.kind,
             "index_bytes": index.memory_bytes(),
             "max_candidates": self.settings.face.max_candidates,
-            "decision_distance": self.settings.face.decision_distance,
+            "model_set": model_set_of(self.model_id),
+            # dlib's 0.6; "dlib+sface" distances are on another scale (docs/calibration.md).
+            "decision_distance": None if self.fused else self.settings.face.decision_distance,
         }
 
 
