@@ -52,6 +52,21 @@ LEVELS = (1e-3, 1e-4, 1e-5, 1e-6)
 MISLABELLED = {"Carlos_Ruckauf_0001.jpg"}  # shows Eduardo Duhalde
 ONE_PERSON = {"William_Pryor_Jr": "Bill_Pryor"}
 SEARCHES = 1000
+# The node's default release threshold for faces (prum.node.config REGULATION_RELEASE):
+# score 0.75 = dlib distance 0.5; in this bench's dlib scores (minus the distance): -0.5.
+DLIB_DEFAULT = ("node default: score 0.75 (dlib distance 0.5)", -0.5)
+ASSUMPTIONS = [
+    "one photo per person in a gallery",
+    "LFW impostor scores stand for a national collection's (a lower bound: issue 31"
+    " saw 2-3x more false matches on studio portraits)",
+    "countries the Mission does not size hold 1,000,000 photos each, Europol 100,000",
+    "the mate is in one gallery, chosen in proportion to gallery size",
+    "an FMR below the pairs' resolution is taken as half a pair (an upper bound); a"
+    " gallery-scaled threshold finer than the data resolve is set above every impostor"
+    " pair seen",
+    "known LFW label errors left out: Carlos_Ruckauf_0001 shows Eduardo Duhalde;"
+    " Bill Pryor and William Pryor Jr are one person",
+]
 Array = NDArray[Any]
 
 
@@ -89,9 +104,6 @@ def expected_capped(lam: float, cap: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap", type=int, default=10, help="candidates a country sends at most")
-    parser.add_argument(
-        "--default-fmr", type=float, default=1e-5, help="a node's default sending threshold (FMR)"
-    )
     args = parser.parse_args()
 
     cache = load()
@@ -102,8 +114,22 @@ def main() -> None:
             for i, photo in zip(cache["identity"], cache["photo"], strict=True)
         ]
     )
-    scores = pair_scores(cache, measuring, shipped_figures())["fused"]
-    s, same, _, _ = upper_pairs(scores, ids[measuring])
+    matrices = pair_scores(cache, measuring, shipped_figures())
+    # The node's default face template (dlib) with its default release threshold, and the
+    # fused set (issue 31) that is to replace it.
+    dlib = evaluate(matrices["dlib"], ids[measuring], args.cap, DLIB_DEFAULT)
+    fused = evaluate(matrices["fused"], ids[measuring], args.cap, None)
+    result = {**dlib, "model": "dlib (the default face template)", "fused": fused}
+    write_json("proportionality", result)
+    plot(dlib, fused, ROOT / "docs" / "proportionality.png")
+    write_section("proportionality", markdown(result))
+
+
+def evaluate(
+    scores: Array, ids: Array, cap: int, default: tuple[str, float] | None
+) -> dict[str, Any]:
+    """The figures of one model's score matrix (higher = more alike)."""
+    s, same, _, _ = upper_pairs(scores, ids)
     impostor = np.sort(s[~same].astype(np.float64))
     genuine = s[same].astype(np.float64)
     n_imp = len(impostor)
@@ -125,6 +151,8 @@ def main() -> None:
     for level in LEVELS:
         t = float(np.quantile(impostor, 1.0 - level))
         settings[f"FMR {level:g}"] = dict.fromkeys(sizes, t)
+    if default is not None:
+        settings[default[0]] = dict.fromkeys(sizes, default[1])
     for lam in (1.0, 0.1):
         settings[f"gallery-scaled: {lam:g} unrelated expected per country"] = {
             c: max(float(np.quantile(impostor, 1.0 - lam / n)) if lam / n >= 1 / n_imp else top,
@@ -141,12 +169,12 @@ def main() -> None:
         for country, n in sizes.items():
             t = thresholds[country]
             if t is None:
-                sent[country] = float(args.cap)
+                sent[country] = float(cap)
                 below = np.zeros_like(genuine)
             else:
-                sent[country] = expected_capped(n * float(fmr(t)), args.cap)
+                sent[country] = expected_capped(n * float(fmr(t)), cap)
                 below = (genuine < t).astype(np.float64)
-            outranked = poisson_at_least(n * genuine_fmr, args.cap)
+            outranked = poisson_at_least(n * genuine_fmr, cap)
             lost += (n / total) * float(np.mean(np.maximum(below, outranked)))
         unrelated[label] = round(SEARCHES * sum(sent.values()), 1)
         withheld[label] = round(lost, 4)
@@ -154,79 +182,77 @@ def main() -> None:
         print(f"{label:55s} unrelated per {SEARCHES} searches {unrelated[label]:>10,.0f}"
               f"   mates withheld {withheld[label]:.1%}")  # fmt: skip
 
-    default = f"FMR {args.default_fmr:g}"
-    result = {
+    return {
         "searches": SEARCHES,
-        "candidate_cap": args.cap,
+        "candidate_cap": cap,
         "unrelated_photos_sent_per_1000": unrelated,
         "mates_withheld_rate": withheld,
-        "default_threshold": default if default in settings else None,
+        "default_threshold": default[0] if default is not None else None,
         "per_country_unrelated_per_1000": per_country,
         "galleries": sizes,
         "impostor_pairs": n_imp,
         "genuine_pairs": len(genuine),
-        "assumptions": [
-            "one photo per person in a gallery",
-            "LFW impostor scores stand for a national collection's (a lower bound: issue 31"
-            " saw 2-3x more false matches on studio portraits)",
-            f"countries the Mission does not size hold {ASSUMED_OTHER:,} photos each,"
-            f" Europol {ASSUMED_EUROPOL:,}",
-            "the mate is in one gallery, chosen in proportion to gallery size",
-            "an FMR below the pairs' resolution is taken as half a pair (an upper bound);"
-            " a gallery-scaled threshold finer than the data resolve is set above every"
-            " impostor pair seen",
-            "known LFW label errors left out: Carlos_Ruckauf_0001 shows Eduardo Duhalde;"
-            " Bill Pryor and William Pryor Jr are one person",
-        ],
+        "assumptions": ASSUMPTIONS,
     }
-    write_json("proportionality", result)
-    plot(unrelated, withheld, ROOT / "docs" / "proportionality.png")
-    write_section("proportionality", markdown(result))
 
 
-def plot(unrelated: dict[str, float], withheld: dict[str, float], path: Path) -> None:
+def plot(dlib: dict[str, Any], fused: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(unrelated)
-    fig, ax = plt.subplots(figsize=(9.5, 4.5))
-    xs = [withheld[k] * 100 for k in labels]
-    ys = [max(unrelated[k], 0.1) for k in labels]
-    ax.plot(xs, ys, "o-")
-    # Settings that land on (almost) the same point share one label.
-    groups: dict[tuple[float, float], list[str]] = {}
-    for x, y, label in zip(xs, ys, labels, strict=True):
-        short = label.split(" (")[0].replace(" unrelated expected per country", "/country")
-        groups.setdefault((round(x, 0), round(math.log10(y), 1)), []).append(short)
-    for (x, logy), names in groups.items():
-        ax.annotate(", ".join(names), (x, 10**logy), textcoords="offset points", xytext=(8, 4))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
+    for name, figures, marker in (("dlib (default)", dlib, "o-"), ("dlib + SFace", fused, "s--")):
+        labels = list(figures["unrelated_photos_sent_per_1000"])
+        xs = [figures["mates_withheld_rate"][k] * 100 for k in labels]
+        ys = [max(figures["unrelated_photos_sent_per_1000"][k], 0.1) for k in labels]
+        ax.plot(xs, ys, marker, label=name)
+        # Settings that land on (almost) the same point share one label.
+        groups: dict[tuple[float, float], list[str]] = {}
+        for x, y, label in zip(xs, ys, labels, strict=True):
+            short = label.split(" (")[0].replace(" unrelated expected per country", "/country")
+            short = short.replace("node default: score 0.75", "default 0.75")
+            groups.setdefault((round(x, 0), round(math.log10(y), 1)), []).append(short)
+        for (x, logy), names in groups.items():
+            ax.annotate(
+                ", ".join(names), (x, 10**logy), textcoords="offset points", xytext=(8, 4),
+                fontsize=8,
+            )  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("true mates withheld (%)")
     ax.set_ylabel("photos of unrelated people sent abroad per 1,000 searches")
     ax.set_title("Sending threshold: what crosses borders against what is missed")
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def markdown(result: dict[str, Any]) -> str:
+def _table(figures: dict[str, Any]) -> str:
     rows = [
         "| sending threshold | unrelated photos sent per 1,000 searches | true mates withheld |",
         "|---|---:|---:|",
     ]
-    for label, sent in result["unrelated_photos_sent_per_1000"].items():
-        rows.append(f"| {label} | {sent:,.0f} | {result['mates_withheld_rate'][label]:.1%} |")
+    for label, sent in figures["unrelated_photos_sent_per_1000"].items():
+        rows.append(f"| {label} | {sent:,.0f} | {figures['mates_withheld_rate'][label]:.1%} |")
+    return "\n".join(rows)
+
+
+def markdown(result: dict[str, Any]) -> str:
     assumptions = "\n".join(f"- {a}" for a in result["assumptions"])
     return (
         f"A face search sent to all {len(result['galleries'])} parties (Hungary 30 M, Italy"
-        f" 17 M, France 6 M, Germany 5.5 M photos, the rest assumed), the default face"
-        f" template's real scores ({result['impostor_pairs']:,} impostor and"
-        f" {result['genuine_pairs']:,} genuine pairs of LFW people not used for fitting),"
-        f" at most {result['candidate_cap']} candidates a country (bench/proportionality.py,"
-        " docs/proportionality.png):\n\n" + "\n".join(rows) + "\n\nAssumptions:\n" + assumptions
+        f" 17 M, France 6 M, Germany 5.5 M photos, the rest assumed), real scores of LFW"
+        f" people not used for fitting ({result['impostor_pairs']:,} impostor and"
+        f" {result['genuine_pairs']:,} genuine pairs), at most {result['candidate_cap']}"
+        " candidates a country (bench/proportionality.py, docs/proportionality.md).\n\n"
+        "dlib, the default face template:\n\n" + _table(result) + "\n\n"
+        "dlib + SFace fused (issue 31, opt-in):\n\n"
+        + _table(result["fused"])
+        + "\n\nAssumptions:\n"
+        + assumptions
     )
 
 
