@@ -204,7 +204,13 @@ def plot(dlib: dict[str, Any], fused: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(9.5, 5))
     for name, figures, marker in (("dlib (default)", dlib, "o-"), ("dlib + SFace", fused, "s--")):
-        labels = list(figures["unrelated_photos_sent_per_1000"])
+        labels = sorted(
+            figures["unrelated_photos_sent_per_1000"],
+            key=lambda k: (
+                figures["mates_withheld_rate"][k],
+                -figures["unrelated_photos_sent_per_1000"][k],
+            ),
+        )
         xs = [figures["mates_withheld_rate"][k] * 100 for k in labels]
         ys = [max(figures["unrelated_photos_sent_per_1000"][k], 0.1) for k in labels]
         ax.plot(xs, ys, marker, label=name)
