@@ -644,7 +644,9 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="print only")
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
-    sizes = {name: getattr(args, name) or base[name] for name in FULL}
+    sizes = {
+        name: base[name] if getattr(args, name) is None else getattr(args, name) for name in FULL
+    }
     kill_lines = args.kill9 or (KILL9_QUICK if args.quick else KILL9_LINES)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="prum-ingest-"))
     root.mkdir(parents=True, exist_ok=True)
