@@ -60,6 +60,8 @@ POLICIES = {
         search_types=dict(LEGACY_FINGER_TYPES),
     ),
 }
+# A batch several chunks long (prum.node.systems.service.CHUNK), so a kill lands inside it.
+LINES = 6000
 SEARCH = {
     "purpose": "investigation",
     "offence": "0500 00",
@@ -351,7 +353,7 @@ def test_people_and_systems_cannot_use_each_others_doors(world: World) -> None:
 def test_kill_9_mid_batch_loses_and_duplicates_nothing_once_sent_again(world: World) -> None:
     loci = LocusSet("prum")
     generator = Generator(AlleleFrequencies.default(), loci)
-    database = generator.database(3000, seed=29, trace_share=0, family_share=0)
+    database = generator.database(LINES, seed=29, trace_share=0, family_share=0)
     lines = "\n".join(
         json.dumps(
             {
@@ -396,13 +398,13 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing_once_sent_again(world: Wo
         applied = conn.execute(
             text("SELECT count(*) FROM node_national_records WHERE national_id LIKE 'BATCH-%'")
         ).scalar_one()
-    assert 0 < applied < 3000, f"the kill missed the batch: {[r.text[:300] for r in answered]}"
+    assert 0 < applied < LINES, f"the kill missed the batch: {[r.text[:300] for r in answered]}"
     world.processes.restart("DE")
     with world.systems() as client:
         result = check(client.post("/v1/batches", content=lines, headers=headers))
     assert result["counts"]["refused"] == 0
     assert result["counts"]["unchanged"] == applied
-    assert result["counts"]["created"] == 3000 - applied
+    assert result["counts"]["created"] == LINES - applied
     with engine.connect() as conn:
         mapped = conn.execute(
             text(
@@ -420,9 +422,9 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing_once_sent_again(world: Wo
             )
         ).scalar_one()
     engine.dispose()
-    assert tuple(mapped) == (3000, 3000)  # nothing lost
-    assert stored == 3000  # nothing duplicated
-    assert cores == 3000
+    assert tuple(mapped) == (LINES, LINES)  # nothing lost
+    assert stored == LINES  # nothing duplicated
+    assert cores == LINES
 
 
 def test_the_interface_serves_https_when_configured(tmp_path: Path) -> None:

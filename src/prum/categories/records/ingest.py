@@ -59,11 +59,9 @@ class RecordsIngester:
         return RecordsPreparer(key=self.matcher.key)
 
     def write(self, conn: Connection, prepared: Sequence[Any]) -> list[str]:
-        references = []
-        for item in prepared:
-            assert isinstance(item, NewRecord)
-            references.append(self.matcher.store.insert_in(conn, item).reference)
-        return references
+        records = [item for item in prepared if isinstance(item, NewRecord)]
+        assert len(records) == len(prepared), "the records store takes prepared persons"
+        return [row.reference for row in self.matcher.store.insert_many_in(conn, records)]
 
     def erase(self, conn: Connection, reference: str, reason: str) -> None:
         self.matcher.store.delete_in(conn, reference, reason)

@@ -93,9 +93,64 @@ class RecordsStore(CategoryStore):
             raise StorageError(f"the police-records database refused the write: {exc}") from exc
         return out
 
-    def insert_in(self, conn: Connection, record: NewRecord) -> Stored:
-        """One person on the caller's connection, inside the caller's transaction."""
-        return self._insert(conn, record)
+    def insert_many_in(self, conn: Connection, records: Sequence[NewRecord]) -> list[Stored]:
+        """Persons on the caller's connection in a few statements (bulk loads). A known
+        ``source_key`` is not stored twice: the existing record comes back, ``new`` False."""
+        keys = [r.source_key for r in records if r.source_key is not None]
+        known: dict[str, Stored] = {}
+        for start in range(0, len(keys), 500):
+            found = conn.execute(
+                select(
+                    records_persons.c.source_key, records_persons.c.id, records_persons.c.reference
+                ).where(records_persons.c.source_key.in_(keys[start : start + 500]))
+            ).all()
+            known.update({str(k): Stored(int(i), str(r), new=False) for k, i, r in found})
+        now = utcnow()
+        fresh = [r for r in records if r.source_key is None or r.source_key not in known]
+        references = [new_reference(self.country, "R") for _ in fresh]
+        rows = [
+            {
+                "reference": reference,
+                "subject_category": record.subject_category.value,
+                "person": record.person.to_json().decode(),
+                "case_data": json.dumps(record.case, ensure_ascii=False),
+                "birth_year": record.person.born.year,
+                "date_of_birth": record.person.born.complete(),
+                "provenance": record.provenance[:200],
+                "synthetic": record.synthetic,
+                "source_key": record.source_key,
+                "enrolled_at": now,
+            }
+            for record, reference in zip(fresh, references, strict=True)
+        ]
+        ids: list[int] = []
+        if rows:
+            statement = insert(records_persons).returning(
+                records_persons.c.id, sort_by_parameter_order=True
+            )
+            ids = [int(i) for i in conn.execute(statement, rows).scalars()]
+        encodings = [
+            {"record_id": record_id, "entry": entry, "key_id": e.key_id, "encoding": e.to_json()}
+            for record_id, record in zip(ids, fresh, strict=True)
+            for entry, e in enumerate(record.encodings)
+        ]
+        if encodings:
+            conn.execute(insert(records_encodings), encodings)
+        stored = iter(
+            Stored(record_id, reference, new=True)
+            for record_id, reference in zip(ids, references, strict=True)
+        )
+        out = []
+        for record in records:
+            key = record.source_key
+            if key is not None and key in known:
+                out.append(known[key])
+            else:
+                item = next(stored)
+                out.append(item)
+                if key is not None:
+                    known[key] = Stored(item.id, item.reference, new=False)
+        return out
 
     def _insert(self, conn: Connection, record: NewRecord) -> Stored:
         if record.source_key is not None:

@@ -66,7 +66,7 @@ HEAVY = frozenset({Category.FACE, Category.FINGER})
 # Lines per transaction: large enough that a commit's fsync is shared, small enough that
 # a batch shows progress and a crash repeats little. Heavy records: a chunk is about
 # two seconds of two workers' work.
-CHUNK = 500
+CHUNK = 2000
 HEAVY_CHUNK = 32
 # The account that erases records whose retention date has passed.
 RETENTION_SYSTEM = "node.retention"
@@ -83,11 +83,14 @@ class _Item:
     prepared: Any = None
     error: PrumError | None = None
     reference: str | None = None
+    content_hash: str = ""  # of a record, computed once (_plan)
+    record_hash: str = ""
 
 
-def source_key(record: RecordIn) -> str:
+def source_key(record: RecordIn, record_hash: str | None = None) -> str:
     """The category store's idempotency key of one version of a national record."""
-    return f"nsi:{record.category.value}:{record.national_id}:{record.record_hash()[:24]}"
+    digest = record_hash or record.record_hash()
+    return f"nsi:{record.category.value}:{record.national_id}:{digest[:24]}"
 
 
 class NationalSystems:
@@ -211,12 +214,14 @@ class NationalSystems:
                     )
                 else:
                     item.outcome = Outcome.DELETED
-            elif item.existing is None:
+                continue
+            item.content_hash, item.record_hash = request.content_hash(), request.record_hash()
+            if item.existing is None:
                 item.outcome = Outcome.CREATED
-            elif item.existing.content_hash == request.content_hash():
+            elif item.existing.content_hash == item.content_hash:
                 item.outcome = Outcome.UNCHANGED
                 item.reference = item.existing.reference
-            elif item.existing.record_hash == request.record_hash():
+            elif item.existing.record_hash == item.record_hash:
                 item.outcome = Outcome.UPDATED
                 item.reference = item.existing.reference
             else:
@@ -249,7 +254,7 @@ class NationalSystems:
         parallel = [i for i in items if i.request.category in HEAVY] if self.workers > 1 else []
         if len(parallel) > 1:
             pool = self._worker_pool()
-            jobs = [_job(i.request) for i in parallel]  # type: ignore[arg-type]
+            jobs = [_job(i.request, i.record_hash) for i in parallel]  # type: ignore[arg-type]
             for item, (ok, value) in zip(parallel, pool.map(_prepare_job, jobs), strict=True):
                 if ok:
                     item.prepared = value
@@ -265,7 +270,7 @@ class NationalSystems:
             try:
                 preparer = self._ingester(record.category).preparer()
                 item.prepared = preparer.prepare(
-                    _raw(record), record.sample.format.value, _meta(record)
+                    _raw(record), record.sample.format.value, _meta(record, item.record_hash)
                 )
             except PrumError as exc:
                 item.error = exc
@@ -337,7 +342,7 @@ class NationalSystems:
         for part in _parts(sorted({r for r in stale if r})):
             conn.execute(delete(core_data).where(core_data.c.reference.in_(part)))
         upserts = [(i, i.request) for i in items if isinstance(i.request, RecordIn)]
-        hashes = {id(i): record.content_hash() for i, record in upserts}
+        hashes = {id(i): i.content_hash for i, _ in upserts}
         changes = [
             {
                 "category": i.request.category.value,
@@ -363,7 +368,7 @@ class NationalSystems:
                     "national_id": record.national_id,
                     "reference": i.reference,
                     "content_hash": hashes[id(i)],
-                    "record_hash": record.record_hash(),
+                    "record_hash": i.record_hash,
                     "origin_country": record.origin_country,
                     "retention_until": record.retention_until,
                     "system": system.name,
@@ -579,9 +584,9 @@ def _raw(record: RecordIn) -> bytes:
         raise InvalidRecord(str(exc)) from None
 
 
-def _meta(record: RecordIn) -> RecordMeta:
+def _meta(record: RecordIn, record_hash: str | None = None) -> RecordMeta:
     return RecordMeta(
-        source_key=source_key(record),
+        source_key=source_key(record, record_hash),
         subject=record.subject_category,
         provenance=record.provenance,
         date_of_birth=record.date_of_birth,
@@ -619,12 +624,14 @@ def _init_worker(settings_json: str) -> None:
     _worker_settings = Settings.model_validate_json(settings_json)
 
 
-def _job(record: RecordIn) -> tuple[Category, bytes | PrumError, str, RecordMeta]:
+def _job(
+    record: RecordIn, record_hash: str | None = None
+) -> tuple[Category, bytes | PrumError, str, RecordMeta]:
     try:
         raw: bytes | PrumError = _raw(record)
     except PrumError as exc:
         raw = exc
-    return record.category, raw, record.sample.format.value, _meta(record)
+    return record.category, raw, record.sample.format.value, _meta(record, record_hash)
 
 
 def _prepare_job(job: tuple[Category, bytes | PrumError, str, RecordMeta]) -> tuple[bool, Any]:
