@@ -368,3 +368,24 @@ def test_lines_that_are_not_records_are_refused_each_alone() -> None:
     for line in parsed:
         assert isinstance(line, InvalidRecord), line
         assert line.message.startswith("line ")
+
+
+def test_a_system_reads_back_only_the_categories_it_may_write(node: Node) -> None:
+    systems = NationalSystems(node)
+    [profile] = dna_profiles(1)
+    systems.upsert(dna_record("DNA-1", profile), SYSTEM)
+    registration = VehicleGenerator("DE").registrations(1, seed=4)[0]
+    vehicle = RecordIn.model_validate(
+        {
+            "category": "vehicle",
+            "national_id": "KBA-1",
+            "sample": {
+                "format": "vehicle-registration",
+                "content": registration.model_dump(mode="json", exclude_none=True),
+            },
+        }
+    )
+    systems.upsert(vehicle, SYSTEM)
+    seen = systems.changes(categories={Category.VEHICLE}).changes
+    assert [c.national_id for c in seen] == ["KBA-1"]
+    assert len(systems.changes().changes) == 2

@@ -93,8 +93,10 @@ def create_systems_app(node: Node, systems: NationalSystems) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> ChangesPage:
         """The node's change sequence after ``after``: what was created, replaced,
-        updated or deleted, in order."""
-        return await run_in_threadpool(lambda: systems.changes(after=after, limit=limit))
+        updated or deleted, in order, in the categories this system may write."""
+        return await run_in_threadpool(
+            lambda: systems.changes(after=after, limit=limit, categories=account.categories)
+        )
 
     @app.get("/v1/records/{category}")
     async def listing(

@@ -461,14 +461,16 @@ class NationalSystems:
 
     # --- reading back -------------------------------------------------------------------
 
-    def changes(self, *, after: int = 0, limit: int = 1000) -> ChangesPage:
+    def changes(
+        self, *, after: int = 0, limit: int = 1000, categories: Iterable[Category] | None = None
+    ) -> ChangesPage:
+        """The change sequence after ``after`` (of ``categories`` only, when given: a
+        system reads back the categories it may write, no others)."""
+        query = select(record_changes).where(record_changes.c.seq > after)
+        if categories is not None:
+            query = query.where(record_changes.c.category.in_([c.value for c in categories]))
         with self.node.engine.connect() as conn:
-            rows = conn.execute(
-                select(record_changes)
-                .where(record_changes.c.seq > after)
-                .order_by(record_changes.c.seq)
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query.order_by(record_changes.c.seq).limit(limit)).all()
             last = conn.execute(select(func.coalesce(func.max(record_changes.c.seq), 0)))
             newest = int(last.scalar_one())
         changes = [
