@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,18 +80,28 @@ def postgres_server() -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    return new_postgres_database(request, "prum_test")
+
+
+def new_postgres_database(request: pytest.FixtureRequest, prefix: str) -> str:
+    """A fresh, empty PostgreSQL database for a fixture of any scope (a module's
+    federation), dropped when that fixture ends; skips without a server."""
     import psycopg
 
-    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
-    name = f"prum_test_{secrets.token_hex(4)}"
+    server = str(request.getfixturevalue("postgres_server"))
+    admin = server.replace("postgresql+psycopg://", "postgresql://")
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_server.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return f"{server.rsplit('/', 1)[0]}/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

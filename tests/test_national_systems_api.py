@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
+from conftest import new_postgres_database
 from prum.categories.dna.frequencies import AlleleFrequencies
 from prum.categories.dna.generate import Generator, profile_of
 from prum.categories.dna.loci import LocusSet
@@ -105,7 +106,7 @@ def world(
     layout = lay_out(root, ["AT", "DE"], policies={"AT": dict(POLICIES), "DE": dict(POLICIES)})
     database_url = ""
     if request.param == "postgres":
-        database_url = _postgres_database(request)
+        database_url = new_postgres_database(request, "prum_systems")
         plan = layout.parties["DE"]
         config = layout.config("DE").model_copy(update={"database_url": database_url})
         plan.config_path.write_text(config.model_dump_json(indent=2))
@@ -125,25 +126,6 @@ def world(
     with Federation(layout) as processes:
         processes.start_all()
         yield World(layout, processes, token, database_url)
-
-
-def _postgres_database(request: pytest.FixtureRequest) -> str:
-    import secrets
-
-    import psycopg
-
-    server = request.getfixturevalue("postgres_server")
-    admin = server.replace("postgresql+psycopg://", "postgresql://")
-    name = f"prum_systems_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    request.addfinalizer(drop)
-    return f"{server.rsplit('/', 1)[0]}/{name}"
 
 
 def upsert(world: World, record: dict[str, Any]) -> dict[str, Any]:

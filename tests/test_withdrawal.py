@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from conftest import new_postgres_database
 from prum.categories.dna.frequencies import AlleleFrequencies
 from prum.categories.dna.generate import Generator, profile_of
 from prum.categories.dna.loci import LocusSet
@@ -104,7 +105,7 @@ def world(
     if request.param == "postgres":  # the receiver AT on PostgreSQL
         plan = layout.parties["AT"]
         config = layout.config("AT").model_copy(
-            update={"database_url": _postgres_database(request)}
+            update={"database_url": new_postgres_database(request, "prum_withdrawal")}
         )
         plan.config_path.write_text(config.model_dump_json(indent=2))
     token, urls = "", {}
@@ -120,25 +121,6 @@ def world(
     with Federation(layout) as processes:
         processes.start_all()
         yield World(layout, processes, token, urls)
-
-
-def _postgres_database(request: pytest.FixtureRequest) -> str:
-    import secrets
-
-    import psycopg
-
-    server = request.getfixturevalue("postgres_server")
-    admin = server.replace("postgresql+psycopg://", "postgresql://")
-    name = f"prum_withdrawal_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    request.addfinalizer(drop)
-    return f"{server.rsplit('/', 1)[0]}/{name}"
 
 
 def b64(data: bytes) -> str:

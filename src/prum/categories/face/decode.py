@@ -52,21 +52,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"the image has {width} x {height} = {width * height / 1e6:.1f} megapixels;"
-                    f" the limit is {max_pixels / 1e6:.1f} megapixels",
-                    width=width,
-                    height=height,
-                    limit=max_pixels,
-                )
-            if min(width, height) < MIN_SIDE:
-                raise ImageTooSmall(
-                    f"the image is {width} x {height} pixels; at least {MIN_SIDE} pixels"
-                    " per side are needed to hold a face",
-                    width=width,
-                    height=height,
-                )
+            check_pixels(width, height, max_pixels=max_pixels)
             image.load()
             fmt = image.format or "unknown"
             rgb = ImageOps.exif_transpose(image).convert("RGB")
@@ -91,3 +77,23 @@ def sniff_format(data: bytes) -> str | None:
             return image.format
     except Exception:  # any failure just means "unknown"; decoding reports details
         return None
+
+
+def check_pixels(width: int, height: int, *, max_pixels: int) -> None:
+    """Refuse an image over the pixel limit or too small to hold a face, from its header
+    alone (photos and Type-10 records alike), before any pixel is decoded."""
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image has {width} x {height} = {width * height / 1e6:.1f} megapixels;"
+            f" the limit is {max_pixels / 1e6:.1f} megapixels",
+            width=width,
+            height=height,
+            limit=max_pixels,
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageTooSmall(
+            f"the image is {width} x {height} pixels; at least {MIN_SIDE} pixels per side"
+            " are needed to hold a face",
+            width=width,
+            height=height,
+        )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from prum.categories.face.calibrated import Calibrated, combine
 from prum.categories.face.calibration import ImpostorDistribution, similarity
@@ -105,11 +106,16 @@ class FaceGallery:
     def model_id(self) -> str | None:
         return self.store.get_meta("model_id")
 
-    def _check_model(self, template: Template) -> None:
+    def _check_model(self, template: Template, conn: Connection | None = None) -> None:
+        """Refuse a template of another model; the first one names the gallery's model
+        (on ``conn`` when the caller's transaction is open: the national-systems one)."""
         model_id = self.model_id
         if model_id is None:
-            self.store.set_meta("model_id", template.model_id)
-            self.store.set_meta("dim", str(template.dim))
+            for key, value in (("model_id", template.model_id), ("dim", str(template.dim))):
+                if conn is None:
+                    self.store.set_meta(key, value)
+                else:
+                    self.store.set_meta_in(conn, key, value)
         elif model_id != template.model_id:
             raise ModelMismatch(
                 f"this gallery holds templates of {model_id}; a template of"

@@ -92,12 +92,7 @@ class FaceIngester:
             raise ModelMismatch(f"one batch mixes templates of {sorted(models)}")
         first = records[0]
         template = Template(first.model_id, np.asarray(first.template, np.float32))
-        held = self.gallery.model_id
-        if held is None:  # the first record of a gallery names its model
-            self.gallery.store.set_meta_in(conn, "model_id", template.model_id)
-            self.gallery.store.set_meta_in(conn, "dim", str(template.dim))
-        elif held != template.model_id:
-            self.gallery._check_model(template)  # raises ModelMismatch, naming both
+        self.gallery._check_model(template, conn)
         return [reference for _, reference in self.gallery.store.insert_many_in(conn, records)]
 
     def erase(self, conn: Connection, reference: str, reason: str) -> None:

@@ -28,6 +28,7 @@ from typing import Literal
 from prum.categories.ansi_nist import Record, content_list, read_tagged
 from prum.categories.face import type10_images as images
 from prum.categories.face.config import FaceSettings
+from prum.categories.face.decode import check_pixels
 from prum.categories.face.types import Pixels
 from prum.errors import MalformedNistRecord, NotAllowedByProfile, UnknownRecordType
 
@@ -409,7 +410,7 @@ def _payload(
 ) -> images.Payload:
     assert record.data is not None
     try:
-        images.check_pixels(width, height, max_pixels=rules.max_pixels)
+        check_pixels(width, height, max_pixels=rules.max_pixels)
         if cga == "JPEGL":
             payload = images.lossless_jpeg(record.data, max_pixels=rules.max_pixels)
         elif cga == "NONE":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from prum.categories.face.decode import ACCEPTED_FORMATS, MIN_SIDE, decode_image
+from prum.categories.face.decode import ACCEPTED_FORMATS, check_pixels, decode_image
 from prum.categories.face.types import Pixels
 from prum.errors import ImageTooLarge, ImageTooSmall, UnreadableImage
 
@@ -85,24 +85,6 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int, bool]:
             break
         pos += 2 + length
     raise UnreadableImage("the JPEG stream has no frame header (SOF): truncated or corrupt")
-
-
-def check_pixels(width: int, height: int, *, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"the image has {width} x {height} = {width * height / 1e6:.1f} megapixels;"
-            f" the limit is {max_pixels / 1e6:.1f} megapixels",
-            width=width,
-            height=height,
-            limit=max_pixels,
-        )
-    if min(width, height) < MIN_SIDE:
-        raise ImageTooSmall(
-            f"the image is {width} x {height} pixels; at least {MIN_SIDE} pixels per side"
-            " are needed to hold a face",
-            width=width,
-            height=height,
-        )
 
 
 def _png(pixels: Pixels) -> bytes:
