@@ -19,6 +19,7 @@ from prum.cliargs import CPUS, PrumGroup, Workers, console
 from prum.conformance.cli import conformance_app
 from prum.federation.router.cli import router_app
 from prum.federation.security.cli import pki_app
+from prum.node.abis.cli import abis_app
 from prum.node.cli import node_app
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(dna_app, name="dna")
 app.add_typer(finger_app, name="finger")
 app.add_typer(records_app, name="records")
 app.add_typer(conformance_app, name="conformance")
+app.add_typer(abis_app, name="abis")
 app.command("stats", help="Statistics per party, category and purpose (no personal data).")(
     audit_stats
 )
@@ -48,10 +50,16 @@ def schema(
     systems: Annotated[
         bool, typer.Option("--systems", help="The national-systems interface's contract instead.")
     ] = False,
+    abis: Annotated[
+        bool, typer.Option("--abis", help="The contract of an external matcher (ABIS) instead.")
+    ] = False,
 ) -> None:
     """Print the JSON Schema of every wire message (version 1), or with --systems of the
-    national-systems interface (docs/national-systems.md)."""
-    if systems:
+    national-systems interface (docs/national-systems.md), or with --abis of an external
+    matcher (docs/abis.md)."""
+    if abis:
+        from prum.node.abis.contract import json_schemas
+    elif systems:
         from prum.node.systems.contract import json_schemas
     else:
         from prum.federation.messages import json_schemas

@@ -202,6 +202,20 @@ class StorageError(Unavailable):
     code = "storage_error"
 
 
+class MatcherUnavailable(Unavailable):
+    """A category's external matcher (a national ABIS over HTTP) failed or is switched
+    off by its circuit breaker; the search is answered with status ``error``."""
+
+    code = "matcher_unavailable"
+
+
+class MatcherTimeout(MatcherUnavailable):
+    """A category's external matcher did not answer a search within its deadline; the
+    search is answered with status ``timeout``."""
+
+    code = "matcher_timeout"
+
+
 # --- audit log ------------------------------------------------------------------------
 
 

@@ -204,6 +204,10 @@ def create_national_app(node: Node) -> FastAPI:
         ]
         if Category.DNA in node.config.categories:
             tasks.append(asyncio.create_task(comparisons.run_comparisons(node, http)))
+        if any(p.abis is not None for p in node.config.categories.values()):
+            from prum.node.abis.delivery import run_delivery
+
+            tasks.append(asyncio.create_task(run_delivery(node)))
         yield
         for task in tasks:
             task.cancel()
@@ -355,6 +359,13 @@ def create_national_app(node: Node) -> FastAPI:
     @app.get("/api/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "party": node.party}
+
+    @app.get("/api/abis")
+    def abis_backlog(user: Current) -> dict[str, dict[str, Any]]:
+        """What the outbox still owes each category's external ABIS (docs/abis.md)."""
+        from prum.node.abis.delivery import backlog
+
+        return backlog(node)
 
     return app
 

@@ -13,6 +13,7 @@ from prum.categories.interface import CategoryMatcher, Preparer
 from prum.config import Settings
 from prum.errors import CategoryNotOffered
 from prum.federation.messages import Category
+from prum.node.abis.endpoint import AbisEndpoint
 
 
 def _face_matcher(settings: Settings) -> CategoryMatcher:
@@ -57,10 +58,19 @@ REGISTRY: dict[Category, Callable[[Settings], CategoryMatcher]] = {
 }
 
 
-def make_matcher(category: Category, settings: Settings) -> CategoryMatcher:
+def make_matcher(
+    category: Category, settings: Settings, abis: AbisEndpoint | None = None
+) -> CategoryMatcher:
+    """The category's matcher; with ``abis``, one whose searches an external ABIS
+    answers over HTTP, the built-in matcher kept underneath as the system of record
+    (prum.node.abis.adapter)."""
     factory = REGISTRY.get(category)
     if factory is None:
         raise CategoryNotOffered(f"no matcher is installed for the {category.value} category")
+    if abis is not None:
+        from prum.node.abis.adapter import make_external
+
+        return make_external(category, factory(settings), abis)
     return factory(settings)
 
 

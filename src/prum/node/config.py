@@ -18,6 +18,7 @@ from prum.categories.interface import SubjectCategory
 from prum.config import Settings
 from prum.errors import BadInput, SearchTypeNotOffered
 from prum.federation.messages import Category, Party, Purpose
+from prum.node.abis.endpoint import ABIS_CATEGORIES, AbisEndpoint
 
 
 class SearchTypePolicy(BaseModel):
@@ -150,6 +151,8 @@ class CategoryPolicy(BaseModel):
     # DNA: profiles accepted per requesting party per day in bulk and continuous
     # comparisons (counted per profile, so a connecting country is paced, not refused).
     daily_bulk_profiles: Annotated[int, Field(ge=0)] = 2_000_000
+    # The category's matcher is this external ABIS instead of the built-in one.
+    abis: AbisEndpoint | None = None
 
     def subjects_for(self, purpose: Purpose) -> frozenset[SubjectCategory]:
         """The data-subject categories a search of this purpose is compared against."""
@@ -266,6 +269,11 @@ class NodeConfig(BaseModel):
         # loaded, so what applies can be read (and shown) from the configuration alone.
         for category, policy in list(self.categories.items()):
             self.categories[category] = policy.with_defaults(category)
+            if policy.abis is not None and category not in ABIS_CATEGORIES:
+                raise ValueError(
+                    f"the {category.value} category cannot use an external ABIS (only"
+                    f" {', '.join(sorted(c.value for c in ABIS_CATEGORIES))})"
+                )
         return self
 
     def records_key_path(self) -> Path:

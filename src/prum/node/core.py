@@ -53,7 +53,9 @@ class Node:
         if category not in self.config.categories:
             raise CategoryNotOffered(f"{self.party} does not offer the {category.value} category")
         if category not in self._matchers:
-            self._matchers[category] = make_matcher(category, self.config.settings())
+            self._matchers[category] = make_matcher(
+                category, self.config.settings(), self.config.categories[category].abis
+            )
         return self._matchers[category]
 
     def warm_up(self) -> None:

@@ -23,6 +23,8 @@ from prum.errors import (
     BatchNotSupported,
     CapacityExhausted,
     CategoryNotOffered,
+    MatcherTimeout,
+    MatcherUnavailable,
     NotAuthorised,
     PenaltyBelowThreshold,
     PolicyRefused,
@@ -214,6 +216,9 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
         status, error = ReplyStatus.REFUSED, ErrorInfo(**exc.to_dict())
     except BadInput as exc:
         status, error = ReplyStatus.ERROR, ErrorInfo(**exc.to_dict())
+    except MatcherUnavailable as exc:  # an external ABIS failed or was too slow
+        status = ReplyStatus.TIMEOUT if isinstance(exc, MatcherTimeout) else ReplyStatus.ERROR
+        error = ErrorInfo(**exc.to_dict())
     duration = 1000 * (time.perf_counter() - started)
     reply = CountryReply(
         in_reply_to=request.message_id,

@@ -48,7 +48,7 @@ from prum.federation.security.pki import PeerIdentity
 from prum.node.categories import ANSWERED_AT_ONCE
 from prum.node.core import Node, utcnow, validated
 from prum.node.exchange import find_candidate, load_search
-from prum.node.outbox import enqueue
+from prum.node.outbox import ABIS_KINDS, enqueue
 from prum.node.schema import (
     core_data,
     inbox,
@@ -455,6 +455,7 @@ async def deliver_due(node: Node, client: httpx.AsyncClient) -> int:
         due = conn.execute(
             select(outbox.c.id, outbox.c.envelope, outbox.c.attempts)
             .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now)
+            .where(outbox.c.kind.not_in(ABIS_KINDS))  # prum.node.abis.delivery's
             .order_by(outbox.c.id)
             .limit(50)
         ).all()
