@@ -211,7 +211,7 @@ class MatcherUnavailable(Unavailable):
 
 class MatcherTimeout(MatcherUnavailable):
     """A category's external matcher did not answer a search within its deadline; the
-    search is answered with status ``timeout``."""
+    search is answered with status ``error`` and this code."""
 
     code = "matcher_timeout"
 

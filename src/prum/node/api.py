@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -33,6 +33,7 @@ from prum.node import comparisons, exchange, followup
 from prum.node.core import Node, utcnow
 from prum.node.schema import requests_in, requests_out, searches, verifications
 from prum.node.users import Role, User, authenticate
+from prum.node.web.base import PREFIX, framework_error, page
 
 log = logging.getLogger(__name__)
 HTTP_STATUS.setdefault("unknown_reference", 404)
@@ -48,9 +49,11 @@ def install_errors(app: FastAPI) -> None:
     # The database itself failing (a full disk, PostgreSQL restarting): the node does
     # nothing it cannot store and log, and says so with a 503 the caller may retry.
     @app.exception_handler(OperationalError)
-    async def database_failed(_: Request, exc: OperationalError) -> JSONResponse:
+    async def database_failed(request: Request, exc: OperationalError) -> Response:
         reason = str(exc.orig).splitlines()[0][:120] if exc.orig else type(exc).__name__
         error = StorageError(f"the node's database cannot be used now ({reason}); try again later")
+        if request.url.path.startswith(PREFIX):
+            return page(request, "error.html", 503, error=error)
         return JSONResponse(error.to_dict(), status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
@@ -62,12 +65,21 @@ def install_errors(app: FastAPI) -> None:
         return JSONResponse(body, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # The framework's own refusals (a body it cannot parse, an unknown path or
-        # method) in the shape of ours, not as {"detail": ...}.
+        # method) in the shape of ours, not as {"detail": ...}; a page in the workbench.
+        shown = framework_error(request, exc.status_code)
+        if shown is not None:
+            return shown
         code = {404: "unknown_reference"}.get(exc.status_code, "bad_input")
         body = {"code": code, "message": str(exc.detail), "details": {}}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def fault(request: Request, exc: Exception) -> Response:
+        # A bug: the server logs the traceback; the browser gets a page, never the trace.
+        shown = framework_error(request, 500)
+        return shown or PlainTextResponse("Internal Server Error", status_code=500)
 
 
 # --- router-facing -----------------------------------------------------------------------

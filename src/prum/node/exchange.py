@@ -23,7 +23,6 @@ from prum.errors import (
     BatchNotSupported,
     CapacityExhausted,
     CategoryNotOffered,
-    MatcherTimeout,
     MatcherUnavailable,
     NotAuthorised,
     PenaltyBelowThreshold,
@@ -216,9 +215,10 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
         status, error = ReplyStatus.REFUSED, ErrorInfo(**exc.to_dict())
     except BadInput as exc:
         status, error = ReplyStatus.ERROR, ErrorInfo(**exc.to_dict())
-    except MatcherUnavailable as exc:  # an external ABIS failed or was too slow
-        status = ReplyStatus.TIMEOUT if isinstance(exc, MatcherTimeout) else ReplyStatus.ERROR
-        error = ErrorInfo(**exc.to_dict())
+    except MatcherUnavailable as exc:
+        # An external ABIS failed or was too slow: "error" with the reason (its code
+        # says matcher_timeout for a slow one; "timeout" is the router's observation).
+        status, error = ReplyStatus.ERROR, ErrorInfo(**exc.to_dict())
     duration = 1000 * (time.perf_counter() - started)
     reply = CountryReply(
         in_reply_to=request.message_id,

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from prum.errors import MalformedRequest, PrumError
-from prum.federation.router.service import Router
+from prum.federation.router.service import Progress, Router
 from prum.federation.router.settings import RouterSettings
 from prum.federation.security.pki import PeerIdentity
 from prum.federation.security.signing import keep_crl_current
@@ -193,6 +193,9 @@ class HotPath:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
+        if NDJSON in dict(scope["headers"]).get(b"accept", b""):
+            await _search_streamed(self.service, b"".join(chunks), scope, send)
+            return
         status, headers, body = await _search(self.service, b"".join(chunks), scope)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -200,9 +203,12 @@ class HotPath:
 
 Headers = list[tuple[bytes, bytes]]
 JSON_TYPE = (b"content-type", b"application/json")
+NDJSON = b"application/x-ndjson"
 
 
-async def _search(service: Router, raw: bytes, scope: Scope) -> tuple[int, Headers, bytes]:
+async def _search(
+    service: Router, raw: bytes, scope: Scope, progress: Progress | None = None
+) -> tuple[int, Headers, bytes]:
     """One search, as HTTP: (status, headers, body)."""
     try:
         try:
@@ -210,13 +216,58 @@ async def _search(service: Router, raw: bytes, scope: Scope) -> tuple[int, Heade
         except PrumError as exc:
             service.refused("/v1/search", exc, {})
             raise
-        return 200, [JSON_TYPE], await _guarded(service.search(raw, peer))
+        return 200, [JSON_TYPE], await _guarded(service.search(raw, peer, progress))
     except PrumError as exc:
         status = status_for(exc)
         headers = [JSON_TYPE]
         if status == 503:  # for now, not for good: say when to come back
             headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
         return status, headers, json.dumps(exc.to_dict()).encode()
+
+
+async def _search_streamed(service: Router, raw: bytes, scope: Scope, send: Send) -> None:
+    """One search whose requester asked (``Accept: application/x-ndjson``) to hear each
+    target as it settles: one JSON line ``{"progress": {...}}`` per event, then the
+    signed SearchReply as the last line, or ``{"error": {...}, "status": n}`` if the
+    search failed after the first event. A search refused before fan-out is an
+    ordinary JSON error with its status."""
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+    search = asyncio.create_task(
+        _search(
+            service,
+            raw,
+            scope,
+            lambda event: lines.put_nowait(json.dumps({"progress": event}).encode() + b"\n"),
+        )
+    )
+    started = False
+
+    async def emit(line: bytes, *, more: bool = True) -> None:
+        nonlocal started
+        if not started:
+            headers = [(b"content-type", NDJSON), (b"cache-control", b"no-store")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            started = True
+        await send({"type": "http.response.body", "body": line, "more_body": more})
+
+    while not search.done():
+        line = asyncio.ensure_future(lines.get())
+        await asyncio.wait({search, line}, return_when=asyncio.FIRST_COMPLETED)
+        if line.done():
+            await emit(line.result())
+        else:
+            line.cancel()
+    while not lines.empty():
+        await emit(lines.get_nowait())
+    status, headers, body = search.result()
+    if not started:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    elif status == 200:
+        await emit(body + b"\n", more=False)
+    else:
+        error = json.dumps({"error": json.loads(body), "status": status}).encode()
+        await emit(error + b"\n", more=False)
 
 
 def _peer(service: Router, request: Request) -> PeerIdentity:

@@ -26,7 +26,7 @@ import json
 import ssl
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -78,6 +78,9 @@ from prum.federation.security.signing import (
 M = TypeVar("M", bound=BaseModel)
 
 _OUTCOMES = {status: Outcome(status.value) for status in ReplyStatus}
+# Told of a search's progress: first {"targets": [...]}, then {"party", "status",
+# "candidates", "duration_ms"} per target as its answer settles (a requester's live page).
+Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,12 @@ class Router:
 
     # --- search ---------------------------------------------------------------------
 
-    async def search(self, raw: bytes, peer: PeerIdentity) -> bytes:
+    async def search(
+        self, raw: bytes, peer: PeerIdentity, progress: Progress | None = None
+    ) -> bytes:
         """Fan a requester's signed SearchRequest (the envelope's bytes) out; return the
-        signed SearchReply (bytes).
+        signed SearchReply (bytes). ``progress`` hears of each target as it settles
+        (statuses only: the answers themselves come in the signed reply).
 
         The envelope travels to every target as it came, byte for byte; the router reads
         its metadata (SearchHeader), never the probe. Each node's reply goes into the
@@ -210,7 +216,7 @@ class Router:
                     detail=f"to {len(targets)} parties",
                 )
             )
-            answers = await self._fan_out(request, raw, targets, started, deadline_ms)
+            answers = await self._fan_out(request, raw, targets, started, deadline_ms, progress)
         finally:
             self.in_flight -= 1
         ticket = 0
@@ -296,6 +302,7 @@ class Router:
         targets: list[_Target],
         started: float,
         deadline_ms: int,
+        progress: Progress | None = None,
     ) -> list[Answer]:
         """Ask the targets at once; what has not settled ``deadline_ms`` after
         ``started`` is a timeout."""
@@ -305,20 +312,43 @@ class Router:
             for t in targets
             if t.refusal is None
         }
-        if asked:
+        written = {
+            t.party: self.fanout.written(request, t.party, t.refusal, 0)
+            for t in targets
+            if t.refusal is not None
+        }
+        if progress is not None:
+            progress({"targets": [t.party for t in targets]})
+            for answer in written.values():
+                progress(_progress_of(answer))
+        if asked and progress is None:
             remaining = max(0.0, deadline - time.monotonic())
             _, late = await asyncio.wait(asked.values(), timeout=remaining)
             for pending in late:
                 pending.cancel()
+        elif asked and progress is not None:
+            # One answer at a time, so the requester sees each country as it settles.
+            waiting: set[asyncio.Task[Answer]] = set(asked.values())
+            while waiting and (remaining := deadline - time.monotonic()) > 0:
+                done, waiting = await asyncio.wait(
+                    waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                for settled in done:
+                    progress(_progress_of(settled.result()))
+            for pending in waiting:
+                pending.cancel()
         answers = []
         for target in targets:
             task = asked.get(target.party)
-            if target.refusal is not None:
-                answers.append(self.fanout.written(request, target.party, target.refusal, 0))
+            if target.party in written:
+                answers.append(written[target.party])
             elif task is not None and task.done() and not task.cancelled():
                 answers.append(task.result())
             else:
-                answers.append(self.fanout.timed_out(request, target.party, deadline_ms))
+                answer = self.fanout.timed_out(request, target.party, deadline_ms)
+                if progress is not None:
+                    progress(_progress_of(answer))
+                answers.append(answer)
         return answers
 
     # --- deliver --------------------------------------------------------------------
@@ -537,6 +567,15 @@ def _reply_json(request: SearchHeader, answers: list[Answer]) -> bytes:
     body["replies"] = marker
     head, tail = canonical_json(body).split(f'"{marker}"'.encode())
     return head + b"[" + b",".join(a.reply_json for a in answers) + b"]" + tail
+
+
+def _progress_of(answer: Answer) -> dict[str, Any]:
+    return {
+        "party": answer.party,
+        "status": answer.status.value,
+        "candidates": answer.candidates,
+        "duration_ms": answer.duration_ms,
+    }
 
 
 def _search_fields(request: SearchHeader) -> dict[str, Any]:

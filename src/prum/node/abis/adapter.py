@@ -8,7 +8,8 @@ transaction each insert and erasure is queued in the node's outbox for the ABIS
 (prum.node.abis.delivery carries them, in order, exactly once). Searches go to the ABIS
 with a deadline, behind a circuit breaker; an ABIS that fails or is slow raises
 MatcherUnavailable or MatcherTimeout, which the node answers as the country's status
-``error`` or ``timeout`` with the reason, never by hanging.
+``error`` with the reason (code ``matcher_unavailable`` or ``matcher_timeout``; the
+status ``timeout`` is the router's own observation), never by hanging.
 """
 
 from __future__ import annotations

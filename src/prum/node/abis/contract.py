@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, StringConstraints
 
 from prum.categories.interface import SubjectCategory
-from prum.federation.messages import Base64Bytes, HitDetails, Probe
+from prum.federation.messages import HitDetails, Probe
 
 VERSION = "abis-v1"
 PREFIX = "/abis/v1"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,10 +33,11 @@ from prum.federation.transport import status_for
 from prum.node import exchange
 from prum.node.core import Node
 from prum.node.users import Role, User
-from prum.node.web import sessions, views
+from prum.node.web import labels, sessions, views
 from prum.node.web.sessions import COOKIE, Session
 
 PREFIX = "/workbench"
+LOG = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(
@@ -48,6 +51,7 @@ templates.env.globals.update(
     vehicle_signals=views.VEHICLE_SIGNALS,
     records_words=views.RECORDS_FIELDS,
     finger_search_types=views.FINGER_SEARCH_TYPES,
+    label=labels.label,
 )
 MAX_UPLOAD = 30 * 1024 * 1024
 # Only this node's own scripts; Plotly inserts its styles at run time.
@@ -67,6 +71,13 @@ class Workbench:
     http: httpx.AsyncClient
     wake: asyncio.Event
     face_of: Callable[[int, str, str], views.FaceView] = field(init=False)
+    # Searches being sent in the background (a reference keeps each task alive).
+    sending: set[asyncio.Task[None]] = field(default_factory=set)
+    # One search per submitted form: (user, the form's key) -> the search id, or the
+    # refusal shown the first time; the most recent keys only.
+    submissions: OrderedDict[tuple[str, str], asyncio.Future[int | PrumError]] = field(
+        default_factory=OrderedDict
+    )
 
     def __post_init__(self) -> None:
         # Faces cropped for the comparison: the image and its landmarks are asked for
@@ -87,6 +98,18 @@ class Workbench:
     def log(self, user: User | None, kind: str, **fields: Any) -> None:
         self.node.log(kind=kind, user=user.name if user else None, **fields)
 
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after the page has answered; it records its own outcome."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self.sending.discard(task)
+        if not task.cancelled() and not isinstance(task.exception(), (PrumError, type(None))):
+            # A bug must not vanish with its task: the node's log keeps the traceback.
+            LOG.error("a background search failed", exc_info=task.exception())
+
 
 class LoginRequired(Exception):
     """No live session: the browser goes to the login page."""
@@ -106,11 +129,65 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     """Render a template with the user, the CSRF token and the node's party."""
     session: Session | None = getattr(request.state, "session", None)
     bench: Workbench | None = getattr(request.state, "workbench", None)
+    node: Node | None = bench.node if bench else getattr(request.app.state, "node", None)
     context.setdefault("user", session.user if session else None)
     context.setdefault("csrf", session.csrf_token if session else "")
     context.setdefault("roles", {r.value for r in session.user.roles} if session else set())
-    context.setdefault("party", bench.node.party if bench else "")
+    context.setdefault("party", node.party if node else "")
     return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+class PageNotFound(BadInput):
+    """No workbench page at this address."""
+
+    code = "unknown_reference"
+
+
+class MethodNotAllowed(BadInput):
+    """A form's address opened directly (a GET where only a POST is taken), or the
+    other way round."""
+
+    code = "method_not_allowed"
+
+
+class InternalError(PrumError):
+    """A fault in the node itself (logged with its traceback)."""
+
+    code = "internal_error"
+
+
+def framework_error(request: Request, status: int) -> Response | None:
+    """The framework's own refusals (unknown address, wrong method) and unexpected
+    faults as a workbench page, for workbench addresses; None elsewhere (the JSON API
+    keeps its JSON)."""
+    if not request.url.path.startswith(PREFIX):
+        return None
+    error: PrumError
+    if status == 404:
+        error = PageNotFound("there is no workbench page at this address")
+    elif status == 405:
+        error = MethodNotAllowed(
+            "this address takes a form sent from a workbench page; it cannot be opened"
+            " directly"
+        )
+    elif status >= 500:
+        error = InternalError(
+            "something went wrong on this node; it has been logged. Try again in a"
+            " moment; if it happens again, tell the node's administrator the time"
+        )
+    else:
+        error = BadInput("the browser sent a request the workbench cannot read")
+    response = page(request, "error.html", status, error=error)
+    secure(response)
+    return response
+
+
+def secure(response: Response) -> None:
+    """The headers every workbench answer carries."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers.setdefault("Cache-Control", "no-store")
 
 
 class HtmlRoute(APIRoute):
@@ -133,10 +210,7 @@ class HtmlRoute(APIRoute):
                 )
                 error = BadInput(f"the form is incomplete or invalid: {problems}")
                 response = page(request, "error.html", 400, error=error)
-            response.headers["Content-Security-Policy"] = CSP
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "same-origin"
-            response.headers.setdefault("Cache-Control", "no-store")
+            secure(response)
             return response
 
         return route

@@ -3,9 +3,11 @@ request: step 1 and the requesting half of step 2."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import re
+import secrets
 from typing import Annotated, Any
 
 import httpx
@@ -21,7 +23,7 @@ from prum.node import exchange, followup
 from prum.node.core import Node, validated
 from prum.node.schema import requests_out, verifications
 from prum.node.users import Role
-from prum.node.web import views
+from prum.node.web import labels, views
 from prum.node.web.base import (
     PREFIX,
     Bench,
@@ -50,6 +52,8 @@ FORMS = {
 COMING: dict[Category, str] = {}
 FINGER_SEARCH_TYPES = views.FINGER_SEARCH_TYPES
 NIST_SUFFIXES = (".an2", ".nist", ".eft")
+# Form keys remembered against double submission (a few hours of a busy node's searches).
+KEPT_SUBMISSIONS = 2000
 GENDERS = {"": "unknown", "F": "female", "M": "male", "X": "other"}
 
 
@@ -69,6 +73,7 @@ async def search_page(
         parties=await _parties(bench.node, bench.http, category),
         search_types=FINGER_SEARCH_TYPES,
         genders=GENDERS,
+        submission=secrets.token_urlsafe(16),  # one search per form sent (submit_search)
         **context,
     )
 
@@ -124,7 +129,23 @@ async def submit_search(
     country_of_birth: Annotated[str, Form(max_length=8)] = "",
     nationalities: Annotated[str, Form(max_length=40)] = "",
     gender: Annotated[str, Form(max_length=1)] = "",
+    submission: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    """Check and record the search, send it in the background and answer at once with
+    its live page. A form sent twice (a double click) is one search: the second
+    answer is the first one's."""
+    key = (user.name, submission)
+    first = bench.submissions.get(key) if submission else None
+    if first is not None:
+        outcome = await asyncio.shield(first)
+        if isinstance(outcome, int):
+            return RedirectResponse(f"{PREFIX}/searches/{outcome}", status_code=303)
+        return await search_page(request, bench, category, status_for(outcome), error=outcome)
+    done: asyncio.Future[int | PrumError] = asyncio.get_running_loop().create_future()
+    if submission:
+        bench.submissions[key] = done
+        while len(bench.submissions) > KEPT_SUBMISSIONS:
+            bench.submissions.popitem(last=False)
     typed = {
         "search_type": search_type,
         "way": way,
@@ -176,9 +197,8 @@ async def submit_search(
             probe = _records_probe(bench.node, typed)
         else:  # pragma: no cover - every Category has a form
             raise BadInput(f"the workbench has no {category.value} search form yet")
-        search_id = await exchange.send_search(
+        outgoing = exchange.begin_search(
             bench.node,
-            bench.http,
             user,
             exchange.SearchForm(
                 category=category,
@@ -196,10 +216,14 @@ async def submit_search(
         )
     except PrumError as exc:
         bench.log(user, "refused", category=category, reason_code=exc.code[:64])
+        done.set_result(exc)
+        bench.submissions.pop(key, None)  # a corrected form may be sent again
         return await search_page(
             request, bench, category, status_for(exc), error=exc, values=values
         )
-    return RedirectResponse(f"{PREFIX}/searches/{search_id}", status_code=303)
+    done.set_result(outgoing.search_id)
+    bench.in_background(exchange.deliver(bench.node, bench.http, outgoing, live=True))
+    return RedirectResponse(f"{PREFIX}/searches/{outgoing.search_id}", status_code=303)
 
 
 # --- results and comparison ---------------------------------------------------------------
@@ -215,11 +239,56 @@ def results(request: Request, bench: Bench, search_id: RowId, user: Investigator
         request,
         "results.html",
         search=search,
+        live=live_status(search),
+        countries=countries(search),
         replies=(search.get("reply") or {}).get("replies", []),
         probe_profile=views.probe_profile(search.get("probe")),
         decided=_decisions(bench.node, search_id),
         requested=requested,
     )
+
+
+@router.get("/searches/{search_id}/progress")
+def progress(bench: Bench, search_id: RowId, user: Investigator) -> Response:
+    """Each country's status while the search runs (JSON for the live page's script)."""
+    search = exchange.load_search(bench.node, search_id)
+    return JSONResponse(
+        {"status": live_status(search), "countries": countries(search)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def live_status(search: dict[str, Any]) -> str:
+    """``sent`` while answers may still come; ``lost`` for a search still marked sent
+    long after its deadline (the node stopped while it waited)."""
+    if search["status"] != "sent":
+        return str(search["status"])
+    deadline_ms = int((search.get("reply") or {}).get("deadline_ms") or 900_000)
+    waited = (dt.datetime.now(dt.UTC) - _aware(search["created_at"])).total_seconds()
+    return "lost" if waited > deadline_ms / 1000 + 60 else "sent"
+
+
+def countries(search: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per country: from the answer, or from the progress while it runs."""
+    reply = search.get("reply") or {}
+    if reply.get("replies"):
+        rows = reply["replies"]
+    else:
+        rows = [{"party": party, **step} for party, step in reply.get("progress", {}).items()]
+    return [
+        {
+            "party": r["party"],
+            "status": r["status"],
+            "label": labels.label(r["status"]),
+            "candidates": r.get("candidates_purged", r.get("candidates")),
+            "duration_ms": r.get("duration_ms"),
+        }
+        for r in rows
+    ]
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)  # SQLite drops the zone
 
 
 @router.get("/searches/{search_id}/probe")
