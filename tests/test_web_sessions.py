@@ -136,7 +136,8 @@ def test_login_sets_a_strict_httponly_cookie_and_the_server_keeps_only_its_hash(
 def test_pages_need_a_session(client: TestClient) -> None:
     for path in ("/workbench/", "/workbench/search", "/workbench/inbox", "/workbench/audit"):
         response = client.get(path)
-        assert response.status_code == 303 and response.headers["location"] == "/workbench/login"
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/workbench/login")  # and back (?next=)
     assert client.get("/").headers["location"] == "/workbench/"
 
 
@@ -373,10 +374,10 @@ def test_dna_form_validates_the_profile_before_it_travels(client: TestClient, no
     csv = "".join(f"{locus},{pair}\n" for locus, pair in zip(loci, alleles, strict=True))
     # A valid profile goes to send_search; this node's router does not exist.
     sent = client.post("/workbench/search", data={**form, "profile_text": csv})
-    assert sent.status_code == 503 and "router cannot be reached" in sent.text
+    assert sent_away(sent)
     with node.engine.connect() as conn:
         [search] = conn.execute(select(searches)).all()
-    assert search.category == "dna" and search.status == "failed"
+    assert search.category == "dna" and search.status in {"sent", "failed"}
     assert search.probe["format"] == "dna_profile"
 
 
@@ -399,6 +400,15 @@ def search_form(client: TestClient, category: str) -> dict[str, str]:
 def stored_searches(node: Node) -> list[Any]:
     with node.engine.connect() as conn:
         return list(conn.execute(select(searches)).all())
+
+
+def sent_away(response: Any) -> bool:
+    """The form was accepted: the search is recorded and goes out in the background
+    (this node's router does not exist: tests/test_web_people.py follows one to its
+    failure), and the officer lands on its live page."""
+    return response.status_code == 303 and bool(
+        re.fullmatch(r"/workbench/searches/\d+", response.headers["location"])
+    )
 
 
 def test_category_tabs_offer_every_form(client: TestClient) -> None:
@@ -430,7 +440,7 @@ def test_records_form_validates_then_sends_only_pseudonyms(client: TestClient, n
         "/workbench/search",
         data={**form, **person, "date_of_birth": "1983-04", "aliases": "Papadopoulos, Dimitris"},
     )
-    assert sent.status_code == 503 and "router cannot be reached" in sent.text
+    assert sent_away(sent)
     [search] = stored_searches(node)
     assert search.category == "records" and search.probe["format"] == "records_query"
     kept = json.dumps(search.probe).lower()
@@ -460,10 +470,10 @@ def test_vehicle_form_checks_the_vin_and_sends_a_plate_to_one_country(
         assert 'id="search-error"' in refused.text and reason in refused.text, bad
     assert stored_searches(node) == []
     legacy = {"way": "vin", "vin": "WVWZZZ1JZ3W38", "vin_legacy": "1"}
-    assert client.post("/workbench/search", data={**form, **legacy}).status_code == 503
+    assert sent_away(client.post("/workbench/search", data={**form, **legacy}))
     plate = {"way": "plate", "plate": "W-12345X", "registration_country": "at", "at": "2026-11-03"}
     sent = client.post("/workbench/search", data={**form, **plate, "targets": ["NL", "HU"]})
-    assert sent.status_code == 503
+    assert sent_away(sent)
     first, second = stored_searches(node)
     assert first.probe["vehicle"]["vin"] == "WVWZZZ1JZ3W38"
     assert second.probe["format"] == "vehicle_query"
@@ -497,7 +507,7 @@ def test_finger_form_reads_the_file_before_it_travels(
         data={**form, "search_type": "TP/UL"},
         files={"finger_file": ("print.png", buffer.getvalue())},
     )
-    assert sent.status_code == 503
+    assert sent_away(sent)
     [search] = stored_searches(node)
     assert search.category == "finger" and search.probe["format"] == "image"
     probe = client.get(f"/workbench/searches/{search.id}/probe")
@@ -527,7 +537,7 @@ def test_finger_form_sends_a_transaction_and_shows_its_first_image(
         data={**form, "search_type": "TP/TP"},
         files={"finger_file": ("tenprint.an2", write_transaction(transaction))},
     )
-    assert sent.status_code == 503  # checked, then sent; this node's router does not exist
+    assert sent_away(sent)  # checked, recorded, then sent in the background
     [search] = stored_searches(node)
     assert search.probe["format"] == "ansi_nist"
     shown = client.get(f"/workbench/searches/{search.id}/probe")
@@ -758,7 +768,7 @@ def test_missing_person_search_form_needs_no_offence(client: TestClient, node: N
     }
     # Checked and sent (this node's router does not exist), offence and penalty left out.
     sent = client.post("/workbench/search", data=form)
-    assert sent.status_code == 503 and "router cannot be reached" in sent.text
+    assert sent_away(sent)
     criminal = client.post("/workbench/search", data={**form, "purpose": "investigation"})
     assert criminal.status_code == 400 and "offence" in criminal.text
     with node.engine.connect() as conn:

@@ -8,7 +8,9 @@ its answer. Every refusal is explicit (status ``refused`` with the reason) and l
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -311,6 +313,14 @@ def _stored_probe(probe: Probe, face: bytes | None = None) -> dict[str, Any]:
 
 async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: SearchForm) -> int:
     """Check the probe, send the search through the router, store the answers."""
+    outgoing = begin_search(node, user, form)
+    await deliver(node, client, outgoing)
+    return outgoing.search_id
+
+
+def begin_search(node: Node, user: User, form: SearchForm) -> Outgoing:
+    """Check the probe, then sign and record the search (logged ``search_sent``); the
+    caller sends it with :func:`deliver`, at once or in the background."""
     user.require(Role.OFFICER)
     probe = form.outgoing_probe()
     face = check_probe(node, form.category, probe)
@@ -332,7 +342,7 @@ async def send_search(node: Node, client: httpx.AsyncClient, user: User, form: S
             "deadline_ms": form.deadline_ms,
         },
     )
-    return await dispatch(node, client, user.name, request, _stored_probe(probe, face))
+    return record_search(node, user.name, request, _stored_probe(probe, face))
 
 
 def own_certificate_problem(node: Node) -> str:
@@ -380,6 +390,16 @@ def check_probe(node: Node, category: Category, probe: Probe) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A search recorded and signed, not yet sent."""
+
+    search_id: int
+    request: SearchRequest
+    envelope: SignedEnvelope
+    common: dict[str, Any]  # the fields of its audit entries
+
+
 async def dispatch(
     node: Node,
     client: httpx.AsyncClient,
@@ -393,6 +413,15 @@ async def dispatch(
     ``on_answer`` runs in the transaction that stores the answers (a bulk comparison
     advances its cursor there, so a crash can neither lose nor repeat a batch's hits).
     """
+    outgoing = record_search(node, user_name, request, stored_probe)
+    await deliver(node, client, outgoing, on_answer)
+    return outgoing.search_id
+
+
+def record_search(
+    node: Node, user_name: str, request: SearchRequest, stored_probe: dict[str, Any]
+) -> Outgoing:
+    """Sign and record one request (status ``sent``), logged ``search_sent``."""
     envelope = node.signer.sign(request.model_dump(mode="json"))
     with node.engine.begin() as conn:
         search_id = conn.execute(
@@ -413,7 +442,6 @@ async def dispatch(
             )
         ).inserted_primary_key
     assert search_id is not None
-    sid = int(search_id[0])
     common = {
         "requesting_party": node.party,
         "category": request.category,
@@ -426,28 +454,36 @@ async def dispatch(
         "request_number": request.request_number,
     }
     node.log(kind="search_sent", signature=envelope.signature, **common)
+    return Outgoing(int(search_id[0]), request, envelope, common)
+
+
+async def deliver(
+    node: Node,
+    client: httpx.AsyncClient,
+    outgoing: Outgoing,
+    on_answer: Callable[[Connection, int, SearchReply], None] | None = None,
+    *,
+    live: bool = False,
+) -> None:
+    """Send a recorded search through the router and store its answers (status
+    ``answered``), or its failure with the reason (status ``failed``, raised).
+
+    ``live``: hear each country as it settles, kept in the search's ``reply`` as
+    ``progress`` until the signed answer replaces it (the workbench's live page).
+    """
+    sid, request = outgoing.search_id, outgoing.request
     try:
-        response = await client.post(
-            f"{node.config.router_url}/v1/search",
-            content=envelope.to_json(),
-            headers={"content-type": "application/json"},
-            timeout=request.deadline_ms / 1000 + 10,
-        )
-    except httpx.HTTPError as exc:
-        _fail(node, sid)
-        problem = own_certificate_problem(node)
-        detail = str(exc) or type(exc).__name__  # some httpx errors carry no text
-        raise Unavailable(
-            f"the router cannot be reached: {detail}" + (f"; {problem}" if problem else "")
-        ) from exc
-    if response.status_code != 200:
-        _fail(node, sid)
-        raise _remote_error(response)
-    verified = node.verifier.verify_json(response.content, expected_signer="ROUTER")
-    reply: SearchReply = validated(SearchReply, verified.body)
-    if reply.in_reply_to != request.message_id:
-        _fail(node, sid)
-        raise BadInput("the router answered another request")
+        raw = await (_live(node, client, outgoing) if live else _post(node, client, outgoing))
+        verified = node.verifier.verify_json(raw, expected_signer="ROUTER")
+        reply: SearchReply = validated(SearchReply, verified.body)
+        if reply.in_reply_to != request.message_id:
+            raise BadInput("the router answered another request")
+    except PrumError as exc:
+        _fail(node, sid, exc)
+        raise
+    except asyncio.CancelledError:  # the node is stopping: say so, not "waiting" forever
+        _fail(node, sid, Unavailable("the node stopped before the answers came"))
+        raise
     with node.engine.begin() as conn:
         conn.execute(
             update(searches)
@@ -465,9 +501,84 @@ async def dispatch(
             reference=[c.reference for c in answer.candidates] or None,
             duration_ms=round(answer.duration_ms) if answer.duration_ms is not None else None,
             reason_code=answer.error.code if answer.error else None,
-            **common,
+            **outgoing.common,
         )
-    return sid
+
+
+def _router_down(node: Node, exc: httpx.HTTPError) -> Unavailable:
+    problem = own_certificate_problem(node)
+    detail = str(exc) or type(exc).__name__  # some httpx errors carry no text
+    return Unavailable(
+        f"the router cannot be reached: {detail}" + (f"; {problem}" if problem else "")
+    )
+
+
+async def _post(node: Node, client: httpx.AsyncClient, outgoing: Outgoing) -> bytes:
+    """The router's signed answer, all countries at once."""
+    try:
+        response = await client.post(
+            f"{node.config.router_url}/v1/search",
+            content=outgoing.envelope.to_json(),
+            headers={"content-type": "application/json"},
+            timeout=outgoing.request.deadline_ms / 1000 + 10,
+        )
+    except httpx.HTTPError as exc:
+        raise _router_down(node, exc) from exc
+    if response.status_code != 200:
+        raise _remote_error(response)
+    return response.content
+
+
+async def _live(node: Node, client: httpx.AsyncClient, outgoing: Outgoing) -> bytes:
+    """The router's signed answer, each country's status noted as it settles (the
+    router's ``application/x-ndjson`` answer: progress lines, then the reply)."""
+    request = outgoing.request
+    named = [] if request.targets == "all" else list(request.targets)
+    progress: dict[str, dict[str, Any]] = {p: {"status": "pending"} for p in named}
+    _note(node, outgoing.search_id, progress, request.deadline_ms)
+    try:
+        async with client.stream(
+            "POST",
+            f"{node.config.router_url}/v1/search",
+            content=outgoing.envelope.to_json(),
+            headers={"content-type": "application/json", "accept": "application/x-ndjson"},
+            timeout=request.deadline_ms / 1000 + 10,
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _remote_error(response)
+            if "ndjson" not in response.headers.get("content-type", ""):
+                return await response.aread()  # a router that does not stream
+            async for line in response.aiter_lines():
+                event = json.loads(line) if line.strip() else {}
+                if "progress" in event:
+                    step = event["progress"]
+                    if "targets" in step:
+                        for party in step["targets"]:
+                            progress.setdefault(party, {"status": "pending"})
+                    else:
+                        progress[step["party"]] = step
+                    _note(node, outgoing.search_id, progress, request.deadline_ms)
+                elif "error" in event:
+                    raise _remote_error(
+                        httpx.Response(event.get("status", 503), json=event["error"])
+                    )
+                elif event:
+                    return line.encode()
+    except httpx.HTTPError as exc:
+        raise _router_down(node, exc) from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Unavailable(f"the router's answer could not be read: {exc}") from exc
+    raise Unavailable("the router closed the connection before its answer was complete")
+
+
+def _note(node: Node, search_id: int, progress: dict[str, Any], deadline_ms: int) -> None:
+    with node.engine.begin() as conn:
+        conn.execute(
+            update(searches)
+            .where(searches.c.id == search_id, searches.c.status == "sent")
+            .values(reply={"replies": [], "progress": progress, "deadline_ms": deadline_ms})
+        )
 
 
 def _box(face_box: list[int] | None) -> Any:
@@ -476,9 +587,14 @@ def _box(face_box: list[int] | None) -> Any:
     return FaceBox(*face_box) if face_box else None
 
 
-def _fail(node: Node, search_id: int) -> None:
+def _fail(node: Node, search_id: int, error: PrumError) -> None:
+    """The search failed as a whole: its status and the reason, for the results page."""
     with node.engine.begin() as conn:
-        conn.execute(update(searches).where(searches.c.id == search_id).values(status="failed"))
+        conn.execute(
+            update(searches)
+            .where(searches.c.id == search_id)
+            .values(status="failed", reply={"replies": [], "error": error.to_dict()})
+        )
 
 
 def _remote_error(response: httpx.Response) -> PrumError:

@@ -31,6 +31,7 @@ from prum.node.web.base import (
     HtmlRoute,
     UnknownPage,
     Workbench,
+    back_to,
     page,
     summary,
 )
@@ -79,10 +80,13 @@ def asset(name: str) -> Response:
 # --- login and logout ----------------------------------------------------------------------
 
 
-def login_page(request: Request, status: int = 200, error: str | None = None) -> Response:
+def login_page(
+    request: Request, status: int = 200, error: str | None = None, then: str | None = None
+) -> Response:
     """The form, with a double-submit token (cookie + field): no session exists yet."""
     token = sessions.new_token()
-    response = page(request, "login.html", status, login_token=token, error=error)
+    then = back_to(then or request.query_params.get("next"))
+    response = page(request, "login.html", status, login_token=token, error=error, then=then)
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -106,6 +110,7 @@ def login(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
+    then: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     if not sessions.same_token(request.cookies.get(LOGIN_COOKIE), csrf_token):
         raise CsrfRefused("the login form expired or was not sent by this workbench")
@@ -122,10 +127,10 @@ def login(
             outcome="failed",
             reason_code="locked" if "locked" in exc.message else "wrong_credentials",
         )
-        return login_page(request, 401, exc.message)
+        return login_page(request, 401, exc.message, then)
     session_id = sessions.start(engine, user)
     bench.log(user, "login", outcome="ok")
-    response = RedirectResponse(f"{PREFIX}/", status_code=303)
+    response = RedirectResponse(back_to(then), status_code=303)
     response.set_cookie(
         COOKIE,
         session_id,

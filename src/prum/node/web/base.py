@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import Depends, Request, UploadFile
@@ -182,6 +183,21 @@ def framework_error(request: Request, status: int) -> Response | None:
     return response
 
 
+def login_address(request: Request) -> str:
+    """The login page, asked to come back to this page after (pages, not forms)."""
+    if request.method != "GET" or request.url.path in (f"{PREFIX}/", f"{PREFIX}/login"):
+        return f"{PREFIX}/login"
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"{PREFIX}/login?{urlencode({'next': target})}"
+
+
+def back_to(target: str | None) -> str:
+    """Where a login returns: a workbench page of this node, never another site."""
+    if target and target.startswith(f"{PREFIX}/") and "//" not in target and "\\" not in target:
+        return target
+    return f"{PREFIX}/"
+
+
 def secure(response: Response) -> None:
     """The headers every workbench answer carries."""
     response.headers["Content-Security-Policy"] = CSP
@@ -200,20 +216,44 @@ class HtmlRoute(APIRoute):
             try:
                 response = await handler(request)
             except LoginRequired:
-                response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+                response = RedirectResponse(login_address(request), status_code=303)
             except PrumError as exc:
                 response = page(request, "error.html", status_for(exc), error=exc)
             except RequestValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
-                    for e in exc.errors()[:5]
-                )
-                error = BadInput(f"the form is incomplete or invalid: {problems}")
-                response = page(request, "error.html", 400, error=error)
+                error = BadInput(f"the form is incomplete or invalid: {problems(exc)}")
+                response = page(request, "error.html", 400, error=error, kept=await kept(request))
             secure(response)
             return response
 
         return route
+
+
+def problems(exc: RequestValidationError) -> str:
+    """What is wrong with a form, in words (a text too long says by how much)."""
+    said = []
+    for e in exc.errors()[:5]:
+        field = ".".join(str(p) for p in e["loc"][1:]).replace("_", " ")
+        limit = (e.get("ctx") or {}).get("max_length")
+        if e["type"] == "string_too_long" and isinstance(e.get("input"), str) and limit:
+            said.append(
+                f"the {field} is {len(e['input']):,} characters long; at most {limit:,} are"
+                " accepted: shorten it (your text is below) and send it again"
+            )
+        else:
+            said.append(f"{field}: {e['msg']}")
+    return "; ".join(said)
+
+
+async def kept(request: Request) -> list[tuple[str, str]]:
+    """The longer texts of a refused form, shown back so that none is lost."""
+    if request.method != "POST":
+        return []
+    form = await request.form()
+    return [
+        (name.replace("_", " "), value)
+        for name, value in form.multi_items()
+        if isinstance(value, str) and len(value) > 200 and name != "csrf_token"
+    ]
 
 
 # --- dependencies: the workbench, the session, CSRF and roles ----------------------------

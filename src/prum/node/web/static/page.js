@@ -28,17 +28,29 @@
       });
     });
   });
-  document.querySelectorAll("textarea[maxlength]").forEach((area) => {
-    const limit = Number(area.getAttribute("maxlength"));
+  // A limit in data-max is told, never enforced by cutting: a pasted text stays whole,
+  // the counter says how much is too much and the form is not sent until it fits.
+  document.querySelectorAll("textarea[maxlength], textarea[data-max]").forEach((area) => {
+    const limit = Number(area.dataset.max || area.getAttribute("maxlength"));
     const counter = document.createElement("p");
     counter.className = "help counter";
     counter.id = (area.id || area.name) + "-count";
     counter.setAttribute("aria-live", "polite");
     area.insertAdjacentElement("afterend", counter);
-    const words = area.dataset.counter || "{n} of {max} characters";
+    const described = area.getAttribute("aria-describedby");
+    area.setAttribute("aria-describedby", (described ? described + " " : "") + counter.id);
+    const words = counter.closest("[data-counter]");
     const show = () => {
-      counter.textContent = words.replace("{n}", area.value.length).replace("{max}", limit);
-      counter.classList.toggle("mismatch", area.value.length >= limit);
+      const n = area.value.length;
+      const over = n - limit;
+      const template = over > 0
+        ? (words && words.dataset.counterOver) || "{n} of {max} characters: {over} too many"
+        : (words && words.dataset.counter) || "{n} of {max} characters";
+      const text = template.replace("{n}", n.toLocaleString()).replace("{max}", limit.toLocaleString())
+        .replace("{over}", over.toLocaleString());
+      counter.textContent = text;
+      counter.classList.toggle("over", over > 0);
+      area.setCustomValidity(over > 0 ? text : "");
     };
     area.addEventListener("input", show);
     show();
