@@ -55,9 +55,11 @@ class FaceSettings(BaseModel):
     detect_max_side: int = 1600
     detector: str = "hog"  # "hog" or "cnn" (dlib MMOD, slower, finds harder faces)
     landmarker: str = "mediapipe"  # "mediapipe" (Apache-2.0) or "dlib68" (non-commercial)
-    # "dlib", "dlib+sface" (dlib and SFace fused, face/fused.py; on LFW split by identity
-    # it missed far fewer mates at FMR 1e-4, docs/benchmarks.md) or "onnx:/path/model.onnx".
-    embedder: str = "dlib"
+    # "dlib+sface" (dlib and SFace fused, face/fused.py): on LFW split by identity it
+    # missed 2.6 % of mates at FMR 1e-4 where dlib alone missed 42 % (docs/benchmarks.md).
+    # "dlib" (dlib alone) or "onnx:/path/model.onnx" (an operator's model, uncalibrated).
+    # A gallery keeps the model set it was enrolled with; `prum face reenrol` changes it.
+    embedder: str = "dlib+sface"
     # dlib's published operating point for its ResNet model (LFW): same person if
     # distance < 0.6. Used as the default decision threshold of candidate lists.
     decision_distance: float = 0.6
