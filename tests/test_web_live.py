@@ -10,6 +10,9 @@ Set PRUM_SCREENSHOTS=docs/screenshots to refresh the documentation's screenshots
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import io
 import os
 import re
 import signal
@@ -20,8 +23,9 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from prum.demo import run as demo
 from prum.demo import scenarios
@@ -36,6 +40,10 @@ pytestmark = [pytest.mark.slow]
 PARTIES = ["AT", "DE", "HU"]
 VIN = "1M8GDM9AXKP042788"  # a valid VIN no register here holds: every country answers "no hit"
 DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 740}
+TABLET = {"width": 768, "height": 1024}
+FACE_SEARCH = "/workbench/searches/1"
+COMPARE = FACE_SEARCH + "/candidates/DE/DE-F-0007"
 
 
 class Live:
@@ -66,6 +74,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[L
     node = Node(layout.config("AT"))
     for name, role in demo.USERS.items():
         add_user(node.engine, name, demo.password("AT"), {role})
+    answered_face_search(node)
     node.close()
     shots = Path(os.environ.get("PRUM_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
@@ -171,3 +180,141 @@ def test_the_live_page_shows_a_late_country_arriving(live: Live, browser: Browse
 
 def shot(page: Page, live: Live, name: str) -> None:
     page.screenshot(path=str(live.shots / f"{name}.png"), full_page=True)
+
+
+def photo(shade: int) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (240, 300), (shade, 120, 200 - shade // 2)).save(buffer, "JPEG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def answered_face_search(node: Node) -> None:
+    """Search 1: a face search DE answered with one candidate (stored as a node stores
+    an answer), for the pages that show candidates."""
+    candidate = {
+        "rank": 1,
+        "reference": "DE-F-0007",
+        "score": 0.82,
+        "distance": 0.31,
+        "false_match_rate": 1e-5,
+        "false_match_words": "fewer than 1 in 100,000 impostors score this high",
+        "provenance": "DE custody photo",
+        "synthetic": False,
+        "quality": 71.0,
+        "image": photo(90),
+        "details": None,
+    }
+    with node.engine.begin() as conn:
+        conn.execute(
+            insert(searches).values(
+                message_id="6e8b3c47-2d2f-4d68-8b62-4b2e3c5d6f70",
+                request_number="AT-20261207-00001",
+                user="olga",
+                category="face",
+                purpose="investigation",
+                offence="0800 00",
+                max_penalty_months=60,
+                case_reference="AT-LKA-2026-1190",
+                targets=["all"],
+                probe={"format": "image", "image": photo(160), "box": None},
+                status="answered",
+                reply={
+                    "replies": [
+                        {"party": "DE", "status": "answered", "candidates": [candidate]},
+                        {"party": "HU", "status": "no_hit", "candidates": []},
+                    ]
+                },
+                created_at=dt.datetime.now(dt.UTC),
+                answered_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+
+# The innermost elements reaching past the window's right edge (for the failure message).
+OVERFLOWING = """() => [...document.querySelectorAll("body *")]
+  .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+  .filter((e) => ![...e.children].some((c) => c.getBoundingClientRect().right > window.innerWidth + 1))
+  .slice(0, 4).map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+    + (e.className && typeof e.className === "string" ? "." + e.className.split(" ").join(".") : ""))"""
+
+
+# Every page, by the role that sees it (the login page without a session).
+PAGES = {
+    None: ["/workbench/login"],
+    "olga": [
+        "/workbench/",
+        "/workbench/search?category=face",
+        "/workbench/search?category=dna",
+        "/workbench/search?category=finger",
+        "/workbench/search?category=vehicle",
+        "/workbench/search?category=records",
+        FACE_SEARCH,
+        COMPARE,
+        "/workbench/cases",
+        "/workbench/requests",
+        "/workbench/no-such-page",
+    ],
+    "eric": [COMPARE, "/workbench/queue", "/workbench/notifications"],
+    "anna": ["/workbench/inbox"],
+    "otto": ["/workbench/audit", "/workbench/stats"],
+    "ada": ["/workbench/admin"],
+}
+
+
+def test_every_page_passes_axe_and_fits_a_phone(live: Live, browser: Browser) -> None:
+    axe = Axe()
+    problems: list[str] = []
+    checked = 0
+    for user, paths in PAGES.items():
+        page = new_page(browser)
+        if user:
+            log_in(page, live, user)
+        for path in paths:
+            page.set_viewport_size(DESKTOP)
+            page.goto(live.url(path))
+            page.wait_for_load_state("load")
+            found = axe.run(page).response["violations"]
+            for v in found:
+                if v["impact"] in ("serious", "critical"):
+                    where = ", ".join(str(n["target"]) for n in v["nodes"][:3])
+                    problems.append(f"{path} ({user}): {v['id']} [{v['impact']}] {where}")
+            page.set_viewport_size(PHONE)
+            page.wait_for_timeout(250)  # charts follow the window's size a moment later
+            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            if wide > 0:
+                culprits = page.evaluate(OVERFLOWING)
+                problems.append(f"{path} ({user}): {wide} px wider than a phone: {culprits}")
+            checked += 1
+        page.context.close()
+    assert checked == sum(len(p) for p in PAGES.values())
+    assert not problems, "\n".join(problems)
+
+
+def test_the_comparison_stays_side_by_side_on_a_tablet(live: Live, browser: Browser) -> None:
+    page = new_page(browser, TABLET)
+    log_in(page, live, "olga")
+    page.goto(live.url(COMPARE))
+    probe, candidate = (f.bounding_box() for f in page.query_selector_all(".pair figure"))
+    assert probe and candidate
+    assert candidate["x"] >= probe["x"] + probe["width"] - 1  # beside, not below
+    assert abs(candidate["y"] - probe["y"]) < 2
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, live, "31-compare-tablet")
+    page.set_viewport_size(PHONE)
+    page.goto(live.url(FACE_SEARCH))
+    shot(page, live, "32-results-phone")
+
+
+def test_times_show_in_the_officers_zone_with_its_name(live: Live, browser: Browser) -> None:
+    page = new_page(browser, timezone_id="Europe/Vienna", locale="de-AT")
+    log_in(page, live, "olga")
+    page.goto(live.url(FACE_SEARCH))
+    sent = page.locator("dl.facts time")
+    utc = sent.get_attribute("datetime") or ""
+    local = dt.datetime.fromisoformat(utc.replace("Z", "+00:00")).astimezone(
+        dt.timezone(dt.timedelta(hours=1))  # Vienna in December: UTC+1 (MEZ / CET)
+    )
+    shown = sent.text_content() or ""
+    assert shown.startswith(local.strftime("%Y-%m-%d %H:%M"))
+    assert re.search(r"(MEZ|CET|GMT\+1|UTC\+1)$", shown), shown
+    assert "UTC" in (sent.get_attribute("title") or "")

@@ -53,7 +53,9 @@ templates.env.globals.update(
     records_words=views.RECORDS_FIELDS,
     finger_search_types=views.FINGER_SEARCH_TYPES,
     label=labels.label,
+    when=labels.when,
 )
+templates.env.filters["when"] = labels.when
 MAX_UPLOAD = 30 * 1024 * 1024
 # Only this node's own scripts; Plotly inserts its styles at run time.
 CSP = (

@@ -1,4 +1,5 @@
-"""Words for the codes the workbench shows: statuses, outcomes, reasons, modes.
+"""Words for the codes the workbench shows (statuses, outcomes, reasons, modes), and
+times a person can read.
 
 The codes stay stable on the wire, in the audit log and in the database; a person
 reads these words (``label`` in every template). A code without words here is shown
@@ -7,6 +8,10 @@ source strings: the templates translate them (gettext, ``prum/node/web/locale``)
 """
 
 from __future__ import annotations
+
+import datetime as dt
+
+from markupsafe import Markup
 
 from prum.node.web.i18n import N_
 
@@ -87,3 +92,26 @@ def label(code: object) -> str:
     """The English words for ``code`` (an enum or a string); see the module docstring."""
     text = str(getattr(code, "value", code) or "")
     return LABELS.get(text, text.replace("_", " "))
+
+
+FORMATS = {"datetime": "%Y-%m-%d %H:%M UTC", "seconds": "%Y-%m-%d %H:%M:%S UTC", "date": "%Y-%m-%d"}
+
+
+def when(value: dt.datetime | dt.date | str | None, form: str = "datetime") -> Markup:
+    """A time as ``<time>``: UTC with its zone in the page, which the browser's script
+    (static/page.js) rewrites in the officer's own zone with its abbreviation."""
+    if value is None or value == "":
+        return Markup("–")
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return Markup.escape(value)
+    if not isinstance(value, dt.datetime):  # a date: no zone to convert
+        return Markup('<time datetime="{0}">{0}</time>').format(value.isoformat())
+    utc = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    return Markup('<time datetime="{}" data-form="{}">{}</time>').format(
+        utc.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        form,
+        utc.strftime(FORMATS.get(form, FORMATS["datetime"])),
+    )

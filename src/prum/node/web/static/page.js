@@ -55,4 +55,32 @@
     area.addEventListener("input", show);
     show();
   });
+  // Times come in UTC; each is shown in the officer's own zone, with its abbreviation.
+  const lang = document.documentElement.lang || "en";
+  document.querySelectorAll("time[data-form]").forEach((node) => {
+    const at = new Date(node.getAttribute("datetime"));
+    if (Number.isNaN(at.getTime())) return;
+    const form = node.dataset.form;
+    const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+      minute: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+    if (form === "seconds") options.second = "2-digit";
+    const parts = {};
+    new Intl.DateTimeFormat(lang, options).formatToParts(at).forEach((p) => { parts[p.type] = p.value; });
+    let text = `${parts.year}-${parts.month}-${parts.day}`;
+    if (form !== "date") {
+      text += ` ${parts.hour}:${parts.minute}${parts.second ? ":" + parts.second : ""} ${parts.timeZoneName}`;
+    }
+    node.title = node.textContent;  // the UTC time, on hover
+    node.textContent = text;
+  });
+  // A table wider than a phone scrolls inside itself: reachable with the keyboard too.
+  const scrollable = () => document.querySelectorAll("table.data").forEach((table) => {
+    if (table.scrollWidth > table.clientWidth + 1) {
+      table.setAttribute("tabindex", "0");
+    } else if (table.getAttribute("tabindex") === "0") {
+      table.removeAttribute("tabindex");
+    }
+  });
+  window.addEventListener("resize", scrollable);
+  scrollable();
 })();
