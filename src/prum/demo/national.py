@@ -361,7 +361,7 @@ def _fingers(nodes: dict[str, Node], out: Console, facts: Facts) -> None:
                         "data": _b64(finger_transaction(sample.path, position, control)),
                         "collection": "tenprint",
                     },
-                    provenance=f"DE national AFIS ({prints.source})",
+                    provenance="DE national AFIS (demo: FVC2002 development prints)",
                     core_data=fictional_core_data(FINGER_HOLDER, n, "burglary (demo; tenprint)"),
                 )
             )

@@ -338,9 +338,10 @@ class FaceGallery:
         records = self.store.get_by_ids([rid for rid, _ in hits])
         calibration = self.calibration
         uncalibrated = (
+            # Words for the requesting examiner: the administrator's remedy (`prum face
+            # calibrate --labelled FOLDER`) is in docs/faces.md, not in an answer.
             "not calibrated: the gallery holds too few people to estimate false-match"
-            " rates and its model has no reference (run `prum face calibrate --labelled"
-            " FOLDER`)"
+            " rates and its model has no reference figures"
         )
         candidates = []
         for rank, (rid, distance) in enumerate(hits, start=1):
