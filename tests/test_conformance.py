@@ -29,7 +29,7 @@ from prum.conformance.runner import run_checks
 from prum.conformance.wire import RouterListener, Wire, make_test_pki
 from prum.demo.processes import Federation, Layout, PartyLayout, free_port
 from prum.errors import PrumError
-from prum.federation.messages import Category, RefusalReason
+from prum.federation.messages import Category, HoldReason, RefusalReason
 from prum.federation.security import pki
 from prum.federation.security.signing import ReplayGuard, parse_time
 from prum.federation.transport import BodyLimit, PeerCertProtocol, client
@@ -137,8 +137,15 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def approve(api_url: str, stop: threading.Event) -> dict[str, int]:
     """The tested node's approver: acts on each kit request as its facts ask."""
-    actions = {"release": {"action": "release"}, "hold": {"action": "hold"}}
-    actions["refuse"] = {"action": "refuse", "reason": "disproportionate"}
+    actions = {
+        "release": {"action": "release"},
+        "hold": {"action": "hold", "hold_reason": "judicial_authorisation"},
+    }
+    actions["refuse"] = {
+        "action": "refuse",
+        "reason": "disproportionate",
+        "explanation": "Shoplifting of this value does not justify it.",
+    }
     actions["unknown"] = {"action": "release"}  # must fail: nothing is held under it
     done: dict[str, int] = {}
     with httpx.Client(base_url=api_url, auth=("anna", PASSWORD), timeout=10) as client:
@@ -386,9 +393,17 @@ def acting_approver(node: Node, pki_dir: Path) -> Iterator[None]:
                 if ask is None or row_id in tried:
                     continue
                 tried.add(row_id)
-                reason = RefusalReason.DISPROPORTIONATE if ask == "refuse" else None
+                refuse = ask == "refuse"
                 with contextlib.suppress(PrumError):  # the unknown reference cannot be released
-                    followup.decide(node, user, row_id, action=actions[ask], reason=reason)
+                    followup.decide(
+                        node,
+                        user,
+                        row_id,
+                        action=actions[ask],
+                        reason=RefusalReason.DISPROPORTIONATE if refuse else None,
+                        explanation="Not proportionate to the offence." if refuse else None,
+                        hold_reason=HoldReason.JUDICIAL_AUTHORISATION if ask == "hold" else None,
+                    )
             time.sleep(0.1)
 
     async def deliver() -> None:

@@ -29,6 +29,7 @@ from prum.federation.messages import (
     CoreDataRequest,
     CountryReply,
     Decision,
+    HoldReason,
     Probe,
     Purpose,
     RefusalReason,
@@ -434,9 +435,29 @@ def test_refusal_needs_a_reason(tmp_path: Path, pki_dir: Path) -> None:
     followup.receive(node, incoming_request(pki_dir), ROUTER)
     with pytest.raises(BadInput, match="reason"):
         followup.decide(node, APPROVER, 1, action="refuse")
+    with pytest.raises(BadInput, match="explanation"):
+        followup.decide(node, APPROVER, 1, action="refuse", reason=RefusalReason.NATIONAL_LAW_BAR)
+    with pytest.raises(BadInput, match="a hold, not a refusal"):
+        followup.decide(
+            node,
+            APPROVER,
+            1,
+            action="refuse",
+            reason=RefusalReason.JUDICIAL_AUTHORISATION_PENDING,
+            explanation="The judge has not ruled yet.",
+        )
     assert followup.decide(
-        node, APPROVER, 1, action="refuse", reason=RefusalReason.NATIONAL_LAW_BAR
+        node,
+        APPROVER,
+        1,
+        action="refuse",
+        reason=RefusalReason.NATIONAL_LAW_BAR,
+        explanation="Our law bars release of juvenile records.",
     )
+    with node.engine.connect() as conn:
+        [queued] = conn.execute(outbox.select()).all()
+    reply = CoreDataReply.model_validate(queued.envelope["body"])
+    assert reply.explanation == "Our law bars release of juvenile records."
 
 
 def test_verifier_cannot_release(tmp_path: Path, pki_dir: Path) -> None:
@@ -461,11 +482,14 @@ def test_judicial_hold_pauses_the_48_hour_clock(tmp_path: Path, pki_dir: Path) -
 
     received = row().received_at.replace(tzinfo=dt.UTC)
     assert followup.deadline_of(node, row()) == received + dt.timedelta(hours=48)
-    followup.decide(node, APPROVER, 1, action="hold")
+    with pytest.raises(BadInput, match="names its reason"):
+        followup.decide(node, APPROVER, 1, action="hold")
+    judge = HoldReason.JUDICIAL_AUTHORISATION
+    followup.decide(node, APPROVER, 1, action="hold", hold_reason=judge)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)
     assert followup.deadline_of(node, row(), later) > received + dt.timedelta(hours=52)
     with pytest.raises(WrongState):
-        followup.decide(node, APPROVER, 1, action="hold")
+        followup.decide(node, APPROVER, 1, action="hold", hold_reason=judge)
     followup.decide(node, APPROVER, 1, action="resume")
     assert row().paused_seconds >= 0
     assert followup.decide(node, APPROVER, 1, action="release")["status"] == "released"

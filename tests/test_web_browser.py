@@ -182,8 +182,11 @@ def test_face_search_from_probe_to_released_core_data(federation: Demo, browser:
     reload_until(approver, "main", "Theft of a car from a dealer in Graz")
     assert "1500 00 Theft offences" in (approver.text_content("main") or "")
     shot(approver, fed, "05-inbox")
-    approver.click("text=Release core data")
-    assert "released" in (approver.text_content("article.request .status") or "")
+    approver.locator("a:has-text('Review and decide')").first.click()
+    assert "surnames" in (approver.text_content("#preview") or "")
+    approver.check("#confirm-release")
+    approver.click("#release")
+    assert "released" in (approver.text_content("#decided") or "")
 
     examiner.goto(fed.url("AT", "/workbench/requests"))
     reload_until(examiner, "main", "Core data released by DE")
@@ -290,7 +293,8 @@ def test_post_without_the_csrf_token_is_refused(federation: Demo, browser: Brows
     page.goto(federation.url("DE", "/workbench/inbox"))
     # The session cookie goes with it; the token does not.
     response = page.request.post(
-        federation.url("DE", "/workbench/inbox/1/decision"), form={"action": "hold"}
+        federation.url("DE", "/workbench/inbox/1/decision"),
+        form={"action": "hold", "hold_reason": "judicial_authorisation"},
     )
     assert response.status == 403 and "CSRF" in response.text()
 

@@ -245,15 +245,28 @@ def test_approver_releases_from_the_inbox(client: TestClient, node: Node, pki_di
     assert "&lt;b&gt;CCTV&lt;/b&gt;" in page.text  # the requester's text, escaped
     assert re.search(r"4[78] h \d\d min left", page.text)
     token = token_in(page.text)
-    held = client.post("/workbench/inbox/1/decision", data={"action": "hold", "csrf_token": token})
+    hold = {"action": "hold", "hold_reason": "judicial_authorisation", "csrf_token": token}
+    held = client.post("/workbench/inbox/1/decision", data=hold)
     assert held.status_code == 303
     assert "clock paused" in client.get("/workbench/inbox").text
     client.post("/workbench/inbox/1/decision", data={"action": "resume", "csrf_token": token})
-    client.post("/workbench/inbox/1/decision", data={"action": "release", "csrf_token": token})
+    # A release without the review's confirmation is refused and changes nothing.
+    blind = client.post(
+        "/workbench/inbox/1/decision", data={"action": "release", "csrf_token": token}
+    )
+    assert blind.status_code == 400 and "confirmation" in blind.text
+    review = client.get("/workbench/inbox/1").text
+    assert "Muster" in review and 'id="preview"' in review
+    digest = re.search(r'name="previewed" value="([0-9a-f]{64})"', review)
+    assert digest is not None
+    release = {"action": "release", "previewed": digest.group(1), "confirm": "yes"}
+    client.post("/workbench/inbox/1/decision", data={**release, "csrf_token": token})
     with node.engine.connect() as conn:
         assert conn.execute(select(requests_in.c.status)).scalar_one() == "released"
-        [queued] = conn.execute(select(outbox)).all()
-    assert queued.destination == "AT" and queued.kind == "core_data_reply"
+        queued = conn.execute(select(outbox).order_by(outbox.c.id)).all()
+    # The requester is told of the hold and of its end, then gets the release.
+    assert [q.kind for q in queued] == ["core_data_hold", "core_data_hold", "core_data_reply"]
+    assert {q.destination for q in queued} == {"AT"}
     [decided] = node.audit.entries(kind="core_data_decided")
     assert decided.event.user == "anna"
 
@@ -264,8 +277,10 @@ def test_verifier_cannot_release_through_the_inbox(
     incoming(pki_dir, node, requester="DE", verified_by="vera")
     login(client, "vera")
     token = token_in(client.get("/workbench/inbox").text)
+    confirmed = {"previewed": "0" * 64, "confirm": "yes"}
     response = client.post(
-        "/workbench/inbox/1/decision", data={"action": "release", "csrf_token": token}
+        "/workbench/inbox/1/decision",
+        data={"action": "release", "csrf_token": token, **confirmed},
     )
     assert response.status_code == 403 and "vera verified this match" in response.text
 

@@ -69,6 +69,16 @@ class EventKind(StrEnum):
     # A holder's erased or rectified record withdrawn from a party it had sent it to: at
     # the holder (notice queued), the router (forwarded) and the receiver (copies removed).
     RECORD_WITHDRAWN = "record_withdrawn"
+    # An examiner asks to change a verdict on which core data were requested; it takes
+    # effect (verdict_changed) only when a second examiner countersigns it.
+    VERDICT_CHANGE_PROPOSED = "verdict_change_proposed"
+    VERDICT_CHANGED = "verdict_changed"  # outcome: the new verdict; previous_outcome: the old
+    # A holder held a core-data request back or took it up again (holder and requester).
+    CORE_DATA_HELD = "core_data_held"
+    # A requester withdrew its core-data request (requester and holder).
+    CORE_DATA_CANCELLED = "core_data_cancelled"
+    # The comparison report (PDF) of a decision was downloaded; detail: its SHA-256.
+    REPORT_ISSUED = "report_issued"
 
 
 class Outcome(StrEnum):
@@ -121,6 +131,9 @@ class AuditEvent(BaseModel):
     # The national system's own identifier of a record it wrote (a record number, never
     # a name: docs/national-systems.md).
     national_id: _NationalId | None = None
+    # The verdict a human decision replaced (candidate_verified, verdict_changed): the
+    # statistics move the candidate from the old count to the new.
+    previous_outcome: Outcome | None = None
 
     @field_validator("at")
     @classmethod

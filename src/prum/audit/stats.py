@@ -23,7 +23,13 @@ search_answered             any              D     answers; timeouts, unavailabl
                                                    response time (duration_ms)
 refused                     any              R     refused
 candidate_verified          confirmed ...    R     confirmed_matches, rejected_candidates,
-                                                   inconclusive_candidates
+                                                   inconclusive_candidates; minus one of
+                                                   the previous_outcome's counter, if any
+verdict_changed             confirmed ...    R     as candidate_verified, and
+                                                   verdicts_changed
+core_data_cancelled         any              R     core_data_cancelled (requester's entry
+                                                   only: the holder's names no user)
+core_data_held              any              D     core_data_held (the hold set, not lifted)
 core_data_requested         any              R     core_data_requests
 core_data_decided           released/refused D     core_data_released / core_data_refused
 core_data_delivered         any              R     core_data_delivered
@@ -34,6 +40,8 @@ record_deleted              any              D     records_deleted
 ==========================  ===============  ====  =====================================
 
 "answered" with a positive ``candidate_count`` counts as a hit; with zero as no hit.
+A revised verdict moves its candidate from one count to another in the month of the
+revision, so a month's figure can be negative while the year's totals hold.
 Response times are kept as count, sum and a fixed histogram, from which p50 and p95
 are estimated by linear interpolation inside the bucket (resolution: the bucket).
 """
@@ -122,8 +130,17 @@ def counters_for(event: AuditEvent) -> list[tuple[str | None, str, int]]:
             out.append((resp, _FAILURES[outcome], 1))
         if event.duration_ms is not None and outcome not in (Outcome.TIMEOUT, Outcome.UNAVAILABLE):
             out += [(resp, name, n) for name, n in _response_time(event.duration_ms)]
-    elif kind == EventKind.CANDIDATE_VERIFIED and outcome in _DECISIONS:
-        out.append((req, _DECISIONS[outcome], 1))
+    elif kind in (EventKind.CANDIDATE_VERIFIED, EventKind.VERDICT_CHANGED):
+        if outcome in _DECISIONS:
+            out.append((req, _DECISIONS[outcome], 1))
+        if event.previous_outcome in _DECISIONS:
+            out.append((req, _DECISIONS[event.previous_outcome], -1))
+        if kind == EventKind.VERDICT_CHANGED:
+            out.append((req, "verdicts_changed", 1))
+    elif kind == EventKind.CORE_DATA_CANCELLED and event.user is not None:
+        out.append((req, "core_data_cancelled", 1))
+    elif kind == EventKind.CORE_DATA_HELD and event.reason_code is not None:
+        out.append((resp, "core_data_held", 1))
     elif kind == EventKind.CORE_DATA_DECIDED and outcome in _RELEASES:
         out.append((resp, _RELEASES[outcome], 1))
     elif kind in _RECORDS:

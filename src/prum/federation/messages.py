@@ -87,9 +87,24 @@ class RefusalReason(StrEnum):
 
     DISPROPORTIONATE = "disproportionate"
     NATIONAL_LAW_BAR = "national_law_bar"
+    # Kept so that replies of older holders still read; a pending authorisation is a
+    # hold (CoreDataHold), not a refusal, and a holder of this version never sends it.
     JUDICIAL_AUTHORISATION_PENDING = "judicial_authorisation_pending"
     JUDICIAL_AUTHORISATION_REFUSED = "judicial_authorisation_refused"
     FUNDAMENTAL_RIGHTS = "fundamental_rights"
+
+
+class HoldReason(StrEnum):
+    """Why a holder holds a core-data request back (the 48-hour clock is paused)."""
+
+    JUDICIAL_AUTHORISATION = "judicial_authorisation"  # national law needs a judge (Art 47)
+    OWNER_CONSULTED = "owner_consulted"  # the authority that owns the record is asked
+
+
+class CancelReason(StrEnum):
+    """Why a requester withdraws its own core-data request."""
+
+    VERDICT_REVISED = "verdict_revised"  # examiners no longer confirm the match
 
 
 class _Message(BaseModel):
@@ -325,6 +340,20 @@ class FingerHit(_Message):
     # the ones that scored (the candidate's score is their fused mean).
     fingers_compared: Annotated[int, Field(ge=0, le=40)] | None = None
     fingers_scored: Annotated[int, Field(ge=0, le=40)] | None = None
+    # The minutia pairs the score rests on, for the examiner's chart: probe x, probe y,
+    # candidate x, candidate y, each a fraction of its image's width or height. Sent
+    # when the probe is one finger (a card's fingers each pair differently).
+    minutiae_pairs: (
+        Annotated[
+            list[
+                Annotated[
+                    list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=4, max_length=4)
+                ]
+            ],
+            Field(max_length=100),
+        ]
+        | None
+    ) = None
 
 
 class VehicleData(_Message):
@@ -525,6 +554,18 @@ class CoreDataReply(_Signed):
     decision: Literal["released", "refused"]
     reason: RefusalReason | None = None
     core_data: CoreData | None = None
+    # The approver's words with a refusal (mandatory for a refusal from this version;
+    # omitted on the wire when absent, so older requesters read the reply as before).
+    explanation: (
+        Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+        | None
+    ) = None
+
+    def wire(self) -> dict[str, Any]:
+        """The body as signed: without ``explanation`` when there is none."""
+        return self.model_dump(
+            mode="json", exclude={"explanation"} if not self.explanation else None
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> CoreDataReply:
@@ -573,6 +614,45 @@ class RecordWithdrawn(_Signed):
     withdrawn_at: dt.datetime
 
 
+class CoreDataHold(_Signed):
+    """Step 2, from the holder: a core-data request is held back (``on_hold``) or taken
+    up again; the requester sees the hold and its reason, and that the deadline waits."""
+
+    kind: Literal["core_data_hold"] = "core_data_hold"
+    in_reply_to: MessageId  # the CoreDataRequest
+    requesting_party: Party
+    holder_party: Party
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    on_hold: bool
+    reason: HoldReason | None = None
+    note: (
+        Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+        | None
+    ) = None
+    at: dt.datetime
+
+    @model_validator(mode="after")
+    def _reason_with_hold(self) -> CoreDataHold:
+        if self.on_hold and self.reason is None:
+            raise ValueError("a hold names its reason")
+        return self
+
+
+class CoreDataCancelled(_Signed):
+    """Step 2, from the requester: it withdraws its core-data request (its examiners no
+    longer confirm the match). A pending request leaves the holder's queue; core data
+    already released were erased at the requester (``erased``)."""
+
+    kind: Literal["core_data_cancelled"] = "core_data_cancelled"
+    in_reply_to: MessageId  # the CoreDataRequest
+    requesting_party: Party
+    holder_party: Party
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    reason: CancelReason
+    erased: bool
+    at: dt.datetime
+
+
 WIRE_MODELS: tuple[type[BaseModel], ...] = (
     SearchRequest,
     SearchReply,
@@ -583,6 +663,8 @@ WIRE_MODELS: tuple[type[BaseModel], ...] = (
     CoreDataRequest,
     CoreDataReply,
     RecordWithdrawn,
+    CoreDataHold,
+    CoreDataCancelled,
     ErrorInfo,
 )
 

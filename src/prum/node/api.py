@@ -25,11 +25,18 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prum.errors import BadInput, NotAuthorised, PrumError, StorageError
-from prum.federation.messages import Category, Decision, Probe, Purpose, RefusalReason
+from prum.federation.messages import (
+    Category,
+    Decision,
+    HoldReason,
+    Probe,
+    Purpose,
+    RefusalReason,
+)
 from prum.federation.security.pki import client_context
 from prum.federation.security.signing import keep_crl_current
 from prum.federation.transport import HTTP_STATUS, client, peer_of, status_for
-from prum.node import comparisons, exchange, followup
+from prum.node import comparisons, exchange, followup, verdicts
 from prum.node.core import Node, utcnow
 from prum.node.schema import requests_in, requests_out, searches, verifications
 from prum.node.users import Role, User, authenticate
@@ -187,6 +194,13 @@ class ComparisonIn(BaseModel):
 class DecisionIn(BaseModel):
     action: Annotated[str, Field(pattern="^(release|refuse|hold|resume)$")]
     reason: RefusalReason | None = None
+    # The approver's words: mandatory with a refusal, optional with a hold.
+    explanation: Annotated[str, Field(max_length=2000)] | None = None
+    hold_reason: HoldReason | None = None
+
+
+class CountersignIn(BaseModel):
+    agree: bool
 
 
 async def run_retention(node: Node) -> None:
@@ -301,6 +315,13 @@ def create_national_app(node: Node) -> FastAPI:
         )
         return {"verification_id": vid}
 
+    @app.post("/api/verifications/{verification_id}/countersign")
+    def countersign(verification_id: RowId, form: CountersignIn, user: Current) -> dict[str, Any]:
+        """A second examiner's answer to a verdict change proposed after a request."""
+        result = verdicts.countersign(node, user, verification_id, agree=form.agree)
+        wake.set()
+        return result
+
     @app.post("/api/core-data-requests")
     def request_core(form: CoreDataRequestIn, user: Current) -> dict[str, Any]:
         rid = followup.request_core_data(
@@ -330,7 +351,15 @@ def create_national_app(node: Node) -> FastAPI:
 
     @app.post("/api/inbox/{request_id}/decision")
     def decide(request_id: RowId, form: DecisionIn, user: Current) -> dict[str, Any]:
-        result = followup.decide(node, user, request_id, action=form.action, reason=form.reason)
+        result = followup.decide(
+            node,
+            user,
+            request_id,
+            action=form.action,
+            reason=form.reason,
+            explanation=form.explanation,
+            hold_reason=form.hold_reason,
+        )
         wake.set()
         return result
 

@@ -18,13 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from prum.audit.events import AuditEvent, EventKind, Outcome
 from prum.categories.interface import CoreDataSource
 from prum.errors import (
     BadInput,
@@ -36,18 +40,21 @@ from prum.errors import (
     WrongState,
 )
 from prum.federation.messages import (
-    Category,
     CoreData,
+    CoreDataCancelled,
+    CoreDataHold,
     CoreDataReply,
     CoreDataRequest,
     Decision,
+    HoldReason,
     Purpose,
     RefusalReason,
 )
 from prum.federation.security.pki import PeerIdentity
-from prum.node.categories import ANSWERED_AT_ONCE
+from prum.node import verdicts
 from prum.node.core import Node, utcnow, validated
 from prum.node.exchange import find_candidate, load_search
+from prum.node.notifications import notify
 from prum.node.outbox import ABIS_KINDS, enqueue
 from prum.node.schema import (
     core_data,
@@ -55,10 +62,11 @@ from prum.node.schema import (
     outbox,
     requests_in,
     requests_out,
-    verifications,
 )
 from prum.node.users import Role, User
 from prum.node.withdrawal import receive_withdrawal
+
+PREFIX = verdicts.PREFIX
 
 # Retry delays of undelivered messages double from the configured start up to this.
 MAX_RETRY_SECONDS = 60.0
@@ -79,60 +87,18 @@ def verify_candidate(
     decision: Decision,
     justification: str,
 ) -> int:
-    """Record an examiner's outcome for one candidate of one search."""
-    user.require(Role.EXAMINER)
-    search = load_search(node, search_id)
-    find_candidate(search, party, reference)
-    _two_steps(search)
-    text = justification.strip()
-    if len(text) < 10:
-        raise BadInput("a justification of at least 10 characters is required")
-    with node.engine.begin() as conn:
-        pk = conn.execute(
-            insert(verifications).values(
-                search_id=search_id,
-                party=party,
-                reference=reference,
-                decision=decision.value,
-                justification=text,
-                user=user.name,
-                decided_at=utcnow(),
-            )
-        ).inserted_primary_key
-    assert pk is not None
-    node.log(
-        kind="candidate_verified",
-        requesting_party=node.party,
-        requested_party=party,
-        category=search["category"],
-        case_reference=search["case_reference"],
-        user=user.name,
-        message_id=search["message_id"],
-        reference=[reference],
-        outcome=decision.value,
+    """Record an examiner's outcome for one candidate of one search (after a core-data
+    request, a proposed change that a second examiner must countersign:
+    prum.node.verdicts)."""
+    return verdicts.record(
+        node,
+        user,
+        search_id,
+        party=party,
+        reference=reference,
+        decision=decision,
+        justification=justification,
     )
-    return int(pk[0])
-
-
-def _two_steps(search: dict[str, Any]) -> None:
-    if Category(search["category"]) in ANSWERED_AT_ONCE:
-        raise WrongState(
-            f"{search['category']} answers carry the data at once: there is nothing to"
-            " verify and no core data to request"
-        )
-
-
-def latest_verification(conn: Connection, search_id: int, party: str, reference: str) -> Any:
-    return conn.execute(
-        select(verifications)
-        .where(
-            verifications.c.search_id == search_id,
-            verifications.c.party == party,
-            verifications.c.reference == reference,
-        )
-        .order_by(verifications.c.id.desc())
-        .limit(1)
-    ).first()
 
 
 def request_core_data(
@@ -155,10 +121,15 @@ def request_core_data(
             f"{party} withdrew candidate {reference} ({withdrawn['words']}): there is no"
             " core data to request"
         )
-    _two_steps(search)
-    with node.engine.connect() as conn:
-        verification = latest_verification(conn, search_id, party, reference)
-    if verification is None or verification.decision != Decision.CONFIRMED.value:
+    verdicts.two_steps(search)
+    standing = verdicts.standing(node, search_id, party, reference)
+    verification = standing.latest
+    if standing.awaiting_second:
+        raise NotVerified(
+            f"candidate {reference} of {party} was confirmed by one examiner; under four-eyes"
+            " verification a second examiner must confirm it before core data can be requested"
+        )
+    if not standing.confirmed:
         state = "not verified" if verification is None else f"verified as {verification.decision}"
         raise NotVerified(
             f"candidate {reference} of {party} is {state}; core data can be requested only"
@@ -242,6 +213,10 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
     kind = message.body.get("kind")
     if kind == "record_withdrawn":
         return receive_withdrawal(node, message)
+    if kind == "core_data_hold":
+        return _receive_hold(node, message)
+    if kind == "core_data_cancelled":
+        return _receive_cancelled(node, message)
     if kind == "core_data_request":
         request: CoreDataRequest = validated(CoreDataRequest, message.body)
         if request.requesting_party != message.signer or request.holder_party != node.party:
@@ -254,7 +229,8 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
         message_id, sender = reply.message_id, reply.holder_party
     else:
         raise BadInput(
-            f"the inbox takes core-data requests and replies and withdrawal notices, not {kind!r}"
+            "the inbox takes core-data requests, replies, holds and cancellations and"
+            f" withdrawal notices, not {kind!r}"
         )
     now = utcnow()
     try:
@@ -277,15 +253,7 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
                     )
                 )
             else:
-                conn.execute(
-                    update(requests_out)
-                    .where(requests_out.c.message_id == reply.in_reply_to)
-                    .values(
-                        status=reply.decision,
-                        reply=reply.model_dump(mode="json"),
-                        replied_at=now,
-                    )
-                )
+                _store_reply(conn, reply, now)
     except IntegrityError:
         return {"accepted": message_id, "duplicate": True}
     if kind == "core_data_request":
@@ -315,6 +283,153 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
     return {"accepted": message_id, "duplicate": False}
 
 
+def _store_reply(conn: Connection, reply: CoreDataReply, now: dt.datetime) -> None:
+    """Keep the holder's answer with its request and tell the requester. An answer to a
+    request this node withdrew meanwhile (the messages crossed) keeps no core data."""
+    asked = conn.execute(
+        select(requests_out).where(requests_out.c.message_id == reply.in_reply_to)
+    ).first()
+    if asked is None:
+        return  # not a request of ours: acknowledged, nothing to keep
+    kept = reply.model_dump(mode="json")
+    if asked.status == "cancelled":
+        if kept.pop("core_data", None) is not None:
+            kept["erased"] = {"at": now.isoformat(), "why": "the request had been withdrawn"}
+        conn.execute(
+            update(requests_out)
+            .where(requests_out.c.id == asked.id)
+            .values(reply=kept, replied_at=now)
+        )
+        return
+    conn.execute(
+        update(requests_out)
+        .where(requests_out.c.id == asked.id)
+        .values(status=reply.decision, reply=kept, replied_at=now)
+    )
+    if reply.decision == "released":
+        text = f"Core data of {reply.reference} arrived from {reply.holder_party}"
+    else:
+        text = f"{reply.holder_party} refused the core data of {reply.reference}"
+    notify(conn, [asked.user], reply.decision, text, f"{PREFIX}/requests#request-{asked.id}")
+
+
+def _receive_hold(node: Node, message: Any) -> dict[str, Any]:
+    """Requesting side: the holder held our request back (or took it up again)."""
+    hold: CoreDataHold = validated(CoreDataHold, message.body)
+    if hold.holder_party != message.signer or hold.requesting_party != node.party:
+        raise NotAuthorised("the hold is not from its signer, or not for this node")
+    now = utcnow()
+    try:
+        with node.audit.transaction() as conn:
+            conn.execute(
+                insert(inbox).values(
+                    message_id=hold.message_id,
+                    kind=hold.kind,
+                    sender=hold.holder_party,
+                    received_at=now,
+                )
+            )
+            asked = conn.execute(
+                select(requests_out).where(
+                    requests_out.c.message_id == hold.in_reply_to,
+                    requests_out.c.holder_party == hold.holder_party,
+                )
+            ).first()
+            if asked is not None and asked.status in ("sent", "on_hold"):
+                conn.execute(
+                    update(requests_out)
+                    .where(requests_out.c.id == asked.id)
+                    .values(
+                        status="on_hold" if hold.on_hold else "sent",
+                        hold=hold.model_dump(mode="json"),
+                    )
+                )
+                words = HOLD_WORDS[hold.reason] if hold.reason else ""
+                notify(
+                    conn,
+                    [asked.user],
+                    "hold" if hold.on_hold else "resumed",
+                    f"{hold.holder_party} holds your request for {hold.reference}: {words}"
+                    if hold.on_hold
+                    else f"{hold.holder_party} took your request for {hold.reference} up again",
+                    f"{PREFIX}/requests#request-{asked.id}",
+                )
+            node.audit.append_in(
+                conn,
+                [
+                    AuditEvent(
+                        at=now,
+                        kind=EventKind.CORE_DATA_HELD,
+                        requesting_party=node.party,
+                        requested_party=hold.holder_party,
+                        message_id=hold.message_id,
+                        reference=[hold.reference],
+                        signature=message.signature,
+                        detail=(
+                            f"held by {hold.holder_party}: {hold.reason.value}"
+                            if hold.on_hold and hold.reason
+                            else f"taken up again by {hold.holder_party}"
+                        ),
+                    )
+                ],
+            )
+    except IntegrityError:
+        return {"accepted": hold.message_id, "duplicate": True}
+    return {"accepted": hold.message_id, "duplicate": False}
+
+
+def _receive_cancelled(node: Node, message: Any) -> dict[str, Any]:
+    """Holding side: the requester withdrew its request; it leaves the approvers' queue."""
+    notice: CoreDataCancelled = validated(CoreDataCancelled, message.body)
+    if notice.requesting_party != message.signer or notice.holder_party != node.party:
+        raise NotAuthorised("the cancellation is not from its signer, or not for this node")
+    now = utcnow()
+    try:
+        with node.audit.transaction() as conn:
+            conn.execute(
+                insert(inbox).values(
+                    message_id=notice.message_id,
+                    kind=notice.kind,
+                    sender=notice.requesting_party,
+                    received_at=now,
+                )
+            )
+            row = conn.execute(
+                select(requests_in).where(
+                    requests_in.c.message_id == notice.in_reply_to,
+                    requests_in.c.requesting_party == notice.requesting_party,
+                )
+            ).first()
+            values: dict[str, Any] = {"cancelled": notice.model_dump(mode="json")}
+            if row is not None and row.status in ("pending", "on_hold"):
+                values["status"] = "cancelled"
+            if row is not None:
+                conn.execute(update(requests_in).where(requests_in.c.id == row.id).values(**values))
+            node.audit.append_in(
+                conn,
+                [
+                    AuditEvent(
+                        at=now,
+                        kind=EventKind.CORE_DATA_CANCELLED,
+                        requesting_party=notice.requesting_party,
+                        requested_party=node.party,
+                        message_id=notice.message_id,
+                        reference=[notice.reference],
+                        reason_code=notice.reason.value,
+                        signature=message.signature,
+                        detail=(
+                            "withdrawn by the requester; it erased the core data released"
+                            if notice.erased
+                            else "withdrawn by the requester"
+                        ),
+                    )
+                ],
+            )
+    except IntegrityError:
+        return {"accepted": notice.message_id, "duplicate": True}
+    return {"accepted": notice.message_id, "duplicate": False}
+
+
 # --- holding side -------------------------------------------------------------------------
 
 
@@ -332,6 +447,69 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+# What a requester's examiner reads for each hold reason.
+HOLD_WORDS = {
+    HoldReason.JUDICIAL_AUTHORISATION: "judicial authorisation is needed under its national law",
+    HoldReason.OWNER_CONSULTED: "the authority that owns the record is being consulted",
+}
+MIN_EXPLANATION = 10
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Exactly what a release would send: the reply (built by the function that builds
+    the outgoing message) and a digest the approver's confirmation must name."""
+
+    reply: CoreDataReply
+    digest: str
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        assert self.reply.core_data is not None
+        return self.reply.core_data.model_dump(mode="json", exclude_defaults=True)
+
+
+def _release_reply(node: Node, conn: Connection, request: CoreDataRequest) -> CoreDataReply:
+    """The CoreDataReply a release sends (the preview shows this very message)."""
+    stored = conn.execute(
+        select(core_data.c.data).where(core_data.c.reference == request.reference)
+    ).scalar_one_or_none() or _kept_by_matcher(node, request)
+    if stored is None:
+        raise UnknownReference(
+            f"no core data is recorded for {request.reference}; it cannot be released"
+        )
+    return CoreDataReply(
+        in_reply_to=request.message_id,
+        requesting_party=request.requesting_party,
+        holder_party=node.party,
+        reference=request.reference,
+        decision="released",
+        core_data=validated(CoreData, stored),
+    )
+
+
+def _digest(reply: CoreDataReply) -> str:
+    assert reply.core_data is not None
+    data = reply.core_data.model_dump(mode="json", exclude_defaults=True)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def preview_release(node: Node, user: User, request_id: int) -> Preview:
+    """The core data a release of ``request_id`` would send, for the approver to check."""
+    user.require(Role.APPROVER)
+    with node.engine.connect() as conn:
+        row = _incoming(conn, request_id)
+        reply = _release_reply(node, conn, validated(CoreDataRequest, row.request))
+    return Preview(reply, _digest(reply))
+
+
+def _incoming(conn: Connection, request_id: int) -> Any:
+    row = conn.execute(select(requests_in).where(requests_in.c.id == request_id)).first()
+    if row is None:
+        raise UnknownReference(f"no incoming core-data request {request_id}")
+    return row
+
+
 def decide(
     node: Node,
     user: User,
@@ -339,60 +517,103 @@ def decide(
     *,
     action: str,
     reason: RefusalReason | None = None,
+    explanation: str | None = None,
+    hold_reason: HoldReason | None = None,
+    previewed: str | None = None,
 ) -> dict[str, Any]:
-    """An approver's decision on an incoming request: release, refuse, hold or resume."""
+    """An approver's decision on an incoming request: release, refuse, hold or resume.
+
+    A refusal carries a reason code and the approver's words; a hold is not a refusal:
+    it names its own reason, pauses the 48-hour clock and is told to the requester
+    (CoreDataHold). ``previewed``, the digest of the preview the approver confirmed, must
+    still match what a release sends (the workbench always gives it).
+    """
     user.require(Role.APPROVER)
     now = utcnow()
-    with node.engine.begin() as conn:
-        row = conn.execute(select(requests_in).where(requests_in.c.id == request_id)).first()
-        if row is None:
-            raise UnknownReference(f"no incoming core-data request {request_id}")
+    words = (explanation or "").strip() or None
+    with node.audit.transaction() as conn:
+        row = _incoming(conn, request_id)
         request: CoreDataRequest = validated(CoreDataRequest, row.request)
         if row.status not in ("pending", "on_hold"):
-            raise WrongState(f"request {request_id} was already decided ({row.status})")
+            state = "withdrawn by the requester" if row.status == "cancelled" else row.status
+            raise WrongState(f"request {request_id} was already decided ({state})")
         if request.requesting_party == node.party and request.verified_by == user.name:
             raise SeparationOfDuties(
                 f"{user.name} verified this match and may not also release its core data"
             )
         where = requests_in.c.id == request_id
-        if action == "hold":
-            if row.status == "on_hold":
-                raise WrongState("the request is already on hold")
-            conn.execute(
-                update(requests_in).where(where).values(status="on_hold", hold_started_at=now)
-            )
-            return {"status": "on_hold"}
-        if action == "resume":
-            if row.status != "on_hold":
-                raise WrongState("only a request on hold can be resumed")
-            paused = (row.paused_seconds or 0.0) + (
-                now - _aware(row.hold_started_at)
-            ).total_seconds()
-            conn.execute(
-                update(requests_in)
-                .where(where)
-                .values(status="pending", hold_started_at=None, paused_seconds=paused)
-            )
-            return {"status": "pending"}
-        if action == "release":
-            stored = conn.execute(
-                select(core_data.c.data).where(core_data.c.reference == request.reference)
-            ).scalar_one_or_none() or _kept_by_matcher(node, request)
-            if stored is None:
-                raise UnknownReference(
-                    f"no core data is recorded for {request.reference}; it cannot be released"
-                )
-            reply = CoreDataReply(
+        common: dict[str, Any] = {
+            "at": now,
+            "requesting_party": request.requesting_party,
+            "requested_party": node.party,
+            "category": request.category,
+            "case_reference": request.case_reference,
+            "user": user.name,
+            "reference": [request.reference],
+        }
+        if action in ("hold", "resume"):
+            if action == "hold":
+                if row.status == "on_hold":
+                    raise WrongState("the request is already on hold")
+                if hold_reason is None:
+                    raise BadInput("a hold names its reason (judicial authorisation, ...)")
+                values: dict[str, Any] = {
+                    "status": "on_hold",
+                    "hold_started_at": now,
+                    "hold_reason": hold_reason.value,
+                    "hold_note": words,
+                }
+            else:
+                if row.status != "on_hold":
+                    raise WrongState("only a request on hold can be resumed")
+                paused = (row.paused_seconds or 0.0) + (
+                    now - _aware(row.hold_started_at)
+                ).total_seconds()
+                values = {"status": "pending", "hold_started_at": None, "paused_seconds": paused}
+            hold = CoreDataHold(
                 in_reply_to=request.message_id,
                 requesting_party=request.requesting_party,
                 holder_party=node.party,
                 reference=request.reference,
-                decision="released",
-                core_data=validated(CoreData, stored),
+                on_hold=action == "hold",
+                reason=hold_reason if action == "hold" else None,
+                note=words if action == "hold" else None,
+                at=now,
             )
+            envelope = node.signer.sign(hold.model_dump(mode="json", exclude_none=True))
+            conn.execute(update(requests_in).where(where).values(**values))
+            enqueue(conn, hold.message_id, hold.kind, request.requesting_party, envelope.to_dict())
+            node.audit.append_in(
+                conn,
+                [
+                    AuditEvent(
+                        kind=EventKind.CORE_DATA_HELD,
+                        message_id=hold.message_id,
+                        reason_code=hold_reason.value if hold_reason and action == "hold" else None,
+                        signature=envelope.signature,
+                        detail="hold set" if action == "hold" else "hold lifted",
+                        **common,
+                    )
+                ],
+            )
+            return {"status": values["status"]}
+        if action == "release":
+            reply = _release_reply(node, conn, request)
+            if previewed is not None and previewed != _digest(reply):
+                raise WrongState(
+                    "the core data changed since you reviewed them: review the preview again"
+                )
         elif action == "refuse":
             if reason is None:
                 raise BadInput("a refusal needs a reason code")
+            if reason is RefusalReason.JUDICIAL_AUTHORISATION_PENDING:
+                raise BadInput(
+                    "a pending judicial authorisation is a hold, not a refusal: hold the request"
+                )
+            if words is None or len(words) < MIN_EXPLANATION:
+                raise BadInput(
+                    f"a refusal needs your explanation (at least {MIN_EXPLANATION} characters)"
+                )
             reply = CoreDataReply(
                 in_reply_to=request.message_id,
                 requesting_party=request.requesting_party,
@@ -400,10 +621,11 @@ def decide(
                 reference=request.reference,
                 decision="refused",
                 reason=reason,
+                explanation=words,
             )
         else:
             raise BadInput(f"unknown action {action!r}: use release, refuse, hold or resume")
-        envelope = node.signer.sign(reply.model_dump(mode="json"))
+        envelope = node.signer.sign(reply.wire())
         conn.execute(
             update(requests_in)
             .where(where)
@@ -412,22 +634,23 @@ def decide(
                 decided_by=user.name,
                 decided_at=now,
                 reason=reason.value if reason else None,
+                explanation=words if action == "refuse" else None,
             )
         )
         enqueue(conn, reply.message_id, reply.kind, request.requesting_party, envelope.to_dict())
-    node.log(
-        kind="core_data_decided",
-        requesting_party=request.requesting_party,
-        requested_party=node.party,
-        category=request.category,
-        case_reference=request.case_reference,
-        user=user.name,
-        message_id=reply.message_id,
-        reference=[request.reference],
-        outcome="released" if reply.decision == "released" else "refused",
-        reason_code=reason.value if reason else None,
-        signature=envelope.signature,
-    )
+        node.audit.append_in(
+            conn,
+            [
+                AuditEvent(
+                    kind=EventKind.CORE_DATA_DECIDED,
+                    message_id=reply.message_id,
+                    outcome=Outcome.RELEASED if reply.decision == "released" else Outcome.REFUSED,
+                    reason_code=reason.value if reason else None,
+                    signature=envelope.signature,
+                    **common,
+                )
+            ],
+        )
     return {"status": reply.decision}
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -71,6 +72,11 @@ verifications = Table(
     Column("justification", Text, nullable=False),
     Column("user", String(64), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
+    # effective | proposed (a change after a core-data request, awaiting a second
+    # examiner) | declined (the second examiner did not countersign)
+    Column("status", String(16), nullable=False, server_default="effective"),
+    Column("countersigned_by", String(64), nullable=True),
+    Column("countersigned_at", DateTime(timezone=True), nullable=True),
 )
 
 # Core-data requests this node sent, and what came back.
@@ -85,10 +91,15 @@ requests_out = Table(
     Column("user", String(64), nullable=False),
     Column("facts", Text, nullable=False),
     Column("offence", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # sent | released | refused
+    # sent | on_hold | released | refused | cancelled
+    Column("status", String(16), nullable=False),
     Column("reply", JSON, nullable=True),  # CoreDataReply as JSON
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("replied_at", DateTime(timezone=True), nullable=True),
+    Column("hold", JSON, nullable=True),  # the holder's last CoreDataHold, as JSON
+    # Withdrawn by this node (CoreDataCancelled): when, by whom, and why in words.
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled_by", String(64), nullable=True),
     UniqueConstraint("search_id", "holder_party", "reference", name="uq_one_request_per_match"),
 )
 
@@ -101,13 +112,35 @@ requests_in = Table(
     Column("requesting_party", String(8), nullable=False),
     Column("reference", String(40), nullable=False),
     Column("request", JSON, nullable=False),  # the CoreDataRequest as JSON
-    Column("status", String(16), nullable=False),  # pending | on_hold | released | refused
+    # pending | on_hold | released | refused | cancelled (by the requester)
+    Column("status", String(16), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("hold_started_at", DateTime(timezone=True), nullable=True),
     Column("paused_seconds", Float, nullable=False, default=0.0),
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("reason", String(40), nullable=True),
+    # The approver's words with a refusal, and the reason and words of a hold.
+    Column("explanation", Text, nullable=True),
+    Column("hold_reason", String(40), nullable=True),
+    Column("hold_note", Text, nullable=True),
+    # The requester withdrew the request (its CoreDataCancelled, as JSON).
+    Column("cancelled", JSON, nullable=True),
+)
+
+# What a user of this node must see (core data arrived, a hold set, a reference
+# withdrawn, a verdict change to countersign); read when the user opened the list.
+notifications = Table(
+    "node_notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("text", String(500), nullable=False),
+    Column("link", String(300), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=True),
+    Index("ix_node_notifications_user_read", "user", "read_at"),
 )
 
 # Core data of this node's own records, released only by a human decision.
@@ -261,3 +294,19 @@ record_changes = Table(
 # A withdrawal looks a sent reference up here to tell an erased record from one that was
 # never a national system's (prum.node.withdrawal.record_sent).
 Index("ix_node_record_changes_reference", record_changes.c.reference)
+
+# The comparison report (PDF) of an examiner's decision, kept with the case as first
+# written (prum.node.web.report): one per decision, with its SHA-256.
+reports = Table(
+    "node_reports",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("verification_id", BigInteger, nullable=False, unique=True),
+    Column("search_id", BigInteger, nullable=False, index=True),
+    Column("party", String(8), nullable=False),
+    Column("reference", String(40), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("pdf", LargeBinary, nullable=False),
+)

@@ -52,6 +52,8 @@ from prum.errors import (
     UnknownParty,
 )
 from prum.federation.messages import (
+    CoreDataCancelled,
+    CoreDataHold,
     CoreDataReply,
     CoreDataRequest,
     RecordWithdrawn,
@@ -409,7 +411,9 @@ class Router:
     def _route(self, message: VerifiedMessage, log: dict[str, Any]) -> tuple[str, str, EventKind]:
         """(sender, destination, audit kind) of a step-2 message, checked."""
         kind = message.body.get("kind")
-        parsed: CoreDataRequest | CoreDataReply | RecordWithdrawn
+        parsed: (
+            CoreDataRequest | CoreDataReply | RecordWithdrawn | CoreDataHold | CoreDataCancelled
+        )
         if kind == "core_data_request":
             parsed = _parse(CoreDataRequest, message.body)
             sender, destination = parsed.requesting_party, parsed.holder_party
@@ -429,10 +433,20 @@ class Router:
             sender, destination = parsed.holder_party, parsed.requesting_party
             event_kind, role = EventKind.RECORD_WITHDRAWN, "holder_party"
             log.update(reference=[w.reference for w in parsed.withdrawn])
+        elif kind == "core_data_hold":
+            parsed = _parse(CoreDataHold, message.body)
+            sender, destination = parsed.holder_party, parsed.requesting_party
+            event_kind, role = EventKind.CORE_DATA_HELD, "holder_party"
+            log.update(reference=[parsed.reference])
+        elif kind == "core_data_cancelled":
+            parsed = _parse(CoreDataCancelled, message.body)
+            sender, destination = parsed.requesting_party, parsed.holder_party
+            event_kind, role = EventKind.CORE_DATA_CANCELLED, "requesting_party"
+            log.update(reference=[parsed.reference])
         else:
             raise InvalidMessage(
-                "/v1/deliver takes a core_data_request, a core_data_reply or a"
-                f" record_withdrawn, not {str(kind)[:40]!r}",
+                "/v1/deliver takes a core_data_request, a core_data_reply, a core_data_hold,"
+                f" a core_data_cancelled or a record_withdrawn, not {str(kind)[:40]!r}",
             )
         log.update(requesting_party=parsed.requesting_party, requested_party=parsed.holder_party)
         if sender != message.signer:

@@ -31,7 +31,7 @@ from fastapi.templating import Jinja2Templates
 
 from prum.errors import BadInput, NotAuthorised, PrumError, RoleRequired
 from prum.federation.transport import status_for
-from prum.node import exchange
+from prum.node import exchange, notifications
 from prum.node.core import Node
 from prum.node.users import Role, User
 from prum.node.web import labels, sessions, views
@@ -137,6 +137,8 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     context.setdefault("csrf", session.csrf_token if session else "")
     context.setdefault("roles", {r.value for r in session.user.roles} if session else set())
     context.setdefault("party", node.party if node else "")
+    if session and bench and "unread" not in context:
+        context["unread"] = notifications.unread(bench.node.engine, session.user.name)
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -19,7 +19,7 @@ from prum.errors import BadInput, PrumError
 from prum.federation.messages import Category, Decision, Probe, Purpose, VehicleQuery
 from prum.federation.offences import OFFENCES
 from prum.federation.transport import status_for
-from prum.node import exchange, followup
+from prum.node import exchange, followup, verdicts
 from prum.node.core import Node, validated
 from prum.node.schema import requests_out, verifications
 from prum.node.users import Role
@@ -243,7 +243,7 @@ def results(request: Request, bench: Bench, search_id: RowId, user: Investigator
         countries=countries(search),
         replies=(search.get("reply") or {}).get("replies", []),
         probe_profile=views.probe_profile(search.get("probe")),
-        decided=_decisions(bench.node, search_id),
+        decided=verdicts.visible(bench.node, user, _decisions(bench.node, search_id)),
         requested=requested,
     )
 
@@ -383,6 +383,7 @@ def compare(
             }
         except PrumError as exc:
             problem = exc.message
+    standing = verdicts.standing(bench.node, search_id, party, reference)
     with bench.node.engine.connect() as conn:
         asked = conn.execute(
             select(requests_out).where(
@@ -398,7 +399,9 @@ def compare(
         holder=party,
         candidate=candidate,
         history=history,
-        latest=history[-1] if history else None,
+        latest=standing.latest,
+        standing=standing,
+        blind=standing.blind_for(user),
         faces=faces,
         face_problem=problem,
         probe_profile=views.probe_profile(search.get("probe")),
