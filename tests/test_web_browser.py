@@ -128,6 +128,7 @@ def test_face_search_from_probe_to_released_core_data(federation: Demo, browser:
     shot(officer, fed, "01-new-search")
     officer.click("#submit-search")
     officer.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=150_000)
+    officer.wait_for_selector("#waiting", state="detached", timeout=150_000)  # all answers in
     results_url = officer.url
     statuses = officer.text_content("#statuses")
     assert re.search(r"DE\s+answered", statuses or "")

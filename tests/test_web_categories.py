@@ -78,6 +78,7 @@ def test_dna_trace_finds_de_with_the_profile_table(
     shot(officer, fed, "13-dna-search")
     officer.click("#submit-search")
     officer.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=90_000)
+    officer.wait_for_selector("#waiting", state="detached", timeout=90_000)  # all answers in
     statuses = officer.text_content("#statuses") or ""
     assert re.search(r"DE\s+answered", statuses)
     hit = officer.locator("#candidates-DE + details li.candidate").first
@@ -122,6 +123,7 @@ def test_records_search_with_a_transliterated_name_hits_without_a_name(
     shot(officer, fed, "16-records-search")
     officer.click("#submit-search")
     officer.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=90_000)
+    officer.wait_for_selector("#waiting", state="detached", timeout=90_000)  # all answers in
     assert re.search(r"DE\s+answered", officer.text_content("#statuses") or "")
     hit = officer.locator("#candidates-DE + details li.candidate").first
     assert fed.facts.records_reference in (hit.locator(".ref").text_content() or "")
@@ -180,6 +182,7 @@ def test_vehicle_plate_search_shows_the_stolen_dutch_car_without_a_second_step(
     fill_grounds(page, "0900 00", "120", "AT-BK-2026-2210")
     page.click("#submit-search")
     page.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=90_000)
+    page.wait_for_selector("#waiting", state="detached", timeout=90_000)  # all answers in
     assert "no second step" in (page.text_content("#vehicle-note") or "")
     asked = page.locator("#statuses tbody th").all_text_contents()
     assert [a.strip() for a in asked] == ["NL"]  # a plate goes to one country only
@@ -251,6 +254,7 @@ def test_finger_tenprint_search_finds_de_and_compares_the_prints(
     fill_grounds(officer, "0900 00", "120", "AT-BK-2026-2210")
     officer.click("#submit-search")
     officer.wait_for_url(re.compile(r"/workbench/searches/\d+$"), timeout=120_000)
+    officer.wait_for_selector("#waiting", state="detached", timeout=120_000)  # all answers in
     assert re.search(r"DE\s+answered", officer.text_content("#statuses") or "")
     hits = officer.locator("#candidates-DE + details li.candidate")
     assert hits.count() == 1  # TP/TP: the legacy cap of one candidate
