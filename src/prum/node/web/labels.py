@@ -38,6 +38,12 @@ LABELS: dict[str, str] = {
     "on_hold": N_("on hold"),
     "cancelled": N_("withdrawn by the requester"),
     "withdrawn": N_("withdrawn by the holder"),
+    # Categories.
+    "face": N_("face"),
+    "dna": N_("DNA profile"),
+    "finger": N_("fingerprints"),
+    "vehicle": N_("vehicle registration"),
+    "records": N_("police records"),
     # Purposes.
     "investigation": N_("criminal investigation"),
     "missing_person": N_("missing person"),
