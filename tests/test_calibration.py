@@ -81,6 +81,17 @@ def test_fmr_is_a_probability_non_decreasing_in_distance(
     assert np.all(np.diff(fmr) >= 0)
 
 
+@pytest.mark.parametrize("rate", [1e-2, 1e-3, 1e-4, 1e-5])
+def test_distance_at_a_rate_is_the_largest_distance_that_keeps_it(rate: float) -> None:
+    d = ImpostorDistribution.from_distances(
+        np.random.default_rng(5).normal(1, 0.1, 50_000), "n", "m"
+    )
+    at = d.distance_at(rate)
+    assert d.fmr_at(at) <= rate < d.fmr_at(at + 1e-6)
+    with pytest.raises(ValueError):
+        d.distance_at(0.0)
+
+
 def test_upper_bound_with_no_impostor_that_close_is_about_three_over_n() -> None:
     d = uniform_grid()
     assert d.observed_at(0.0005) == 0

@@ -362,6 +362,17 @@ class ImpostorDistribution:
             fmr[below] = np.clip(model, self._lower[seen], self._upper[seen])
         return np.clip(fmr, 0.0, 1.0)
 
+    def distance_at(self, rate: float) -> float:
+        """The largest distance whose estimated FMR is at most ``rate`` (bisection; the
+        FMR grows with the distance)."""
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"a false-match rate lies strictly between 0 and 1, not {rate}")
+        lo, hi = 0.0, 4.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.fmr_at(mid) <= rate else (lo, mid)
+        return lo
+
     def fmr_upper_at(self, distance: float, confidence: float = CONFIDENCE) -> float:
         """Empirical one-sided upper bound of the FMR at ``distance`` (no tail model)."""
         return upper_bound(self.observed_at(distance), self.comparisons, confidence)

@@ -27,7 +27,7 @@ from prum.cliargs import (
     progress,
 )
 from prum.config import Settings
-from prum.errors import PrumError
+from prum.errors import InvalidLabelledSet, PrumError
 from prum.federation.messages import Category
 
 app = typer.Typer(help="The national face gallery.", no_args_is_help=True)
@@ -446,7 +446,13 @@ def face_evaluate(
     labels: Annotated[
         Path | None, typer.Option(help="CSV file,identity[,group]; default FOLDER/identities.csv")
     ] = None,
-    thresholds: Annotated[str, typer.Option(help="Comma-separated distances.")] = "0.5,0.55,0.6",
+    thresholds: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated distances; default: where the model set's shipped reference"
+            " puts the false-match rate at 1e-3, 1e-4 and 1e-5."
+        ),
+    ] = "",
     det: Annotated[Path | None, typer.Option(help="Write the DET curve PNG here.")] = None,
     output: Annotated[Path | None, typer.Option("--json", help="Write the report JSON.")] = None,
     workers: Workers = CPUS,
@@ -489,11 +495,27 @@ def face_evaluate(
             model_set=model_set,
             reference=None if model_set is None else reference_for(model_set),
         )
+        reference = None if model_set is None else reference_for(model_set)
+        if thresholds.strip():
+            try:
+                chosen = [float(t) for t in thresholds.split(",")]
+            except ValueError:
+                raise InvalidLabelledSet(
+                    f"--thresholds takes distances separated by commas, not {thresholds!r}"
+                ) from None
+        elif reference is not None:
+            chosen = [round(reference.distance_at(rate), 4) for rate in (1e-3, 1e-4, 1e-5)]
+            console.print(
+                "distances below: where the shipped reference of "
+                f"{model_set} puts the false-match rate at 1e-3, 1e-4 and 1e-5"
+            )
+        else:
+            chosen = [0.5, 0.55, 0.6]  # dlib's neighbourhood; an uncalibrated model
         report = evaluate(
             np.stack(vectors),
             identities,
             [g or "unknown" for g in groups] if has_groups else None,
-            thresholds=[float(t) for t in thresholds.split(",")],
+            thresholds=chosen,
             distances=fused_block_distances if settings.embedder == MODEL_SET else None,
         )
     except PrumError as exc:
