@@ -37,12 +37,16 @@ from prum.audit.log import AuditLog
 from prum.demo.processes import free_port
 from prum.errors import AuditUnavailable, StorageError
 from prum.federation.messages import (
+    CancelReason,
     Candidate,
     CoreData,
+    CoreDataCancelled,
+    CoreDataHold,
     CoreDataReply,
     CoreDataRequest,
     CountryReply,
     ErrorInfo,
+    HoldReason,
     Probe,
     ReplyStatus,
     SearchRequest,
@@ -778,6 +782,36 @@ def test_a_core_data_reply_goes_back_to_the_requester(
     response = post(federation, router, "/v1/deliver", signed(federation, "DE", body), via="DE")
     assert response.status_code == 200
     assert federation.seen("AT")["inbox"][body["message_id"]] == "ROUTER:DE:core_data_reply"
+
+
+def test_a_hold_goes_to_the_requester_and_a_cancellation_to_the_holder(
+    federation: Federation, router: RouterProcess
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    common = {"in_reply_to": str(uuid.uuid4()), "reference": "DE-REF-0001", "at": now}
+    hold = CoreDataHold(
+        requesting_party="AT",
+        holder_party="DE",
+        on_hold=True,
+        reason=HoldReason.JUDICIAL_AUTHORISATION,
+        **common,
+    ).model_dump(mode="json")
+    held = post(federation, router, "/v1/deliver", signed(federation, "DE", hold), via="DE")
+    assert held.status_code == 200
+    assert federation.seen("AT")["inbox"][hold["message_id"]] == "ROUTER:DE:core_data_hold"
+    cancel = CoreDataCancelled(
+        requesting_party="AT",
+        holder_party="DE",
+        reason=CancelReason.VERDICT_REVISED,
+        erased=True,
+        **common,
+    ).model_dump(mode="json")
+    # Only the requester may withdraw its request.
+    forged = post(federation, router, "/v1/deliver", signed(federation, "DE", cancel), via="DE")
+    assert forged.status_code == 403 and forged.json()["code"] == "not_authorised"
+    sent = post(federation, router, "/v1/deliver", signed(federation, "AT", cancel))
+    assert sent.status_code == 200
+    assert federation.seen("DE")["inbox"][cancel["message_id"]] == "ROUTER:AT:core_data_cancelled"
 
 
 def test_delivery_to_a_down_destination_is_503_so_the_sender_retries(

@@ -20,14 +20,19 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import insert, select, update
 
-from prum.federation.messages import Category, Decision
+from prum.federation.messages import (
+    Category,
+    Decision,
+    RecordWithdrawn,
+    Withdrawal,
+    WithdrawalReason,
+)
 from prum.federation.security import pki
 from prum.node import followup, notifications
 from prum.node.api import create_national_app
@@ -283,7 +288,7 @@ def test_approver_preview_shows_exactly_the_outgoing_core_data_and_needs_confirm
     anna.screenshot(path=str(shot), full_page=True)
     # Without the confirmation box nothing is sent (the browser stops the form) ...
     anna.click("#release")
-    assert "pending" in text(anna, "h1")
+    assert anna.locator("h1 .status.pending").count() == 1
     # ... and the server refuses a release that skipped the review.
     token = anna.get_attribute("meta[name=csrf-token]", "content")
     blind = anna.request.post(
@@ -293,7 +298,7 @@ def test_approver_preview_shows_exactly_the_outgoing_core_data_and_needs_confirm
     assert blind.status == 400 and "confirmation" in blind.text()
     anna.check("#confirm-release")
     anna.click("#release")
-    assert "released" in text(anna, "#decided")
+    assert anna.locator("#decided .status.released").count() == 1
     relay(parties)
     with at.node.engine.connect() as conn:
         reply = conn.execute(
@@ -315,7 +320,7 @@ def test_refusal_needs_free_text_and_the_requester_sees_a_hold_with_its_reason(
     assert not any("pending" in o for o in options)  # a pending authorisation is a hold
     anna.select_option("#reason", "disproportionate")
     anna.click("#refuse")  # no explanation: the browser keeps the form
-    assert "pending" in text(anna, "h1")
+    assert anna.locator("h1 .status.pending").count() == 1
     token = anna.get_attribute("meta[name=csrf-token]", "content") or ""
     bare = anna.request.post(
         f"{de.url}/workbench/inbox/{request_id}/decision",
@@ -325,7 +330,7 @@ def test_refusal_needs_free_text_and_the_requester_sees_a_hold_with_its_reason(
     anna.select_option("#hold_reason", "judicial_authorisation")
     anna.fill("#hold-note", "The investigating judge in Hamburg decides on Monday.")
     anna.click("#hold")
-    assert "on hold" in text(anna, "h1")
+    assert anna.locator("h1 .status.on_hold").count() == 1
     unread = notifications.unread(at.node.engine, "eric")
     relay(parties)
 
@@ -344,7 +349,7 @@ def test_refusal_needs_free_text_and_the_requester_sees_a_hold_with_its_reason(
     anna.select_option("#reason", "disproportionate")
     anna.fill("#explanation", "A first theft of this value does not justify releasing names.")
     anna.click("#refuse")
-    assert "refused" in text(anna, "#decided")
+    assert anna.locator("#decided .status.refused").count() == 1
     relay(parties)
     eric.goto(at.url + "/workbench/requests")
     assert "A first theft of this value does not justify releasing names." in text(eric)
@@ -444,3 +449,29 @@ def test_four_eyes_blocks_a_lone_examiner_until_a_second_confirms_blind(
         assert emma.locator("#core-data-form").count() == 1
     finally:
         at.node.config.four_eyes = False
+
+
+def test_a_withdrawn_reference_is_notified_to_the_searcher_and_the_requester(
+    parties: dict[str, Party], browser: Browser
+) -> None:
+    at, de = parties["AT"], parties["DE"]
+    search_id, reference = requested(parties)  # searched by olga, requested by eric
+    notice = RecordWithdrawn(
+        holder_party="DE",
+        requesting_party="AT",
+        withdrawn=[
+            Withdrawal(
+                reference=reference, category=Category.DNA, reason=WithdrawalReason.COURT_ORDER
+            )
+        ],
+        withdrawn_at=dt.datetime.now(dt.UTC),
+    )
+    envelope = de.node.signer.sign(notice.model_dump(mode="json")).to_json()
+    followup.receive(at.node, envelope, ROUTER)
+    olga = log_in(browser, at, "olga")
+    olga.click("#notifications-link")
+    assert f"DE withdrew 1 candidate(s) of your search #{search_id}" in text(olga)
+    eric = log_in(browser, at, "eric")
+    eric.click("#notifications-link")
+    assert f"DE withdrew {reference}" in text(eric)
+    assert eric.locator("#unread").count() == 0  # opening the list read them

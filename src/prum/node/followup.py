@@ -449,7 +449,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 # What a requester's examiner reads for each hold reason.
 HOLD_WORDS = {
-    HoldReason.JUDICIAL_AUTHORISATION: "judicial authorisation is needed under its national law",
+    HoldReason.JUDICIAL_AUTHORISATION: (
+        "judicial authorisation is needed under the holder's national law"
+    ),
     HoldReason.OWNER_CONSULTED: "the authority that owns the record is being consulted",
 }
 MIN_EXPLANATION = 10

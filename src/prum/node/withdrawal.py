@@ -43,6 +43,7 @@ from prum.federation.messages import (
 )
 from prum.federation.security.signing import VerifiedMessage
 from prum.node.core import Node, utcnow, validated
+from prum.node.notifications import notify
 from prum.node.outbox import enqueue
 from prum.node.schema import (
     inbox,
@@ -245,7 +246,7 @@ def _withdraw_candidates(conn: Connection, notice: RecordWithdrawn, now: dt.date
     stripped = 0
     # The stored answers are JSON: find those naming a reference by its text, then check.
     rows = conn.execute(
-        select(searches.c.id, searches.c.reply).where(
+        select(searches.c.id, searches.c.reply, searches.c.user).where(
             searches.c.reply.is_not(None),
             or_(*[text_of_reply.contains(r, autoescape=True) for r in by_reference]),
         )
@@ -267,6 +268,13 @@ def _withdraw_candidates(conn: Connection, notice: RecordWithdrawn, now: dt.date
         if changed:
             conn.execute(update(searches).where(searches.c.id == row.id).values(reply=reply))
             stripped += changed
+            notify(
+                conn,
+                [row.user],
+                "withdrawn",
+                f"{notice.holder_party} withdrew {changed} candidate(s) of your search #{row.id}",
+                f"/workbench/searches/{row.id}",
+            )
     return stripped
 
 
@@ -275,7 +283,9 @@ def _withdraw_core_data(conn: Connection, notice: RecordWithdrawn, now: dt.datet
     status and a marker. How many releases were erased."""
     by_reference = {w.reference: w for w in notice.withdrawn}
     rows = conn.execute(
-        select(requests_out.c.id, requests_out.c.reference, requests_out.c.reply).where(
+        select(
+            requests_out.c.id, requests_out.c.reference, requests_out.c.reply, requests_out.c.user
+        ).where(
             requests_out.c.holder_party == notice.holder_party,
             requests_out.c.reference.in_(list(by_reference)),
         )
@@ -285,7 +295,16 @@ def _withdraw_core_data(conn: Connection, notice: RecordWithdrawn, now: dt.datet
         reply = dict(row.reply or {})
         if reply.get("withdrawn"):
             continue
-        erased += reply.pop("core_data", None) is not None
+        gone = reply.pop("core_data", None) is not None
+        erased += gone
         reply["withdrawn"] = _marker(by_reference[row.reference], notice, now)
         conn.execute(update(requests_out).where(requests_out.c.id == row.id).values(reply=reply))
+        notify(
+            conn,
+            [row.user],
+            "withdrawn",
+            f"{notice.holder_party} withdrew {row.reference}"
+            + ("; the core data it had released were deleted here" if gone else ""),
+            f"/workbench/requests#request-{row.id}",
+        )
     return erased
