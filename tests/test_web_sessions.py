@@ -648,8 +648,9 @@ def test_dna_candidate_shows_the_profile_aligned_with_the_probe(
     login(client, "eric")
     results = client.get(f"/workbench/searches/{search_id}").text
     assert "near match" in results and "identified person" in results
-    assert "3 of 4 compared loci match; mismatched: vWA" in results
-    assert "random match probability about 1 in 3.1 billion" in results
+    # A near match leads with the differing allele, and states no random match probability.
+    assert "one allele differs</strong> at vWA (probe 17, 18, candidate 17, 19)" in results
+    assert "1 in 3.1 billion" not in results and "no random match probability" in results
     compare = client.get(f"/workbench/searches/{search_id}/candidates/AT/AT-D-0001").text
     table = compare[compare.index('id="dna-profile"') :]
     rows = re.findall(r'<tr class="locus ([a-z-]+)">\s*<th scope="row">([^<]+)</th>', table)

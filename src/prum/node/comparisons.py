@@ -40,7 +40,7 @@ from prum.federation.messages import (
     SearchRequest,
 )
 from prum.node.core import Node, utcnow, validated
-from prum.node.schema import comparisons
+from prum.node.schema import comparisons, searches
 from prum.node.users import Role, User
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,26 @@ def _batch(node: Node, job: Any) -> list[tuple[int, BatchProbe]]:
     ]
 
 
+def _keep_hit_profiles(
+    conn: Connection, search_id: int, batch: list[tuple[int, BatchProbe]], hits: list[Any]
+) -> None:
+    """Keep with the search the own profiles that found something, by reference, so the
+    examiner compares both profiles locus by locus even after the own one changes."""
+    wanted = {c.probe_reference for c in hits if c.probe_reference}
+    if not wanted:
+        return
+    profiles = {
+        b.reference: b.probe.model_dump(mode="json", include={"format", "data"})
+        for _, b in batch
+        if b.reference in wanted
+    }
+    conn.execute(
+        update(searches)
+        .where(searches.c.id == search_id)
+        .values(probe={"batch": len(batch), "profiles": profiles})
+    )
+
+
 def _backoff(node: Node, attempts: int) -> dt.datetime:
     seconds = min(node.config.comparison.max_backoff_seconds, 2.0 ** max(0, attempts - 1))
     return utcnow() + dt.timedelta(seconds=seconds)
@@ -188,12 +208,13 @@ async def step(node: Node, client: httpx.AsyncClient, job: Any) -> bool:
     last_id = batch[-1][0]
     outcome: dict[str, Any] = {}
 
-    def advance(conn: Connection, _search_id: int, reply: SearchReply) -> None:
+    def advance(conn: Connection, search_id: int, reply: SearchReply) -> None:
         answer = next((r for r in reply.replies if r.party == job.party), None)
         status = answer.status if answer else ReplyStatus.ERROR
         outcome["status"] = status
         if status in (ReplyStatus.ANSWERED, ReplyStatus.NO_HIT):
             assert answer is not None
+            _keep_hit_profiles(conn, search_id, batch, answer.candidates)
             conn.execute(
                 update(comparisons)
                 .where(comparisons.c.id == job.id, comparisons.c.cursor == job.cursor)

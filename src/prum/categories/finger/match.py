@@ -245,6 +245,9 @@ def local_similarities(a: Cylinders, b: Cylinders, params: MccParams = MccParams
 class Comparison:
     score: float  # 0..1
     pairs: int  # minutia pairs that carry the score (matched minutiae)
+    # Those pairs' positions, for the examiner's chart: (x, y) in the first template's
+    # pixels, then (x, y) in the second's (y down, as in the image).
+    paired: tuple[tuple[float, float, float, float], ...] = ()
 
 
 def _pairs_count(na: int, nb: int, p: MccParams) -> int:
@@ -376,7 +379,13 @@ def _relaxed_score(a: Cylinders, b: Cylinders, sim: F32, params: MccParams) -> C
     efficiency = lam / np.maximum(lam0, 1e-12)
     top = np.argsort(-efficiency, kind="stable")[: min(n_p, k)]
     score = float(lam[top].sum() / n_p)
-    return Comparison(score=min(1.0, max(0.0, score)), pairs=int((lam[top] > 0).sum()))
+    used = top[lam[top] > 0]
+    # Cylinders keep positions y-up (see cylinders()); the chart is drawn y-down.
+    paired = tuple(
+        (float(a.xy[i, 0]), float(-a.xy[i, 1]), float(b.xy[j, 0]), float(-b.xy[j, 1]))
+        for i, j in zip(ia[used], ib[used], strict=True)
+    )
+    return Comparison(score=min(1.0, max(0.0, score)), pairs=len(used), paired=paired)
 
 
 def quick_scores(

@@ -356,6 +356,7 @@ class FingerMatcher:
                 search_type,
                 calibration,
                 fused_over=len(usable) if fuse else None,
+                probe=usable[0].template if len(usable) == 1 else None,
             )
             for rank, record in enumerate(exposed, start=1)
         ]
@@ -372,6 +373,7 @@ class FingerMatcher:
         calibration: Calibration | None,
         *,
         fused_over: int | None,
+        probe: Template | None = None,
     ) -> Candidate:
         # The finger that matched best is shown for verification, and the false-match
         # rate is that of its score: the calibration is of single-finger comparisons.
@@ -406,6 +408,7 @@ class FingerMatcher:
                 fingers_scored=None
                 if fused_over is None
                 else sum(1 for c, _ in per_finger.values() if c.score > 0),
+                minutiae_pairs=_chart(comparison, probe, self.store.frame(template_id)),
             ),
         )
 
@@ -475,3 +478,20 @@ def _stored_template(template_id: int, data: bytes) -> Template:
         return Template.from_bytes(data)
     except ValueError as exc:
         raise StorageError(f"finger template {template_id} in the store is corrupt: {exc}") from exc
+
+
+def _chart(
+    comparison: Comparison, probe: Template | None, frame: tuple[int, int] | None
+) -> list[list[float]] | None:
+    """The comparison's minutia pairs as fractions of each template's frame (the same
+    fractions of the image as shown, whatever its resolution), or None when unknown."""
+    if probe is None or frame is None or not comparison.paired:
+        return None
+
+    def part(value: float, size: int) -> float:
+        return round(min(1.0, max(0.0, value / max(1, size))), 4)
+
+    return [
+        [part(px, probe.width), part(py, probe.height), part(cx, frame[0]), part(cy, frame[1])]
+        for px, py, cx, cy in comparison.paired[:100]
+    ]

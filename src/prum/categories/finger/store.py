@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from prum.categories.finger.minutiae import Template
 from prum.categories.finger.schema import finger_deletions, finger_records, finger_templates
 from prum.categories.interface import SubjectCategory
 from prum.categories.store import CategoryStore, utcnow
@@ -183,6 +184,17 @@ class FingerStore(CategoryStore):
                 select(finger_templates.c.image).where(finger_templates.c.id == template_id)
             ).first()
         return None if row is None or row[0] is None else bytes(row[0])
+
+    def frame(self, template_id: int) -> tuple[int, int] | None:
+        """(width, height) of the image a stored template's minutiae are measured in."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(finger_templates.c.template).where(finger_templates.c.id == template_id)
+            ).first()
+        if row is None:
+            return None
+        template = Template.from_bytes(bytes(row[0]))
+        return template.width, template.height
 
     def position(self, template_id: int) -> int:
         with self.engine.connect() as conn:

@@ -34,7 +34,7 @@ from prum.federation.transport import status_for
 from prum.node import exchange, notifications
 from prum.node.core import Node
 from prum.node.users import Role, User
-from prum.node.web import labels, sessions, views
+from prum.node.web import evidence, i18n, labels, sessions, views
 from prum.node.web.sessions import COOKIE, Session
 
 PREFIX = "/workbench"
@@ -54,6 +54,11 @@ templates.env.globals.update(
     finger_search_types=views.FINGER_SEARCH_TYPES,
     label=labels.label,
     when=labels.when,
+    strength=evidence.strength,
+    split_candidates=evidence.split_candidates,
+    dna_probe=evidence.dna_probe,
+    dna_differing=evidence.differing,
+    strength_scale=evidence.SCALE,
 )
 templates.env.filters["when"] = labels.when
 MAX_UPLOAD = 30 * 1024 * 1024

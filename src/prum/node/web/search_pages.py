@@ -23,7 +23,7 @@ from prum.node import exchange, followup, verdicts
 from prum.node.core import Node, validated
 from prum.node.schema import requests_out, verifications
 from prum.node.users import Role
-from prum.node.web import labels, views
+from prum.node.web import evidence, labels, views
 from prum.node.web.base import (
     PREFIX,
     Bench,
@@ -404,7 +404,8 @@ def compare(
         blind=standing.blind_for(user),
         faces=faces,
         face_problem=problem,
-        probe_profile=views.probe_profile(search.get("probe")),
+        nav=evidence.neighbours(search, party, reference),
+        pairs=evidence.minutiae_pairs(candidate),
         asked=asked,
         decisions=[d.value for d in Decision],
         offence_list=list(OFFENCES.items()),

@@ -135,6 +135,8 @@ class FaceView:
     height: int
     landmarks: list[tuple[float, float]]
     box: list[int] | None
+    # The subject's right and left eye centres, for aligning an overlay of two faces.
+    eyes: list[tuple[float, float]] | None = None
 
 
 def face_view(pipeline: Any, data: bytes, box: list[int] | None = None) -> FaceView:
@@ -158,10 +160,15 @@ def face_view(pipeline: Any, data: bytes, box: list[int] | None = None) -> FaceV
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     points: list[tuple[float, float]] = []
+    eyes = None
     if chosen.landmarks is not None:
         points = [
             (round(float(x) - left, 1), round(float(y) - top, 1))
             for x, y in chosen.landmarks.points
+        ]
+        eyes = [
+            (round(x - left, 1), round(y - top, 1))
+            for x, y in (chosen.landmarks.right_eye, chosen.landmarks.left_eye)
         ]
     return FaceView(
         jpeg=buffer.getvalue(),
@@ -169,6 +176,7 @@ def face_view(pipeline: Any, data: bytes, box: list[int] | None = None) -> FaceV
         height=bottom - top,
         landmarks=points,
         box=[b.left - left, b.top - top, b.right - left, b.bottom - top],
+        eyes=eyes,
     )
 
 
