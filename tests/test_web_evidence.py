@@ -39,18 +39,19 @@ from prum.federation.messages import (
     Candidate,
     Category,
     CountryReply,
+    Decision,
     DnaHit,
     FingerHit,
     Probe,
     ReplyStatus,
 )
 from prum.federation.security import pki
-from prum.node import comparisons
+from prum.node import comparisons, followup
 from prum.node.api import create_national_app
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
 from prum.node.schema import searches
-from prum.node.users import Role, add_user
+from prum.node.users import Role, add_user, authenticate
 from prum.node.web import evidence
 
 PASSWORD = "correct horse battery"
@@ -499,6 +500,46 @@ def test_fingerprint_pairs_are_drawn_on_both_prints_and_zoom(
     page.screenshot(path=str(shots / "44-finger-minutiae.png"), full_page=True)
     page.goto(f"{server}/workbench/searches/{cases['finger']}/candidates/NL/NL-F-0099")
     assert page.is_visible("#below-threshold")  # score 0.005 does not look like a candidate
+
+
+def test_the_comparison_report_downloads_and_names_the_audit_entries(
+    examiner: Page, server: str, cases: dict[str, int], node: Node, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    search_id = cases["finger"]
+    eric = authenticate(node.engine, "eric", PASSWORD)
+    followup.verify_candidate(
+        node,
+        eric,
+        search_id,
+        party="NL",
+        reference="NL-F-0007",
+        decision=Decision.CONFIRMED,
+        justification="nine minutiae in agreement, ridge flow consistent",
+    )
+    page = examiner
+    page.goto(f"{server}/workbench/searches/{search_id}/candidates/NL/NL-F-0007")
+    with page.expect_download() as started:
+        page.click("a.report-link")
+    path = tmp_path / "report.pdf"
+    started.value.save_as(path)
+    text = "\n".join(p.extract_text() for p in PdfReader(path).pages)
+    flat = re.sub(r"\s+", " ", text)
+    assert "NL-F-0007" in flat and "confirmed" in flat and "eric" in flat
+    assert "nine minutiae in agreement" in flat
+    assert "moderate support: fewer than 1 in 5,000" in flat
+    entries = node.audit.entries(limit=50)
+    verified = next(e for e in entries if e.event.kind == "candidate_verified")
+    sent = next(e for e in entries if e.event.kind == "search_sent")
+    compact = flat.replace(" ", "")
+    assert verified.hash in compact and sent.hash[:16] in compact
+    again = page.request.get(
+        f"{server}/workbench/searches/{search_id}/verifications/1/report.pdf"
+    ).body()
+    assert again == path.read_bytes()  # kept with the case: the same document again
+    issued = [e for e in node.audit.entries(limit=50) if e.event.kind == "report_issued"]
+    assert len(issued) == 2 and "sha256" in (issued[0].event.detail or "")
 
 
 @pytest.mark.realdata

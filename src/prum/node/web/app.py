@@ -20,7 +20,7 @@ from prum.errors import NotAuthorised
 from prum.node.core import Node
 from prum.node.schema import requests_in, searches, users
 from prum.node.users import Role, authenticate
-from prum.node.web import followup_pages, oversight_pages, search_pages, sessions
+from prum.node.web import followup_pages, oversight_pages, report_pages, search_pages, sessions
 from prum.node.web.base import (
     HERE,
     PREFIX,
@@ -49,7 +49,13 @@ def web_router(node: Node, http: httpx.AsyncClient, wake: asyncio.Event) -> APIR
         request.state.workbench = bench
 
     outer = APIRouter(prefix=PREFIX, dependencies=[Depends(bind)], include_in_schema=False)
-    for pages in (router, search_pages.router, followup_pages.router, oversight_pages.router):
+    for pages in (
+        router,
+        search_pages.router,
+        followup_pages.router,
+        oversight_pages.router,
+        report_pages.router,
+    ):
         outer.include_router(pages)
     return outer
 
