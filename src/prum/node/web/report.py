@@ -131,6 +131,8 @@ def render(
 
     styles = getSampleStyleSheet()
     body, small = styles["BodyText"], styles["BodyText"].clone("small", fontSize=7, leading=9)
+    # A hash on one line: 64 characters of Courier at 6 pt are 81 mm wide.
+    digest = styles["Code"].clone("digest", fontSize=6, leading=8, leftIndent=0)
 
     def text(value: Any, style: Any = body) -> Paragraph:
         escaped = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -240,11 +242,11 @@ def render(
                     str(e.seq),
                     e.recorded_at.isoformat(timespec="seconds"),
                     e.event.kind,
-                    text(e.hash, small),
+                    text(e.hash, digest),
                 ]
                 for e in entries
             ],
-            [15 * mm, 40 * mm, 35 * mm, 80 * mm],
+            [12 * mm, 38 * mm, 34 * mm, 86 * mm],
             head=True,
         ),
         Spacer(1, 3 * mm),
