@@ -140,3 +140,31 @@ def test_a_search_whose_router_is_down_fails_on_its_live_page(node: Node) -> Non
         assert "<noscript>" not in shown.text  # no more refreshing once it is over
         again = client.post("/workbench/search", data=form)  # the same form, sent again
         assert again.headers["location"] == sent.headers["location"]
+
+
+def test_the_officer_chooses_the_language_and_it_stays(client: TestClient) -> None:
+    english = client.get("/workbench/login")
+    assert '<html lang="en">' in english.text and ">Log in</button>" in english.text
+    chosen = client.get("/workbench/language", params={"to": "de", "back": "/workbench/login"})
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/workbench/login"
+    german = client.get("/workbench/login")
+    assert '<html lang="de">' in german.text and ">Anmelden</button>" in german.text
+    assert "Benutzername" in german.text and "Log in" not in german.text
+    login(client, "olga")
+    home = client.get("/workbench/").text
+    assert ">Neue Suche<" in home and "Sachbearbeiter(in)" in home
+    french = client.get("/workbench/language", params={"to": "fr", "back": "/workbench/search"})
+    assert french.headers["location"] == "/workbench/search"
+    form = client.get(french.headers["location"]).text
+    assert ">Nouvelle recherche<" in form and "Pays destinataires" in form
+    refused = client.get("/workbench/language", params={"to": "xx"})
+    assert refused.status_code == 404 and refused.text.startswith("<!doctype html>")
+    elsewhere = client.get("/workbench/language", params={"to": "en", "back": "//evil.example"})
+    assert elsewhere.headers["location"] == "/workbench/"
+
+
+def test_the_browser_language_decides_until_the_officer_chooses(node: Node) -> None:
+    french = TestClient(create_national_app(node), headers={"accept-language": "fr-BE,fr;q=0.9"})
+    assert '<html lang="fr">' in french.get("/workbench/login").text
+    other = TestClient(create_national_app(node), headers={"accept-language": "pl,pt;q=0.8"})
+    assert '<html lang="en">' in other.get("/workbench/login").text

@@ -448,7 +448,7 @@ def test_records_form_validates_then_sends_only_pseudonyms(client: TestClient, n
     ):
         refused = client.post("/workbench/search", data={**form, **bad})
         assert refused.status_code == 400 and 'id="search-error"' in refused.text
-        assert reason in refused.text and "invalid_person" in refused.text
+        assert reason in refused.text and "Invalid person data." in refused.text
         assert 'value="Papadopulos"' in refused.text  # kept for the officer to correct
     assert stored_searches(node) == []  # nothing was sent
     sent = client.post(
@@ -506,8 +506,8 @@ def test_finger_form_reads_the_file_before_it_travels(
     cases = (
         ({"search_type": "TP/TP"}, None, "choose an ANSI/NIST-ITL transaction"),
         ({"search_type": "XX/YY"}, ("print.png", b"x"), "choose the search type"),
-        ({"search_type": "TP/TP"}, ("print.png", b"not an image"), "unreadable_image"),
-        ({"search_type": "LT/TP"}, ("case.an2", b"1.001:garbage"), "malformed_nist_record"),
+        ({"search_type": "TP/TP"}, ("print.png", b"not an image"), "Unreadable image."),
+        ({"search_type": "LT/TP"}, ("case.an2", b"1.001:garbage"), "Unreadable ANSI/NIST-ITL record."),
     )
     for fields, upload, reason in cases:
         files = {"finger_file": upload} if upload else None

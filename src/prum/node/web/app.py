@@ -20,7 +20,14 @@ from prum.errors import NotAuthorised
 from prum.node.core import Node
 from prum.node.schema import requests_in, searches, users
 from prum.node.users import Role, authenticate
-from prum.node.web import followup_pages, oversight_pages, report_pages, search_pages, sessions
+from prum.node.web import (
+    followup_pages,
+    i18n,
+    oversight_pages,
+    report_pages,
+    search_pages,
+    sessions,
+)
 from prum.node.web.base import (
     HERE,
     PREFIX,
@@ -80,6 +87,23 @@ def asset(name: str) -> Response:
         raise UnknownPage(f"no file {name!r}")
     response = FileResponse(path)
     response.headers["Cache-Control"] = "max-age=3600"
+    return response
+
+
+@router.get("/language")
+def language(request: Request, to: str = "", back: str = "") -> Response:
+    """The officer's language for the workbench (a cookie; no session needed)."""
+    if to not in i18n.LANGUAGES:
+        raise UnknownPage(f"the workbench has no language {to[:8]!r}")
+    response = RedirectResponse(back_to(back), status_code=303)
+    response.set_cookie(
+        i18n.COOKIE,
+        to,
+        max_age=365 * 24 * 3600,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=PREFIX,
+    )
     return response
 
 

@@ -61,6 +61,10 @@ templates.env.globals.update(
     strength_scale=evidence.SCALE,
 )
 templates.env.filters["when"] = labels.when
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.translate, i18n.translate_plural, newstyle=True
+)
 MAX_UPLOAD = 30 * 1024 * 1024
 # Only this node's own scripts; Plotly inserts its styles at run time.
 CSP = (
@@ -144,7 +148,14 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     context.setdefault("party", node.party if node else "")
     if session and bench and "unread" not in context:
         context["unread"] = notifications.unread(bench.node.engine, session.user.name)
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    language = i18n.chosen(request)
+    context.setdefault("language", language)
+    context.setdefault("languages", i18n.LANGUAGES)
+    chosen = i18n.current.set(language)  # the template is rendered here, in this language
+    try:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+    finally:
+        i18n.current.reset(chosen)
 
 
 class PageNotFound(BadInput):

@@ -13,7 +13,7 @@ import datetime as dt
 
 from markupsafe import Markup
 
-from prum.node.web.i18n import N_
+from prum.node.web.i18n import N_, translate
 
 LABELS: dict[str, str] = {
     # A country's answer to a search (ReplyStatus), and the live page's waiting state.
@@ -29,6 +29,11 @@ LABELS: dict[str, str] = {
     "sent": N_("waiting for answers"),
     "failed": N_("failed"),
     "lost": N_("interrupted"),
+    # Answers counted per country (statistics).
+    "answers": N_("answers"),
+    "refusals": N_("refusals"),
+    "timeouts": N_("timeouts"),
+    "errors": N_("errors"),
     # Examiner decisions.
     "confirmed": N_("confirmed"),
     "rejected": N_("rejected"),
@@ -38,6 +43,12 @@ LABELS: dict[str, str] = {
     "on_hold": N_("on hold"),
     "cancelled": N_("withdrawn by the requester"),
     "withdrawn": N_("withdrawn by the holder"),
+    # Roles.
+    "officer": N_("officer"),
+    "examiner": N_("examiner"),
+    "approver": N_("approver"),
+    "auditor": N_("auditor"),
+    "admin": N_("administrator"),
     # Categories.
     "face": N_("face"),
     "dna": N_("DNA profile"),
@@ -93,11 +104,35 @@ LABELS: dict[str, str] = {
     "storage_error": N_("the node's database is not available"),
 }
 
+# The statistics' counters (views.MONTHLY), translated where the table shows them.
+COUNTERS = (
+    N_("searches sent"),
+    N_("answers with candidates"),
+    N_("matches confirmed"),
+    N_("core-data requests"),
+    N_("core data released"),
+    N_("core data received"),
+    N_("candidates withheld (below the release threshold)"),
+    N_("searches answered under the investigative setting"),
+)
+
+# Words of the search form's choices (views.FINGER_SEARCH_TYPES, search_pages.GENDERS).
+CHOICES = (
+    N_("ten-print against ten-prints"),
+    N_("ten-print against unsolved latents"),
+    N_("latent against ten-prints"),
+    N_("latent against unsolved latents"),
+    N_("unknown"),
+    N_("female"),
+    N_("male"),
+    N_("other"),
+)
+
 
 def label(code: object) -> str:
-    """The English words for ``code`` (an enum or a string); see the module docstring."""
+    """The words for ``code`` (an enum or a string) in the page's language."""
     text = str(getattr(code, "value", code) or "")
-    return LABELS.get(text, text.replace("_", " "))
+    return translate(LABELS.get(text, text.replace("_", " ")))
 
 
 FORMATS = {"datetime": "%Y-%m-%d %H:%M UTC", "seconds": "%Y-%m-%d %H:%M:%S UTC", "date": "%Y-%m-%d"}
