@@ -168,10 +168,13 @@ class YunetDetector:
         """Every face in an RGB image, highest score first."""
         height, width = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
-        bgr = np.ascontiguousarray(pixels[:, :, ::-1])
+        small = pixels
         if scale < 1.0:
+            # Reduced before the channels are swapped: resizing is per channel, so the
+            # result is the same, and the full-size copy is saved.
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(np.ascontiguousarray(pixels), size, interpolation=cv2.INTER_AREA)
+        bgr = np.ascontiguousarray(small[:, :, ::-1])
         self._detector.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, found = self._detector.detect(bgr)
         faces: list[YunetFace] = []
@@ -196,10 +199,11 @@ def align_chip(pixels: Pixels, points: NDArray[np.float32]) -> Pixels:
     matrix, _ = cv2.estimateAffinePartial2D(points, CHIP_POINTS, method=cv2.LMEDS)
     if matrix is None:
         raise InvalidModel("the five face landmarks are degenerate; no chip can be cut")
-    bgr = np.ascontiguousarray(pixels[:, :, ::-1])
-    chip: Pixels = np.asarray(
-        cv2.warpAffine(bgr, matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR), np.uint8
+    # Warped per channel, then swapped: the same chip without a BGR copy of the photo.
+    rgb = cv2.warpAffine(
+        np.ascontiguousarray(pixels), matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR
     )
+    chip: Pixels = np.ascontiguousarray(np.asarray(rgb, np.uint8)[:, :, ::-1])
     return chip
 
 
