@@ -516,3 +516,142 @@ def test_bad_query_is_refused(query: np.ndarray, k: int) -> None:
         vi.search(query, k)
     with pytest.raises(BadInput):
         vi.search_exact(query, k)
+
+
+# --- batched exact search and two-level training (bench/gallery_search.py at 30M) ------
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{}, {"allowed_categories": {0, 1}, "born_before_days": ADULT}, {"allowed_categories": {3}}],
+    ids=["all", "two-categories-adults", "one-category"],
+)
+def test_batched_exact_search_equals_one_by_one(
+    indexes: dict[str, VectorIndex], gallery: Gallery, rule: dict
+) -> None:
+    vi = indexes["flat"]
+    probes = gallery.probes[:40]
+    unfiltered, many = vi.search_exact_many(probes, 15, [{}, rule])
+    assert len(many) == len(probes)
+    for probe, batched, plain in zip(probes, many, unfiltered, strict=True):
+        assert batched == vi.search_exact(probe, 15, **rule)
+        assert plain == vi.search_exact(probe, 15)
+
+
+def test_batched_exact_search_skips_removed_rows(small_gallery: Gallery) -> None:
+    vi = VectorIndex(DIM, IndexSettings())
+    vi.add(small_gallery.ids, small_gallery.vectors, small_gallery.categories, small_gallery.dob)
+    nearest = vi.search_exact(small_gallery.probes[0], 1)[0][0]
+    vi.remove([nearest])
+    [[found]] = vi.search_exact_many(small_gallery.probes[:1], 10)
+    assert nearest not in ids_of(found)
+    assert found == vi.search_exact(small_gallery.probes[0], 10)
+
+
+def test_many_lists_are_trained_by_two_level_k_means(
+    monkeypatch: pytest.MonkeyPatch, gallery: Gallery
+) -> None:
+    import prum.categories.face.index as index_module
+
+    # The path a 30M gallery takes (65536 lists), scaled down to 256 lists.
+    monkeypatch.setattr(index_module, "_TWO_LEVEL_ABOVE", 128)
+    called = []
+    real = index_module._two_level_kmeans
+
+    def spy(xt: np.ndarray, nlist: int) -> tuple:
+        called.append(nlist)
+        return real(xt, nlist)
+
+    monkeypatch.setattr(index_module, "_two_level_kmeans", spy)
+    vi = VectorIndex(DIM, IndexSettings(factory="IVF256_HNSW32,PQ128x4fs", ivf_nprobe=128))
+    vi.add(gallery.ids, gallery.vectors, gallery.categories, gallery.dob)
+    assert vi.kind == COMPRESSED and called == [256]
+    # Adds after the build go through the HNSW quantizer into the same lists.
+    extra = gallery.vectors[:5] + 0.001
+    new_ids = gallery.ids[-1] + 7 * np.arange(1, 6)
+    vi.add(new_ids, extra, [0] * 5, [ADULT - 1] * 5)
+    for rid, v in zip(new_ids, extra, strict=True):
+        assert vi.search(v, 3)[0][0] == rid
+    found = mates = 0
+    for probe, person in zip(gallery.probes[:50], gallery.probe_person[:50], strict=True):
+        exact = [r for r in vi.search_exact(probe, 10) if gallery.person_of(r[0]) == person]
+        approx = set(ids_of(vi.search(probe, 10)))
+        mates += len(exact)
+        found += sum(rid in approx for rid, _ in exact)
+    assert mates > 0 and found / mates >= 0.98
+
+
+@pytest.mark.parametrize("kind", SMALL_TIERS)
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {},
+        {"allowed_categories": {0, 1}, "born_before_days": ADULT},
+        {"allowed_categories": {3}, "exclude_unknown_dob": True},
+    ],
+    ids=["all", "two-categories-adults", "small-subset"],
+)
+def test_cached_filters_follow_inserts_and_deletes(
+    monkeypatch: pytest.MonkeyPatch, small_gallery: Gallery, kind: str, rule: dict
+) -> None:
+    """A search right after each insert or delete sees it, through the patched filter."""
+    import prum.categories.face.index as index_module
+
+    # Bitmaps for the broad rules, a row list for the small one (570 rows), as at 30M.
+    monkeypatch.setattr(index_module, "_SUBSET_EXACT_ROWS", 600)
+    g = small_gallery
+    vi = VectorIndex(DIM, SMALL_TIERS[kind])
+    vi.add(g.ids[:6000], g.vectors[:6000], g.categories[:6000], g.dob[:6000])
+    probe = g.probes[0]
+    assert vi.search(probe, 10, **rule) == vi.search_exact(probe, 10, **rule)  # cached
+    for i in range(6000, 6040):  # inserts, one at a time, some outside the rule
+        vi.add(g.ids[i : i + 1], g.vectors[i : i + 1], g.categories[i : i + 1], g.dob[i : i + 1])
+        found = ids_of(vi.search(g.vectors[i], 10, **rule))
+        assert (g.ids[i] in found) == (g.ids[i] in allowed_ids(g, **_allowed_args(rule)))
+    for _ in range(20):  # deletes of the nearest allowed record
+        nearest = vi.search(probe, 1, **rule)[0][0]
+        vi.remove([nearest])
+        assert nearest not in ids_of(vi.search(probe, 10, **rule))
+        assert vi.search(probe, 10, **rule) == vi.search_exact(probe, 10, **rule)
+    fresh = VectorIndex(DIM, SMALL_TIERS[kind])
+    live = np.isin(g.ids[:6040], [rid for rid, _ in vi.search_exact(probe, 6040)])
+    assert live.sum() == len(vi)
+    fresh.add(
+        g.ids[:6040][live], g.vectors[:6040][live], g.categories[:6040][live], g.dob[:6040][live]
+    )
+    assert vi.search_exact(probe, 30, **rule) == fresh.search_exact(probe, 30, **rule)
+
+
+def _allowed_args(rule: dict) -> dict:
+    return {
+        "categories": rule.get("allowed_categories"),
+        "born_before": rule.get("born_before_days"),
+        "known": rule.get("exclude_unknown_dob", False),
+    }
+
+
+def test_above_large_above_the_lists_are_many_and_found_through_a_graph(
+    monkeypatch: pytest.MonkeyPatch, gallery: Gallery
+) -> None:
+    import prum.categories.face.index as index_module
+
+    # The 30M tier (65536 lists) scaled down: 256 lists above 20k templates.
+    monkeypatch.setattr(index_module, "_LARGE_NLIST", 256)
+    monkeypatch.setattr(index_module, "_TWO_LEVEL_ABOVE", 128)
+    settings = IndexSettings(exact_below=1_000, large_above=20_000, ivf_large_nprobe=128)
+    g = gallery
+    vi = VectorIndex(DIM, settings)
+    vi.add(g.ids[:10_000], g.vectors[:10_000], g.categories[:10_000], g.dob[:10_000])
+    assert vi.factory == "IVF128,PQ128x4fs" and not vi.needs_rebuild
+    vi.add(g.ids[10_000:], g.vectors[10_000:], g.categories[10_000:], g.dob[10_000:])
+    assert vi.needs_rebuild  # past large_above with the small tier's lists
+    vi.rebuild()
+    assert vi.factory == "IVF256_HNSW32,PQ128x4fs" and not vi.needs_rebuild
+    found = mates = 0
+    for probe, person in zip(g.probes[:50], g.probe_person[:50], strict=True):
+        exact = [r for r in vi.search_exact(probe, 10) if g.person_of(r[0]) == person]
+        approx = set(ids_of(vi.search(probe, 10, allowed_categories={0, 1, 2})))
+        exact = [r for r in exact if g.categories[r[0] // 7 - 1] in (0, 1, 2)]
+        mates += len(exact)
+        found += sum(rid in approx for rid, _ in exact)
+    assert mates > 0 and found / mates >= 0.98

@@ -107,6 +107,11 @@ class IndexSettings(BaseModel):
     # 256 of the 2048 inverted lists: scanning 1/8 of the gallery kept threshold
     # recall (entries within 0.6) at 0.997 at 1M; 1/16 of 1024 lists gave 0.956.
     ivf_nprobe: int = 256
+    # Above large_above templates: 65536 lists, found through an HNSW graph of their
+    # centres (two-level k-means), so that a search scans a far smaller share of the
+    # gallery; ivf_large_nprobe of them per search. Measured at 30M (issue 27).
+    large_above: int = 16_000_000
+    ivf_large_nprobe: int = 1024
     # How many approximate candidates are re-ranked exactly, as a multiple of k:
     # with one 4-bit code per dimension, 4 x 50 gave the same recall as 6 x 50.
     rerank_factor: int = 4
