@@ -207,8 +207,9 @@ def test_our_node_passes_every_check(pki_dir: Path, tmp_path: Path) -> None:
     assert len(results) >= 30
     outcomes = {r["id"]: r["outcome"] for r in results}
     # The checks that need the approver were made, not skipped.
-    for made in ("step2.release", "step2.refusal_with_reason", "step2.hold_not_answered"):
-        assert outcomes[made] == "pass", made
+    made = ("step2.release", "step2.refusal_with_reason", "step2.hold_not_answered")
+    for check_id in (*made, "step2.hold_told"):
+        assert outcomes[check_id] == "pass", check_id
     assert outcomes["step2.outbox_retries"] == "pass"
     assert outcomes["refusal.capacity_exhausted"] == "pass"
     assert outcomes["exposure.hidden_not_returned"] == "pass"
@@ -495,7 +496,12 @@ def test_a_node_that_releases_anything_fails_only_the_unknown_reference_check(
     failed = [r.id for r in results if r.outcome is Outcome.FAIL]
     assert failed == ["step2.unknown_reference_not_released"], failed
     made = {r.id for r in results if r.outcome is Outcome.PASS}
-    assert {"step2.release", "step2.refusal_with_reason", "step2.hold_not_answered"} <= made
+    assert {
+        "step2.release",
+        "step2.refusal_with_reason",
+        "step2.hold_not_answered",
+        "step2.hold_told",
+    } <= made
 
 
 def test_our_node_in_process_passes_before_any_defect(defective: DefectiveNode) -> None:

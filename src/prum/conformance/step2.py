@@ -17,6 +17,8 @@ import json
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from prum.conformance.checks import (
     OFFENCE,
     SEVERE_PENALTY_MONTHS,
@@ -27,7 +29,7 @@ from prum.conformance.checks import (
     expect,
 )
 from prum.conformance.wire import Answer, Delivery, error_shape_problem
-from prum.federation.messages import CoreDataRequest, RefusalReason
+from prum.federation.messages import CoreDataHold, CoreDataRequest, RefusalReason
 from prum.federation.security.signing import format_time
 
 ART47 = "Reg. 2024/982 Art 47; docs/protocol.md (/v1/inbox)"
@@ -319,6 +321,37 @@ def hold(ctx: Context) -> str:
         decision = answers[0].reply.decision if answers[0].reply else "?"
         raise Failed(f"the held request was answered: {decision}")
     return f"no answer {HOLD_GRACE_SECONDS:.0f} s after the others arrived"
+
+
+@check(
+    "step2.hold_told",
+    f"{ART47}; docs/protocol.md (CoreDataHold)",
+    "the requester is told of a hold and its reason, signed by the holder",
+)
+def hold_told(ctx: Context) -> str:
+    _decisions(ctx)
+    sent = ctx.memo.get("step2", {}).get("hold")
+    if sent is None or ctx.listener is None:
+        raise NotApplicable("the hold request was not taken in (see step2.requests_sent)")
+    request_id = sent[0]["message_id"]
+    holds = [
+        (d, b)
+        for d, b in ctx.listener.bodies()
+        if b.get("kind") == "core_data_hold" and b.get("in_reply_to") == request_id
+    ]
+    expect(bool(holds), "no CoreDataHold for the held request reached the requester")
+    delivery, body = holds[0]
+    expect(
+        delivery.signer_problem is None,
+        f"the hold is not signed by {ctx.party}: {delivery.signer_problem}",
+    )
+    try:
+        hold = CoreDataHold.model_validate(body)
+    except ValidationError as exc:
+        raise Failed(f"not a valid CoreDataHold: {exc.errors()[0]['msg']}") from None
+    expect(hold.on_hold and hold.reason is not None, "the hold names no reason")
+    expect(hold.holder_party == ctx.party, f"the hold names holder {hold.holder_party}")
+    return f"told: on hold, {hold.reason}"
 
 
 @check(

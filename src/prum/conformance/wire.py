@@ -5,6 +5,7 @@ router's delivery endpoint on which the tested node's step-2 replies arrive.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -284,6 +285,18 @@ class RouterListener:
             return 503, {"code": "destination_unavailable", "message": "retry", "details": {}}
         accepted = reply.message_id if reply else (body or {}).get("message_id")
         return 200, {"accepted": accepted, "duplicate": seen}
+
+    def bodies(self) -> list[tuple[Delivery, dict[str, Any]]]:
+        """Every delivery with the message it carried (any kind), in arrival order."""
+        with self._lock:
+            deliveries = list(self.deliveries)
+        out = []
+        for delivery in deliveries:
+            with contextlib.suppress(ValueError):
+                body = body_of(Answer(200, delivery.raw))
+                if body is not None:
+                    out.append((delivery, body))
+        return out
 
     def replies_to(self, message_id: str) -> list[Delivery]:
         with self._lock:
