@@ -206,11 +206,16 @@ def test_dlib_gallery_is_upgraded_to_the_fused_set_resumably(
     assert enrolled.enrolled >= 4
     old_model = gallery.model_id
     assert model_set_of(old_model) == "dlib"
+    assert gallery.model_warning() is None
     seen: list[int] = []
     report = reenrol(gallery, MODEL_SET, workers=1, on_progress=seen.append)
     assert report.switched and not report.failed
     assert report.upgraded == enrolled.enrolled and sum(seen) == enrolled.enrolled
     assert model_set_of(gallery.model_id) == MODEL_SET
+    # This gallery's own settings still say dlib: a node serving it is told how to agree.
+    warning = gallery.model_warning()
+    assert warning is not None and "holds templates of dlib+sface" in warning
+    assert "prum face reenrol --embedder dlib" in warning
     # A rerun finds nothing left to do.
     again = reenrol(gallery, MODEL_SET, workers=1)
     assert again.upgraded == 0 and again.already == enrolled.enrolled and again.switched

@@ -25,6 +25,7 @@ def _fail(exc: PrumError) -> typer.Exit:
 @node_app.command("serve")
 def serve(config: ConfigFile) -> None:
     """Serve the router-facing API (mutual TLS) and the national API."""
+    from prum.federation.messages import Category
     from prum.federation.security.pki import server_context, token_server_context
     from prum.federation.transport import Listener, serve_many
     from prum.node.api import create_federation_app, create_national_app
@@ -51,6 +52,10 @@ def serve(config: ConfigFile) -> None:
         )
     except PrumError as exc:
         raise _fail(exc) from exc
+    face = node.matcher(Category.FACE) if Category.FACE in cfg.categories else None
+    warning = getattr(getattr(face, "gallery", None), "model_warning", lambda: None)()
+    if warning:
+        console.print(f"[bold yellow]warning[/]: {warning}")
     console.print(
         f"node {cfg.party}: federation https://{cfg.federation_host}:{cfg.federation_port},"
         f" national http://{cfg.api_host}:{cfg.api_port},"

@@ -205,6 +205,19 @@ class FaceGallery:
             index.save()
             self._index = index
 
+    def model_warning(self) -> str | None:
+        """Why this gallery cannot answer with the configured model set, or None."""
+        held, made = self.model_id, self.pipeline.model_id
+        if held is None or held == made:
+            return None
+        wanted = self.settings.face.embedder
+        return (
+            f"the face gallery holds templates of {model_set_of(held) or held}, the face"
+            f" settings make {wanted} ones: face searches will fail until"
+            f" `prum face reenrol --embedder {wanted}` has run (or set PRUM_FACE__EMBEDDER"
+            f" to the gallery's model set)"
+        )
+
     def adopt_model(self, model_id: str, dim: int) -> None:
         """Switch the gallery to another model once every record holds its template
         (face/reenrol.py): the index is rebuilt and the calibration refitted."""
