@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from typer.testing import CliRunner
 
 from prum.cli import app
@@ -19,7 +19,14 @@ from prum.federation.security.signing import AuditVerifier
 from prum.node import retention
 from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node, utcnow
-from prum.node.schema import requests_out, searches, verifications, web_sessions
+from prum.node.notifications import notify
+from prum.node.schema import (
+    notifications,
+    requests_out,
+    searches,
+    verifications,
+    web_sessions,
+)
 
 DAY = dt.timedelta(days=1)
 RELEASED = {"decision": "released", "core_data": {"surnames": ["X"]}}
@@ -188,3 +195,23 @@ def test_retention_command_shows_a_table_and_runs(tmp_path: Path, pki_dir: Path)
     assert result.exit_code == 0, result.output
     assert "probes sent and candidate lists received" in result.output
     assert "deleted: 1 probes sent and candidate lists received" in " ".join(result.output.split())
+
+
+def test_a_search_held_at_the_holder_is_kept_and_notifications_go_with_searches(
+    node: Node,
+) -> None:
+    now = utcnow()
+    held = add_search(node, now - 400 * DAY, pending=True)
+    with node.engine.begin() as conn:
+        conn.execute(
+            update(requests_out).where(requests_out.c.search_id == held).values(status="on_hold")
+        )
+        notify(conn, ["olga"], "hold", "DE holds your request", None)
+        conn.execute(update(notifications).values(created_at=now - 400 * DAY))
+        notify(conn, ["olga"], "released", "Core data arrived", None)
+    done = retention.purge(node, now)
+    assert done["searches"] == 0  # its core data are still awaited: the holder only paused
+    assert done["notifications"] == 1
+    with node.engine.connect() as conn:
+        left = conn.execute(select(notifications.c.text)).scalars().all()
+    assert left == ["Core data arrived"]

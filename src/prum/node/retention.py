@@ -11,6 +11,7 @@ class, never what was deleted), so a crash mid-purge leaves each class purged or
   data are still awaited is kept until the answer comes.
 - ``core_data``: core data received after a release; the request stays, marked purged.
 - ``verifications``: examiners' decisions on candidates.
+- ``notifications``: what the workbench told its users (kept as long as searches).
 - ``web_sessions``: workbench sessions past their expiry.
 - ``audit_log``: the log's own purge (a signed anchor keeps the rest verifiable).
 """
@@ -27,13 +28,20 @@ from prum.audit.events import AuditEvent, EventKind, format_time
 from prum.audit.schema import audit_entries
 from prum.federation.security.signing import AuditVerifier
 from prum.node.core import Node, utcnow
-from prum.node.schema import requests_out, searches, verifications, web_sessions
+from prum.node.schema import (
+    notifications,
+    requests_out,
+    searches,
+    verifications,
+    web_sessions,
+)
 
-CLASSES = ("searches", "core_data", "verifications", "web_sessions", "audit_log")
+CLASSES = ("searches", "core_data", "verifications", "notifications", "web_sessions", "audit_log")
 WORDS = {
     "searches": "probes sent and candidate lists received",
     "core_data": "core data received",
     "verifications": "examiners' decisions",
+    "notifications": "notifications of workbench users",
     "web_sessions": "expired workbench sessions",
     "audit_log": "audit log entries",
 }
@@ -71,7 +79,7 @@ def _aware(value: Any) -> dt.datetime | None:
 
 def _pending_searches() -> Any:
     """Searches whose core data are still awaited: kept until the answer comes."""
-    return select(requests_out.c.search_id).where(requests_out.c.status == "sent")
+    return select(requests_out.c.search_id).where(requests_out.c.status.in_(["sent", "on_hold"]))
 
 
 def holdings(node: Node, now: dt.datetime | None = None) -> list[Held]:
@@ -92,6 +100,9 @@ def holdings(node: Node, now: dt.datetime | None = None) -> list[Held]:
             _held(
                 conn, "verifications", verifications.c.decided_at, periods.verifications_days, now
             )
+        )
+        out.append(
+            _held(conn, "notifications", notifications.c.created_at, periods.searches_days, now)
         )
         expired = conn.execute(
             select(func.count()).where(web_sessions.c.expires_at < now)
@@ -144,6 +155,11 @@ def purge(node: Node, now: dt.datetime | None = None) -> dict[str, int]:
     cutoff = _cutoff(periods.searches_days, now)
     if cutoff is not None:
         done["searches"] = _purge_searches(node, cutoff, now)
+        done["notifications"] = _purge_rows(
+            node,
+            "notifications",
+            delete(notifications).where(notifications.c.created_at < cutoff),
+        )
     cutoff = _cutoff(periods.core_data_days, now)
     if cutoff is not None:
         done["core_data"] = _purge_core_data(node, cutoff, now)
