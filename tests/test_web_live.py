@@ -5,7 +5,7 @@ pages, layouts fit a phone and a tablet, every page passes axe-core, and the
 interface speaks German and French.
 
 Set PRUM_SCREENSHOTS=docs/screenshots to refresh the documentation's screenshots
-(30-... here); otherwise they go to a temporary directory.
+(50-53 here); otherwise they go to a temporary directory.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def test_the_live_page_shows_a_late_country_arriving(live: Live, browser: Browse
         # Without script the page refreshes itself.
         html = officer.request.get(officer.url).text()
         assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html
-        shot(officer, live, "30-live-search")
+        shot(officer, live, "50-live-search")
     finally:
         live.signal("HU", signal.SIGCONT)
     officer.wait_for_selector("#statuses tr[data-party=HU] .status.no_hit", timeout=15_000)
@@ -300,10 +300,10 @@ def test_the_comparison_stays_side_by_side_on_a_tablet(live: Live, browser: Brow
     assert candidate["x"] >= probe["x"] + probe["width"] - 1  # beside, not below
     assert abs(candidate["y"] - probe["y"]) < 2
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    shot(page, live, "31-compare-tablet")
+    shot(page, live, "51-compare-tablet")
     page.set_viewport_size(PHONE)
     page.goto(live.url(FACE_SEARCH))
-    shot(page, live, "32-results-phone")
+    shot(page, live, "52-results-phone")
 
 
 def test_times_show_in_the_officers_zone_with_its_name(live: Live, browser: Browser) -> None:
@@ -331,7 +331,7 @@ def test_a_page_in_german_chosen_by_the_officer(live: Live, browser: Browser) ->
     assert status_of(page, "HU") == "kein Treffer"
     assert "strafrechtliche Ermittlung" in (page.text_content("dl.facts") or "")
     assert (page.text_content("dl.facts time") or "").endswith(("MEZ", "CET", "GMT+1"))
-    shot(page, live, "33-results-german")
+    shot(page, live, "53-results-german")
     page.goto(live.url("/workbench/search?category=vehicle"))
     assert page.text_content("h1") == "Neue Suche"
     assert "Zielländer" in (page.text_content("fieldset.targets legend") or "")
