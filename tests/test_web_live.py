@@ -231,11 +231,13 @@ def answered_face_search(node: Node) -> None:
 
 
 # The innermost elements reaching past the window's right edge (for the failure message).
-OVERFLOWING = """() => [...document.querySelectorAll("body *")]
-  .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
-  .filter((e) => ![...e.children].some((c) => c.getBoundingClientRect().right > window.innerWidth + 1))
-  .slice(0, 4).map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
-    + (e.className && typeof e.className === "string" ? "." + e.className.split(" ").join(".") : ""))"""
+OVERFLOWING = """() => {
+  const past = (e) => e.getBoundingClientRect().right > window.innerWidth + 1;
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+    + (typeof e.className === "string" && e.className ? "." + e.className.replace(/ /g, ".") : "");
+  return [...document.querySelectorAll("body *")]
+    .filter((e) => past(e) && ![...e.children].some(past)).slice(0, 4).map(name);
+}"""
 
 
 # Every page, by the role that sees it (the login page without a session).

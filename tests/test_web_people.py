@@ -11,18 +11,17 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+import test_web_sessions as sessions_tests
 from prum.node.api import create_national_app
 from prum.node.core import Node
 from prum.node.web import app as web_app
-from test_web_sessions import (  # noqa: F401 - fixtures
-    PASSWORD,
-    client,
-    login,
-    node,
-    pki_dir,
-    template,
-    token_in,
-)
+from test_web_sessions import PASSWORD, login, token_in
+
+# The node fixtures of the session tests (a migrated database with one user per role).
+pki_dir = sessions_tests.pki_dir
+template = sessions_tests.template
+node = sessions_tests.node
+client = sessions_tests.client
 
 CSV = "".join(
     f"{locus},{pair}\n"

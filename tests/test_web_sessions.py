@@ -507,7 +507,11 @@ def test_finger_form_reads_the_file_before_it_travels(
         ({"search_type": "TP/TP"}, None, "choose an ANSI/NIST-ITL transaction"),
         ({"search_type": "XX/YY"}, ("print.png", b"x"), "choose the search type"),
         ({"search_type": "TP/TP"}, ("print.png", b"not an image"), "Unreadable image."),
-        ({"search_type": "LT/TP"}, ("case.an2", b"1.001:garbage"), "Unreadable ANSI/NIST-ITL record."),
+        (
+            {"search_type": "LT/TP"},
+            ("case.an2", b"1.001:garbage"),
+            "Unreadable ANSI/NIST-ITL record.",
+        ),
     )
     for fields, upload, reason in cases:
         files = {"finger_file": upload} if upload else None

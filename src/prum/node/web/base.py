@@ -188,8 +188,7 @@ def framework_error(request: Request, status: int) -> Response | None:
         error = PageNotFound("there is no workbench page at this address")
     elif status == 405:
         error = MethodNotAllowed(
-            "this address takes a form sent from a workbench page; it cannot be opened"
-            " directly"
+            "this address takes a form sent from a workbench page; it cannot be opened directly"
         )
     elif status >= 500:
         error = InternalError(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gettext
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from starlette.requests import Request
@@ -33,7 +33,7 @@ def N_(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalogue(language: str) -> gettext.NullTranslations:
     if language == DEFAULT:
         return gettext.NullTranslations()
