@@ -23,7 +23,7 @@ from prum.node import exchange, followup, verdicts
 from prum.node.core import Node, validated
 from prum.node.schema import requests_out, verifications
 from prum.node.users import Role
-from prum.node.web import evidence, labels, views
+from prum.node.web import evidence, i18n, labels, views
 from prum.node.web.base import (
     PREFIX,
     Bench,
@@ -249,11 +249,17 @@ def results(request: Request, bench: Bench, search_id: RowId, user: Investigator
 
 
 @router.get("/searches/{search_id}/progress")
-def progress(bench: Bench, search_id: RowId, user: Investigator) -> Response:
-    """Each country's status while the search runs (JSON for the live page's script)."""
+def progress(request: Request, bench: Bench, search_id: RowId, user: Investigator) -> Response:
+    """Each country's status while the search runs (JSON for the live page's script),
+    its words in the officer's language."""
     search = exchange.load_search(bench.node, search_id)
+    chosen = i18n.current.set(i18n.chosen(request))
+    try:
+        rows = countries(search)
+    finally:
+        i18n.current.reset(chosen)
     return JSONResponse(
-        {"status": live_status(search), "countries": countries(search)},
+        {"status": live_status(search), "countries": rows},
         headers={"Cache-Control": "no-store"},
     )
 
