@@ -33,6 +33,8 @@ from prum.node.abis.contract import (
 )
 from prum.node.categories import make_matcher
 
+MAX_WANTED = 100  # candidates a built-in matcher returns at most (face: HARD_MAX_CANDIDATES)
+
 
 class AbisService:
     """One category's matcher over its own store."""
@@ -40,7 +42,12 @@ class AbisService:
     def __init__(self, category: Category, data_dir: Path, database_url: str = ""):
         self.category = category
         self.codec = codec(category)
-        self.settings = Settings(data_dir=data_dir, database_url=database_url, country="XA")
+        settings = Settings(data_dir=data_dir, database_url=database_url, country="XA")
+        # The node applies its own candidate cap: the ABIS answers as many as asked
+        # (a face gallery's configured cap, 10 by default, would cut the list before
+        # the excluded references are taken out).
+        face = settings.face.model_copy(update={"max_candidates": MAX_WANTED})
+        self.settings = settings.model_copy(update={"face": face})
         data_dir.mkdir(parents=True, exist_ok=True)
         self.matcher: Any = make_matcher(category, self.settings)
         self.table, self.engine = self.codec.store_of(self.matcher)
@@ -118,8 +125,10 @@ class AbisService:
             frozenset(SubjectCategory) if request.subjects is None else frozenset(request.subjects)
         )
         excluded = set(request.exclude)
-        # Ask for enough to fill the list after the exclusions.
-        wanted = min(request.max_candidates + len(excluded), 100 + len(excluded))
+        # Ask for enough to fill the list after the exclusions, within what a matcher
+        # answers at most (the contract's 100): with more excluded references ranked
+        # above, the list comes back shorter (docs/abis.md, limits).
+        wanted = min(request.max_candidates + len(excluded), MAX_WANTED)
         result = self.matcher.search(
             request.probe,
             max_candidates=wanted,
