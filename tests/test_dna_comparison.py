@@ -8,6 +8,7 @@ nothing lost and nothing twice, and then compare every newly enrolled profile.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from prum.categories.dna.frequencies import AlleleFrequencies
 from prum.categories.dna.generate import Generator, profile_of
@@ -26,7 +28,9 @@ from prum.demo.processes import Federation, Layout, lay_out
 from prum.federation.messages import Category, Purpose
 from prum.node.config import CategoryPolicy, ComparisonSettings
 from prum.node.core import Node
+from prum.node.schema import searches
 from prum.node.users import Role, add_user
+from prum.node.web.evidence import dna_probe
 
 pytestmark = pytest.mark.slow
 
@@ -152,6 +156,23 @@ def test_initial_bulk_comparison_survives_kill_9_and_finds_exactly_the_hits(
     hits = _hits(layout)
     assert set(hits) == facts["expected"]
     assert max(hits.values()) == 1  # nothing twice
+    # Each hit keeps the own profile that found it: the examiner sees both profiles.
+    node = Node(layout.config("AT"))
+    try:
+        with node.engine.connect() as conn:
+            stored = [dict(r._mapping) for r in conn.execute(select(searches))]
+        store = node.matcher(Category.DNA).store
+        profiles = dict(store.iter_profiles())
+        own = {r.reference: profiles[i] for i, r in store.records(list(profiles)).items()}
+        for search in stored:
+            for answer in (search["reply"] or {}).get("replies", []):
+                for c in answer["candidates"]:
+                    shown = dna_probe(search, c)
+                    assert not shown["missing"] and shown["reference"] == c["probe_reference"]
+                    loci = json.loads(own[c["probe_reference"]])["loci"]
+                    assert shown["loci"] == {k: [str(a) for a in v] for k, v in loci.items()}
+    finally:
+        node.close()
 
 
 def test_a_newly_enrolled_profile_is_compared_continuously(
