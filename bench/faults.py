@@ -808,6 +808,239 @@ def holder_kill_withdrawal(world: World) -> FaultRow:
     return row
 
 
+# --- an external matcher (ABIS) ------------------------------------------------------------------
+
+ABIS_TOKEN = "faults-abis-token"
+ABIS_STREAM = 600  # DNA records DE's national system sends while its ABIS is killed
+ABIS_DEADLINE_MS = 6_000
+
+
+class AbisServer:
+    """A ``prum abis serve`` process for DE's DNA, with its own store in ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from prum.demo.processes import free_port
+
+        self.data_dir = data_dir
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "prum", "abis", "serve", "--category", "dna"]
+        command += ["--data-dir", str(self.data_dir), "--port", self.url.rsplit(":", 1)[1]]
+        with open(self.data_dir.with_suffix(".log"), "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                env={**os.environ, "PRUM_ABIS_TOKEN": ABIS_TOKEN},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise Unavailable(f"the ABIS exited with {self.process.returncode}")
+            try:
+                self.records()
+            except httpx.HTTPError:
+                return False
+            return True
+
+        wait_for("the ABIS", ready)
+
+    def records(self) -> int:
+        response = httpx.get(
+            f"{self.url}/abis/v1/health",
+            headers={"Authorization": f"Bearer {ABIS_TOKEN}"},
+            timeout=2,
+        )
+        response.raise_for_status()
+        return int(response.json()["records"])
+
+    def send(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.send(sig)
+        if self.process is not None:
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def wait_for_request(self, timeout: float) -> bool:
+        """Until a request waits unread in the (stopped) ABIS's socket: bytes in the
+        receive queue of a connection to its port (``ss``)."""
+        port = self.url.rsplit(":", 1)[1]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+                capture_output=True,
+                text=True,
+            ).stdout
+            if any(line.split()[0] != "0" for line in out.splitlines() if line.split()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def held(self) -> list[str]:
+        """The node references its store holds, one per row."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.data_dir / "gallery.sqlite")) as db:
+            return [str(r[0]) for r in db.execute("SELECT source_key FROM dna_records")]
+
+
+def _holder_dna_policy(world: World, endpoint: Any) -> None:
+    """DE's configuration with its DNA matched by ``endpoint`` (None: the built-in
+    matcher again); DE restarted to take it."""
+    from prum.federation.messages import Category
+
+    config = world.layout.config(HOLDER)
+    categories = dict(config.categories)
+    categories[Category.DNA] = categories[Category.DNA].model_copy(update={"abis": endpoint})
+    config = config.model_copy(update={"categories": categories})
+    world.layout.parties[HOLDER].config_path.write_text(config.model_dump_json(indent=2))
+    world.federation.kill(HOLDER, signal.SIGTERM)
+    world.federation.restart(HOLDER)
+
+
+def _abis_lag(world: World) -> dict[str, Any]:
+    with world.api(HOLDER) as officer:
+        response = officer.get("/api/abis")
+    response.raise_for_status()
+    return dict(response.json().get("dna", {}))
+
+
+@fault("ABIS killed")
+def abis_killed(world: World) -> FaultRow:
+    """DE's DNA is matched by a ``prum abis serve`` process (docs/abis.md): kill -9 of
+    it during a search gives DE's status error within the ABIS deadline; kill -9 of it
+    during a stream of inserts loses and duplicates nothing once it is back."""
+    import sqlalchemy as sa
+
+    from ingest import dna_lines
+    from prum.federation.messages import Category
+    from prum.node.abis.endpoint import AbisEndpoint
+    from prum.node.systems.accounts import add_system
+
+    row = FaultRow(
+        "ABIS killed",
+        f"DE's DNA matched by a `prum abis serve` process; kill -9 of it while a search waits on it"
+        f" (deadline {ABIS_DEADLINE_MS / 1000:g} s), and while {ABIS_STREAM} records"
+        " sent to DE's national-systems interface flow to it; restarted",
+    )
+    abis = AbisServer(world.root / "abis-dna")
+    abis.data_dir.mkdir(exist_ok=True)
+    abis.start()
+    endpoint = AbisEndpoint(
+        url=abis.url,
+        token=ABIS_TOKEN,
+        deadline_ms=ABIS_DEADLINE_MS,
+        breaker_reset_seconds=1,
+        insert_batch=20,  # small requests, so that the kill lands inside the stream
+    )
+    try:
+        _holder_dna_policy(world, endpoint)
+        # 1. A search waits on the ABIS (stopped), which is killed under it.
+        answer: dict[str, Any] = {}
+        abis.send(signal.SIGSTOP)
+        thread = threading.Thread(
+            target=lambda: answer.update(
+                response=world.search("dna", targets=[HOLDER], deadline_ms=15_000)
+            )
+        )
+        started = time.monotonic()
+        thread.start()
+        reached = abis.wait_for_request(timeout=ABIS_DEADLINE_MS / 1000 - 1)
+        abis.kill()
+        thread.join(timeout=60)
+        waited = time.monotonic() - started
+        response = answer.get("response")
+        if response is None or response.status_code != 200:
+            seen = "no answer" if response is None else error_text(response)
+            row.seen = f"the search during the kill: {seen}"
+            return row
+        [reply] = [r for r in response.json()["replies"] if r["party"] == HOLDER]
+        error = reply.get("error") or {}
+        when = "with the request waiting in" if reached else "before the request reached"
+        search_seen = (
+            f"search: killed {when} its socket; DE {reply['status']}"
+            f" ({error.get('code')}: {error.get('message', '')})"
+            f" after {waited:.1f} s"
+        )
+        in_time = waited < ABIS_DEADLINE_MS / 1000 + 3
+        search_ok = reply["status"] == "error" and in_time and reached
+        # 2. A stream of inserts; the ABIS killed part-way, then back.
+        abis.start()
+        engine = sa.create_engine(world.database_url(HOLDER))
+        try:
+            token = add_system(engine, "faults-abis-dna", {Category.DNA})
+        finally:
+            engine.dispose()
+        lines = dna_lines(ABIS_STREAM, seed=23, prefix="ABIS-")
+        with httpx.Client(
+            base_url=world.layout.parties[HOLDER].systems_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        ) as systems:
+            batch = systems.post(
+                "/v1/batches",
+                content="\n".join(lines).encode(),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+        batch.raise_for_status()
+        wait_for("the ABIS part-way", lambda: abis.records() >= 60, timeout=60)
+        abis.kill()
+        waiting = _abis_lag(world).get("pending", 0)
+        abis.start()
+        wait_for("DE's ABIS queue drained", lambda: _abis_lag(world).get("pending") == 0)
+        held = abis.held()
+        queued = [
+            (r[0] if isinstance(r[0], dict) else json.loads(r[0]))["reference"]
+            for r in run_sql(
+                world, HOLDER, "SELECT envelope FROM node_outbox WHERE kind = 'abis_insert'"
+            )
+        ]
+        stored = {str(r[0]) for r in run_sql(world, HOLDER, "SELECT reference FROM dna_records")}
+        sent = set(queued) & stored
+        if len(queued) != len(set(queued)):
+            row.notes.append("a record was queued twice for the ABIS")
+        row.lost = len(sent - set(held))
+        row.duplicated = len(held) - len(set(held)) + len(set(held) - sent)
+        # 3. Back: after the breaker's pause, DE finds a streamed record through it.
+        time.sleep(1.2)
+        profile = json.dumps(json.loads(lines[0])["sample"]["content"]).encode()
+        again = world.search(
+            "dna",
+            targets=[HOLDER],
+            deadline_ms=15_000,
+            probe={"format": "dna_profile", "data": base64.b64encode(profile).decode()},
+        )
+        status_again = "?"
+        if again.status_code == 200:
+            [reply] = [r for r in again.json()["replies"] if r["party"] == HOLDER]
+            found = {c["reference"] for c in reply.get("candidates", [])}
+            status_again = reply["status"] + (" (found)" if found & sent else "")
+        row.seen = (
+            f"{search_seen}; inserts: killed with {waiting} waiting in DE's outbox, back:"
+            f" {len(held)} held for {len(sent)} sent; a search afterwards: DE {status_again}"
+        )
+        if not in_time:
+            row.notes.append("the error came later than the ABIS deadline + 3 s")
+        stream_ok = waiting > 0 and len(sent) == ABIS_STREAM
+        if not stream_ok:
+            row.notes.append("the kill did not land inside the stream")
+        row.survived = search_ok and stream_ok and row.lost == 0 and row.duplicated == 0
+        row.survived = row.survived and status_again == "answered (found)"
+    finally:
+        _holder_dna_policy(world, None)
+        abis.kill(signal.SIGTERM)
+    row.survived = row.survived and recovered(world, row)
+    return row
+
+
 @fault("node killed mid national-systems batch")
 def systems_batch_kill(world: World) -> FaultRow:
     """A national DNA database sends a batch; the node dies under it; the batch is sent
