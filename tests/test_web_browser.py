@@ -266,7 +266,7 @@ def test_probe_without_a_face_shows_the_reason(
     page.fill("#case_reference", "AT-2026-blank")
     page.click("#submit-search")
     page.wait_for_selector("#search-error")
-    assert "no_face_found" in (page.text_content("#search-error") or "")
+    assert "No face found." in (page.text_content("#search-error") or "")  # the code in words
     shot(page, federation, "12-probe-refused")
 
 
