@@ -215,6 +215,23 @@ def requested(parties: dict[str, Party], examiner: str = "eric") -> tuple[int, s
     at, de = parties["AT"].node, parties["DE"].node
     search_id, reference = dna_search(at)
     hold_core_data(de, reference)
+    with at.engine.connect() as conn:
+        search = conn.execute(select(searches).where(searches.c.id == search_id)).one()
+    de.log(  # what DE's node logs when it answers the search (prum.node.exchange)
+        kind="search_received",
+        requesting_party="AT",
+        requested_party="DE",
+        category="dna",
+        purpose="investigation",
+        offence=search.offence,
+        max_penalty_months=search.max_penalty_months,
+        case_reference=search.case_reference,
+        message_id=search.message_id,
+        request_number=search.request_number,
+        reference=[reference],
+        outcome="hit",
+        candidate_count=1,
+    )
     user = User(examiner, frozenset({Role.EXAMINER}))
     followup.verify_candidate(
         at,
@@ -270,6 +287,8 @@ def test_approver_preview_shows_exactly_the_outgoing_core_data_and_needs_confirm
     anna.click(f"#review-{request_id}")
     assert FACTS in text(anna, "#facts")  # the requester's justification
     assert "confirmed by the examiner eric" in text(anna, "#match-evidence")
+    answered = text(anna, "#answered-search")
+    assert "1 candidate(s) sent, this reference as number 1" in answered
     shown = dict(
         zip(
             anna.locator("#preview dt").all_text_contents(),

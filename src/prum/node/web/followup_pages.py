@@ -208,6 +208,26 @@ def review(request: Request, bench: Bench, request_id: RowId, user: Approver) ->
             )
         ).first()
     item = dict(row._mapping)
+    asked = row.request
+    # The search this node answered, as its own log recorded it (metadata only).
+    answered = next(
+        (
+            e.event
+            for e in bench.node.audit.entries(
+                kind="search_received",
+                party=row.requesting_party,
+                case_reference=asked.get("case_reference"),
+                limit=50,
+            )
+            if e.event.message_id == asked.get("search_message_id")
+        ),
+        None,
+    )
+    rank = (
+        answered.reference.index(row.reference) + 1
+        if answered is not None and answered.reference and row.reference in answered.reference
+        else None
+    )
     now = utcnow()
     item["due"] = followup.deadline_of(bench.node, row, now)
     item["left"] = views.duration_words((item["due"] - now).total_seconds())
@@ -232,6 +252,8 @@ def review(request: Request, bench: Bench, request_id: RowId, user: Approver) ->
         problem=problem,
         sent_at=sent,
         record=record,
+        answered=answered,
+        rank=rank,
         reasons=[r for r in RefusalReason if r is not RefusalReason.JUDICIAL_AUTHORISATION_PENDING],
         hold_reasons=list(HoldReason),
         hold_words=followup.HOLD_WORDS,
