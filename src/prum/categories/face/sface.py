@@ -168,7 +168,7 @@ class YunetDetector:
         """Every face in an RGB image, highest score first."""
         height, width = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
-        small = pixels
+        small: NDArray[Any] = pixels
         if scale < 1.0:
             # Reduced before the channels are swapped: resizing is per channel, so the
             # result is the same, and the full-size copy is saved.
