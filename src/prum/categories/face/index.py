@@ -745,16 +745,39 @@ class VectorIndex:
             n = self._rows.count
             for lo in range(0, n, _BLOCK_ROWS):
                 hi = min(n, lo + _BLOCK_ROWS)
-                distances = faiss.pairwise_distances(x, np.asarray(self._rows.view[lo:hi]))
+                block = np.asarray(self._rows.view[lo:hi])
+                # One k-NN of the whole block (BLAS and a C++ heap), deep enough that
+                # each rule keeps its nearest ``keep`` allowed rows from it; a query
+                # for which it is not deep enough is scanned again on the allowed rows.
+                depth = min(hi - lo, 4 * keep)
+                d_all, i_all = faiss.knn(x, block, depth)
                 for r, key in enumerate(keys):
-                    columns = np.flatnonzero(self._mask(lo, hi, key))
-                    if not len(columns):
+                    mask = self._mask(lo, hi, key)
+                    allowed = int(mask.sum())
+                    if not allowed:
                         continue
-                    d = distances[:, columns]
-                    take = min(keep, len(columns))
-                    part = np.argpartition(d, take - 1, axis=1)[:, :take]
-                    all_d = np.hstack([best_d[r], np.take_along_axis(d, part, axis=1)])
-                    all_i = np.hstack([best_i[r], columns[part] + lo])
+                    take = min(keep, allowed)
+                    ok = mask[np.maximum(i_all, 0)] & (i_all >= 0)
+                    rank = np.cumsum(ok, axis=1)
+                    chosen = ok & (rank <= take)
+                    short = np.flatnonzero(rank[:, -1] < take)
+                    d = np.full((len(x), take), np.inf, np.float32)
+                    i = np.full((len(x), take), -1, np.int64)
+                    rows_q, cols = np.nonzero(chosen)
+                    slot = rank[rows_q, cols] - 1
+                    d[rows_q, slot] = d_all[rows_q, cols]
+                    i[rows_q, slot] = i_all[rows_q, cols] + lo
+                    if len(short):
+                        positions = np.flatnonzero(mask)
+                        ds, found = faiss.knn(
+                            np.ascontiguousarray(x[short]),
+                            np.ascontiguousarray(block[positions]),
+                            take,
+                        )
+                        d[short] = ds
+                        i[short] = np.where(found >= 0, positions[np.maximum(found, 0)] + lo, -1)
+                    all_d = np.hstack([best_d[r], d])
+                    all_i = np.hstack([best_i[r], i])
                     order = np.argsort(all_d, axis=1, kind="stable")[:, :keep]
                     best_d[r] = np.take_along_axis(all_d, order, axis=1)
                     best_i[r] = np.take_along_axis(all_i, order, axis=1)
