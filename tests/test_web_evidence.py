@@ -28,7 +28,7 @@ import pytest
 import uvicorn
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, sync_playwright
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from prum.categories.face.calibrated import combine
 from prum.categories.face.calibration import similarity
@@ -634,3 +634,40 @@ def test_the_overlay_turns_the_candidates_eyes_onto_the_probes(
     page.fill("#mix", "50")
     page.dispatch_event("#mix", "input")
     page.screenshot(path=str(shots / "43-face-blend.png"), full_page=True)
+
+
+def test_reports_go_with_their_search_under_retention(
+    node: Node, cases: dict[str, int], examiner: Page, server: str
+) -> None:
+    """Last in this module: it purges every search of the module's node. A report shows
+    the probe and the candidate, so it goes when retention deletes them."""
+    from prum.errors import UnknownReference
+    from prum.node import retention
+    from prum.node.core import utcnow
+    from prum.node.exchange import load_search
+    from prum.node.schema import reports
+    from prum.node.web import report
+    from prum.node.web.report_pages import _images
+
+    eric = authenticate(node.engine, "eric", PASSWORD)
+    decision = followup.verify_candidate(
+        node,
+        eric,
+        cases["face"],
+        party="AT",
+        reference="AT-F-0001",
+        decision=Decision.CONFIRMED,
+        justification="same face: ears, nose and chin agree",
+    )
+    url = f"{server}/workbench/searches/{cases['face']}/verifications/{decision}/report.pdf"
+    assert examiner.request.get(url).headers["content-type"] == "application/pdf"
+    with node.engine.connect() as conn:
+        kept = conn.execute(select(reports.c.search_id)).scalars().all()
+    assert cases["face"] in kept
+    later = utcnow() + dt.timedelta(days=node.config.retention.searches_days or 0, hours=1)
+    assert retention.purge(node, now=later)["searches"] >= 1
+    with node.engine.connect() as conn:
+        assert conn.execute(select(reports.c.search_id)).scalars().all() == []
+    # None is written again: the candidate it would show is gone.
+    with pytest.raises(UnknownReference):
+        report.report_for(node, load_search(node, cases["face"]), decision, "eric", _images)

@@ -6,11 +6,12 @@ Classes, each purged in one transaction together with its audit entry (counts an
 class, never what was deleted), so a crash mid-purge leaves each class purged or not:
 
 - ``searches``: the probes this node sent and the candidate lists it received (images,
-  scores, references). The search's metadata stay (who searched, when, for which case,
-  each party's status), so the case history and statistics remain; a search whose core
-  data are still awaited is kept until the answer comes.
+  scores, references), and the comparison reports written from them (the report's hash
+  stays in the audit log, ``report_issued``). The search's metadata stay (who searched,
+  when, for which case, each party's status), so the case history and statistics
+  remain; a search whose core data are still awaited is kept until the answer comes.
 - ``core_data``: core data received after a release; the request stays, marked purged.
-- ``verifications``: examiners' decisions on candidates.
+- ``verifications``: examiners' decisions on candidates, with their comparison reports.
 - ``notifications``: what the workbench told its users (kept as long as searches).
 - ``web_sessions``: workbench sessions past their expiry.
 - ``audit_log``: the log's own purge (a signed anchor keeps the rest verifiable).
@@ -30,6 +31,7 @@ from prum.federation.security.signing import AuditVerifier
 from prum.node.core import Node, utcnow
 from prum.node.schema import (
     notifications,
+    reports,
     requests_out,
     searches,
     verifications,
@@ -165,9 +167,7 @@ def purge(node: Node, now: dt.datetime | None = None) -> dict[str, int]:
         done["core_data"] = _purge_core_data(node, cutoff, now)
     cutoff = _cutoff(periods.verifications_days, now)
     if cutoff is not None:
-        done["verifications"] = _purge_rows(
-            node, "verifications", delete(verifications).where(verifications.c.decided_at < cutoff)
-        )
+        done["verifications"] = _purge_verifications(node, cutoff)
     done["web_sessions"] = _purge_rows(
         node, "web_sessions", delete(web_sessions).where(web_sessions.c.expires_at < now)
     )
@@ -227,8 +227,23 @@ def _purge_searches(node: Node, cutoff: dt.datetime, now: dt.datetime) -> int:
                 .where(searches.c.id == row.id)
                 .values(probe=null(), reply=_stripped(row.reply, now))
             )
+            # A report shows the probe and the candidate: it goes with them.
+            conn.execute(delete(reports).where(reports.c.search_id == row.id))
         _log(node, conn, "searches", len(rows))
     return len(rows)
+
+
+def _purge_verifications(node: Node, cutoff: dt.datetime) -> int:
+    """Examiners' decisions, and the reports written of them, in one transaction."""
+    with node.audit.transaction() as conn:
+        old = select(verifications.c.id).where(verifications.c.decided_at < cutoff)
+        conn.execute(delete(reports).where(reports.c.verification_id.in_(old)))
+        count = int(
+            conn.execute(delete(verifications).where(verifications.c.decided_at < cutoff)).rowcount
+            or 0
+        )
+        _log(node, conn, "verifications", count)
+    return count
 
 
 def _stripped(reply: Any, now: dt.datetime) -> dict[str, Any]:
