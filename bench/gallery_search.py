@@ -248,20 +248,17 @@ def recall(
     }
 
 
-def approximate(
-    g: dict[str, Any],
-    exact: list[list[tuple[int, float]]],
-    exact_filtered: list[list[tuple[int, float]]],
-) -> dict[str, Any]:
-    """Latency and recall of the gallery's index against the exact results, without
-    and with the exposure rule (the rule is what an officer's search carries)."""
+def approximate(g: dict[str, Any]) -> dict[str, Any]:
+    """Latency of the gallery's index without and with the exposure rule (the rule
+    is what an officer's search carries); the results, for :func:`add_recall`."""
     index: VectorIndex = g["index"]
-    identity, probes, probe_identity = g["identity"], g["probes"], g["probe_identity"]
+    identity, probes = g["identity"], g["probes"]
     status = proc_status()
     load = os.getloadavg()[0]
     faiss.omp_set_num_threads(1)
     out: dict[str, Any] = {}
-    for prefix, rule, truth in (("", {}, exact), ("filtered_", RULE, exact_filtered)):
+    found_sets: dict[str, list[set[int]]] = {}
+    for prefix, rule in (("", {}), ("filtered_", RULE)):
         for q in probes[:20]:  # warm caches and the page cache of the float rows
             index.search(q, K, **rule)
         approx_ms, results = [], []
@@ -273,8 +270,11 @@ def approximate(
                 log(f"  approximate {prefix or 'unfiltered '}search {i + 1}/{len(probes)}")
         out[f"{prefix}approx_p50_ms"] = round(pct(approx_ms, 50), 3)
         out[f"{prefix}approx_p95_ms"] = round(pct(approx_ms, 95), 3)
-        for key, value in recall(truth, results, identity, probe_identity).items():
-            out[f"{prefix}{key}"] = value
+        found_sets[prefix] = results
+    log(
+        f"  p50/p95 {out['approx_p50_ms']}/{out['approx_p95_ms']} ms, filtered "
+        f"{out['filtered_approx_p50_ms']}/{out['filtered_approx_p95_ms']} ms"
+    )
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     memory = index.memory_bytes()
     n = len(identity)
@@ -292,7 +292,22 @@ def approximate(
         "load_average_1min_before_search": round(load, 2),
         **out,
         "settings": index.settings.model_dump(),
+        "_found": found_sets,
     }
+
+
+def add_recall(
+    run: dict[str, Any],
+    g: dict[str, Any],
+    exact: list[list[tuple[int, float]]],
+    exact_filtered: list[list[tuple[int, float]]],
+) -> None:
+    """Mate, threshold and top-50 recall of a run's results against the exact ones."""
+    found = run.pop("_found")
+    for prefix, truth in (("", exact), ("filtered_", exact_filtered)):
+        scores = recall(truth, found[prefix], g["identity"], g["probe_identity"])
+        for key, value in scores.items():
+            run[f"{prefix}{key}"] = value
 
 
 def ground_truth(index: VectorIndex, probes: npt.NDArray[np.float32]) -> dict[str, Any]:
@@ -317,21 +332,38 @@ def measure(
     sweep: list[tuple[int, int]],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The default index at size n, the ``sweep`` of search settings on it, and the
-    ``compare`` factories on the same data; then the serving process."""
+    ``compare`` factories on the same data. Cheapest first, so that a long run at 30M
+    logs its figures as they come: the serving process, latencies, then the exact
+    ground truth and the recalls."""
     log(f"gallery of {n:,} templates")
     settings = Settings().index
     g = build_gallery(n, args.queries, workdir / "main", settings, keep=True)
     g["probes"] = g["probes"][: args.queries]  # a kept gallery may hold more
     g["probe_identity"] = g["probe_identity"][: args.queries]
     index: VectorIndex = g["index"]
-    exact_queries = min(args.queries, args.queries if n < 5_000_000 else args.exact_queries_large)
+    served = serve(workdir / "main", settings)
+    log("  serving process: " + json.dumps(served))
+    run = approximate(g)
+    comparisons = []
+    for nprobe, rerank in sweep:
+        log(f"  search settings on the same index: nprobe {nprobe}, rerank x{rerank}")
+        index.settings = settings.model_copy(
+            update={"ivf_nprobe": nprobe, "ivf_large_nprobe": nprobe, "rerank_factor": rerank}
+        )
+        result = approximate(g)
+        result["variant"] = f"nprobe {nprobe}, re-rank {rerank * K}"
+        comparisons.append(result)
+    index.settings = settings
+    large = n >= 5_000_000
+    exact_queries = min(args.queries, args.exact_queries_large if large else args.queries)
     truth = ground_truth(index, g["probes"][:exact_queries])
+    for r in [run, *comparisons]:
+        add_recall(r, g, truth["exact"], truth["exact_filtered"])
+        log(f"  recall {r.get('variant', 'default')}: " + json.dumps(recall_summary(r)))
     faiss.omp_set_num_threads(1)
     exact_ms = []
-    timing_probes = g["probes"][: min(exact_queries, 200 if n < 5_000_000 else 20)]
-    for q in timing_probes:
-        exact_ms.append(timed(index.search_exact, q, K)[1])
-    run = approximate(g, truth["exact"], truth["exact_filtered"])
+    for q in g["probes"][: 5 if large else 200]:
+        exact_ms.append(timed(index.search_exact, q, K, repeats=1 if large else REPEATS)[1])
     run.update(
         queries=len(g["probes"]),
         exact_queries=exact_queries,
@@ -344,32 +376,29 @@ def measure(
         exact_p95_ms=round(pct(exact_ms, 95), 3),
         speedup=round(pct(exact_ms, 50) / run["approx_p50_ms"], 1),
         synthetic_shape=g["shape"],
+        **served,
     )
-    comparisons = []
-    for nprobe, rerank in sweep:
-        log(f"  search settings on the same index: nprobe {nprobe}, rerank x{rerank}")
-        index.settings = settings.model_copy(
-            update={"ivf_nprobe": nprobe, "ivf_large_nprobe": nprobe, "rerank_factor": rerank}
-        )
-        result = approximate(g, truth["exact"], truth["exact_filtered"])
-        result["speedup"] = round(run["exact_p50_ms"] / result["approx_p50_ms"], 1)
-        result["variant"] = f"nprobe {nprobe}, re-rank {rerank * K}"
-        comparisons.append(result)
-    index.settings = settings
+    for r in comparisons:
+        r["speedup"] = round(run["exact_p50_ms"] / r["approx_p50_ms"], 1)
     del g, index
-    run.update(serve(workdir / "main", settings))
     for factory in compare:
         log(f"  comparison on the same gallery: {factory}")
         other = build_gallery(
             n, args.queries, workdir / "compare", settings.model_copy(update={"factory": factory})
         )
-        result = approximate(other, truth["exact"], truth["exact_filtered"])
+        result = approximate(other)
+        add_recall(result, other, truth["exact"], truth["exact_filtered"])
         result["speedup"] = round(run["exact_p50_ms"] / result["approx_p50_ms"], 1)
         result["variant"] = "comparison"
         comparisons.append(result)
         del other
         shutil.rmtree(workdir / "compare", ignore_errors=True)
     return run, comparisons
+
+
+def recall_summary(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ("mate_recall", "threshold_recall", "filtered_mate_recall", "filtered_threshold_recall")
+    return {key: r.get(key) for key in keys}
 
 
 def serve(directory: Path, settings: IndexSettings) -> dict[str, Any]:
@@ -665,7 +694,7 @@ def main() -> None:
     parser.add_argument(
         "--exact-queries-large",
         type=int,
-        default=240,
+        default=200,
         help="probes with an exact ground truth at sizes of 5M and above (batched scan)",
     )
     parser.add_argument(

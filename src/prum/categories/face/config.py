@@ -109,7 +109,9 @@ class IndexSettings(BaseModel):
     ivf_nprobe: int = 256
     # Above large_above templates: 65536 lists, found through an HNSW graph of their
     # centres (two-level k-means), so that a search scans a far smaller share of the
-    # gallery; ivf_large_nprobe of them per search. Measured at 30M (issue 27).
+    # gallery; ivf_large_nprobe of them per search (1/64 of the gallery, ~470k codes
+    # at 30M). Chosen for 30M (issue 27) before it was measured: bench/gallery_search.py
+    # --sizes 30000000 --sweep 512:4,2048:4 measures it against its neighbours.
     large_above: int = 16_000_000
     ivf_large_nprobe: int = 1024
     # How many approximate candidates are re-ranked exactly, as a multiple of k:
