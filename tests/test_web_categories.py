@@ -234,7 +234,10 @@ def test_finger_form_offers_the_search_types(federation: Categories, browser: Br
     fill_grounds(page, "1500 00", "36", "AT-2026-print")
     page.click("#submit-search")
     page.wait_for_selector("#search-error")
-    assert "malformed_nist_record" in (page.text_content("#search-error") or "")
+    # In words, with what is wrong; never the internal code.
+    error = page.text_content("#search-error") or ""
+    assert "Unreadable ANSI/NIST-ITL record" in error and "the length is wrong" in error
+    assert "malformed_nist_record" not in error
     assert page.input_value("#search_type") == "LT/TP"
     shot(page, fed, "20-finger-refused")
 
