@@ -247,7 +247,7 @@ def cases(node: Node) -> dict[str, int]:
         {"batch": 4},
         offence="",
         max_penalty_months=0,
-        case_reference="DNA initial_bulk comparison DE with AT",
+        case_reference="DNA initial bulk comparison DE with AT",
         user=comparisons.SYSTEM_USER,
     )
     batch = [(i, BatchProbe(reference=ref, probe=p)) for i, (ref, p) in enumerate(own.items())]
@@ -438,6 +438,10 @@ def test_bulk_hit_shows_both_profiles_numbered_per_comparison(
     assert "hit #3" in (page.text_content("h1") or "")
     page.click("#previous-candidate")
     page.wait_for_url(re.compile(r"AT-D-0200$"))
+    # Words, not wire codes; no face-style distance on a DNA profile.
+    main = page.text_content("main") or ""
+    assert "initial_bulk" not in main and "initial bulk comparison" in main
+    assert "distance" not in (page.text_content("dl.facts") or "")
     page.screenshot(path=str(shots / "41-dna-bulk-compare.png"), full_page=True)
 
 

@@ -44,6 +44,7 @@ from prum.node.schema import comparisons, searches
 from prum.node.users import Role, User
 
 log = logging.getLogger(__name__)
+MODE_WORDS = {"initial_bulk": "initial bulk", "continuous": "continuous"}
 
 SYSTEM_USER = "dna-comparison"  # the national log names the job, not a person
 
@@ -197,7 +198,9 @@ async def step(node: Node, client: httpx.AsyncClient, job: Any) -> bool:
             "category": Category.DNA,
             "purpose": Purpose.INVESTIGATION,
             "max_penalty_months": 0,
-            "case_reference": f"DNA {job.mode} comparison {node.party} with {job.party}",
+            # Read by examiners on both sides (Art 7): words, not the mode's wire code.
+            "case_reference": f"DNA {MODE_WORDS.get(job.mode, job.mode)} comparison"
+            f" {node.party} with {job.party}",
             "targets": [job.party],
             "mode": job.mode,
             "batch": [probe for _, probe in batch],
