@@ -902,7 +902,8 @@ def _holder_dna_policy(world: World, endpoint: Any) -> None:
     categories[Category.DNA] = categories[Category.DNA].model_copy(update={"abis": endpoint})
     config = config.model_copy(update={"categories": categories})
     world.layout.parties[HOLDER].config_path.write_text(config.model_dump_json(indent=2))
-    world.federation.kill(HOLDER, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # DE may have died in the experiment
+        world.federation.kill(HOLDER, signal.SIGTERM)
     world.federation.restart(HOLDER)
 
 
@@ -1035,8 +1036,10 @@ def abis_killed(world: World) -> FaultRow:
         row.survived = search_ok and stream_ok and row.lost == 0 and row.duplicated == 0
         row.survived = row.survived and status_again == "answered (found)"
     finally:
-        _holder_dna_policy(world, None)
-        abis.kill(signal.SIGTERM)
+        try:
+            _holder_dna_policy(world, None)
+        finally:
+            abis.kill(signal.SIGTERM)
     row.survived = row.survived and recovered(world, row)
     return row
 
