@@ -44,6 +44,11 @@ from prum.node.abis.contract import (
 from prum.node.abis.endpoint import AbisEndpoint
 from prum.node.outbox import ABIS_DELETE, ABIS_INSERT, enqueue
 
+# Candidates asked of the ABIS beyond those wanted, so that the few the node's age rule
+# withholds rarely shorten the list; the contract's maximum caps it.
+OVERFETCH = 5
+MAX_ASKED = 100
+
 
 class CircuitBreaker:
     """Closed while the ABIS answers; open after ``failures`` failed searches in a row,
@@ -211,18 +216,33 @@ class ExternalMatcher:
         exposure: Exposure,
         search_type: str | None = None,
     ) -> MatchResult:
+        subjects = (
+            None if exposure.subjects == frozenset(SubjectCategory) else sorted(exposure.subjects)
+        )
+        # The ABIS knows no dates of birth: the node's age rule is applied here, to a list
+        # a little longer than wanted. Naming every withheld reference in each request
+        # cost a scan of the node's records and a request of thousands of references on
+        # every search (bench/abis.py); it is done only when the short way comes back short.
+        asked = min(MAX_ASKED, max_candidates + max(OVERFETCH, max_candidates // 2))
         request = IdentifyRequest(
-            probe=probe,
-            search_type=search_type,
-            max_candidates=max_candidates,
-            subjects=None
-            if exposure.subjects == frozenset(SubjectCategory)
-            else sorted(exposure.subjects),
-            exclude=self._withheld(exposure),
+            probe=probe, search_type=search_type, max_candidates=asked, subjects=subjects
         )
         answer = IdentifyResponse.model_validate(self._identify(request))
+        candidates = self._candidates(answer, exposure)
+        if len(candidates) < max_candidates and len(answer.candidates) == asked:
+            withheld = self._withheld(exposure)
+            if withheld:
+                request = IdentifyRequest(
+                    probe=probe,
+                    search_type=search_type,
+                    max_candidates=max_candidates,
+                    subjects=subjects,
+                    exclude=withheld,
+                )
+                answer = IdentifyResponse.model_validate(self._identify(request))
+                candidates = self._candidates(answer, exposure)
         return MatchResult(
-            candidates=self._candidates(answer, exposure)[:max_candidates],
+            candidates=candidates[:max_candidates],
             gallery_size=answer.gallery_size,
             probe_quality=answer.probe_quality,
         )
