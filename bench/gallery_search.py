@@ -641,8 +641,8 @@ def report(results: dict[str, Any]) -> str:
             "kernel may drop). Re-ranking from 8-bit codes in RAM instead (SQ8, 128 "
             "bytes per template, 3.6 GiB at 30M) would only help when the float rows "
             "are not in the page cache, i.e. the first searches after a cold start "
-            f"(first search: {big['first_search_ms']:.0f} ms); it was not needed for "
-            "the targets. A filter's bitmap over all rows takes "
+            f"(first search: {big['first_search_ms']:.0f} ms); it was not measured. "
+            "A filter's bitmap over all rows takes "
             f"{big['filter_rebuild_ms']:.0f} ms to compute at this size; it is cached and "
             "patched by each insert and delete.",
         ]
