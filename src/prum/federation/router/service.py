@@ -411,9 +411,7 @@ class Router:
     def _route(self, message: VerifiedMessage, log: dict[str, Any]) -> tuple[str, str, EventKind]:
         """(sender, destination, audit kind) of a step-2 message, checked."""
         kind = message.body.get("kind")
-        parsed: (
-            CoreDataRequest | CoreDataReply | RecordWithdrawn | CoreDataHold | CoreDataCancelled
-        )
+        parsed: CoreDataRequest | CoreDataReply | RecordWithdrawn | CoreDataHold | CoreDataCancelled
         if kind == "core_data_request":
             parsed = _parse(CoreDataRequest, message.body)
             sender, destination = parsed.requesting_party, parsed.holder_party
