@@ -96,6 +96,9 @@ class MatchResult:
     # The probe's overall quality (0-100) where the matcher measures one (faces): a poor
     # probe is held to a stricter release threshold (prum.node.release).
     probe_quality: float | None = None
+    # Milliseconds per stage where the matcher measures them (faces: decode, detect,
+    # embed, index search, candidate images): the node's timing log, nothing else.
+    timings_ms: dict[str, float] | None = None
 
 
 class CategoryMatcher(Protocol):

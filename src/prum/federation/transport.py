@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import signal
 import socket
 import ssl
@@ -177,6 +179,18 @@ def _server(listener: Listener, *, lifespan: Literal["on", "off"]) -> uvicorn.Se
     return uvicorn.Server(config)
 
 
+def _timing_log() -> None:
+    """With PRUM_TIMING_LOG=1, one line per search on stderr with the milliseconds of each
+    stage (logger ``prum.timing``: bench/face_federated.py reads it). Off by default."""
+    if os.environ.get("PRUM_TIMING_LOG", "") not in ("", "0"):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+        timing = logging.getLogger("prum.timing")
+        timing.addHandler(handler)
+        timing.setLevel(logging.INFO)
+        timing.propagate = False
+
+
 def serve_many(*listeners: Listener) -> None:
     """Run every listener in this process until SIGINT/SIGTERM.
 
@@ -184,6 +198,7 @@ def serve_many(*listeners: Listener) -> None:
     context trusts (mutual TLS). Each app's lifespan (start-up and shut-down of its
     background work) runs.
     """
+    _timing_log()
     servers = [_server(listener, lifespan="on") for listener in listeners]
     sockets = [listener.socket() for listener in listeners]
     for server in servers:

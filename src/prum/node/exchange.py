@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -54,6 +55,16 @@ from prum.node.release import Released, release
 from prum.node.schema import capacity, national_records, searches
 from prum.node.users import Role, User
 from prum.node.withdrawal import record_sent
+
+# One line per search with the milliseconds of each stage, for bench/face_federated.py;
+# silent unless PRUM_TIMING_LOG is set (prum.federation.transport).
+timing_log = logging.getLogger("prum.timing")
+
+
+def _log_timings(role: str, message_id: str, party: str, stages: dict[str, float]) -> None:
+    if timing_log.isEnabledFor(logging.INFO):
+        rounded = {k: round(v, 2) for k, v in stages.items()}
+        timing_log.info("%s", json.dumps({role: message_id, "party": party, **rounded}))
 
 
 def check_policy(node: Node, request: SearchRequest) -> CategoryPolicy:
@@ -194,6 +205,7 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
     the answer is signed by this node."""
     if peer.party != "ROUTER":
         raise NotAuthorised(f"searches arrive through the router, not from {peer.party}")
+    received = time.perf_counter()
     message = node.verifier.verify_json(raw)
     request: SearchRequest = validated(SearchRequest, message.body)
     if request.requesting_party != message.signer:
@@ -205,14 +217,19 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
     started = time.perf_counter()
     status, candidates, gallery_size, error = ReplyStatus.ERROR, [], None, None
     released: Released | None = None
+    stages: dict[str, float] = {"verify": 1000 * (started - received)}
     try:
         policy = check_policy(node, request)
         result = _run_matcher(node, request, policy)
+        matched = time.perf_counter()
+        stages["match"] = 1000 * (matched - started)
+        stages.update(result.timings_ms or {})
         released = release(policy.release or ReleaseThreshold(), result)
         candidates, gallery_size = with_origins(node, released.candidates), result.gallery_size
         # Before the answer leaves: whom to tell if one of them is erased later.
         record_sent(node, request.requesting_party, candidates)
         status = ReplyStatus.ANSWERED if candidates else ReplyStatus.NO_HIT
+        stages["release"] = 1000 * (time.perf_counter() - matched)
     except PolicyRefused as exc:
         status, error = ReplyStatus.REFUSED, ErrorInfo(**exc.to_dict())
     except BadInput as exc:
@@ -256,7 +273,13 @@ def answer_search(node: Node, raw: bytes, peer: PeerIdentity) -> SignedEnvelope:
     )
     # "withheld" only when some were: a requester of an older version does not know it.
     body = reply.model_dump(mode="json", exclude=None if reply.withheld else {"withheld"})
-    return node.signer.sign(body)
+    logged = time.perf_counter()
+    signed = node.signer.sign(body)
+    stages["audit"] = 1000 * (logged - started) - duration
+    stages["sign"] = 1000 * (time.perf_counter() - logged)
+    stages["total"] = 1000 * (time.perf_counter() - received)
+    _log_timings("answered", request.message_id, node.party, stages)
+    return signed
 
 
 @dataclass(frozen=True)
@@ -322,8 +345,10 @@ def begin_search(node: Node, user: User, form: SearchForm) -> Outgoing:
     """Check the probe, then sign and record the search (logged ``search_sent``); the
     caller sends it with :func:`deliver`, at once or in the background."""
     user.require(Role.OFFICER)
+    started = time.perf_counter()
     probe = form.outgoing_probe()
     face = check_probe(node, form.category, probe)
+    checked = time.perf_counter()
     request = validated(
         SearchRequest,
         {
@@ -342,7 +367,10 @@ def begin_search(node: Node, user: User, form: SearchForm) -> Outgoing:
             "deadline_ms": form.deadline_ms,
         },
     )
-    return record_search(node, user.name, request, _stored_probe(probe, face))
+    outgoing = record_search(node, user.name, request, _stored_probe(probe, face))
+    outgoing.timings_ms["probe_check"] = 1000 * (checked - started)
+    outgoing.timings_ms["record"] = 1000 * (time.perf_counter() - checked)
+    return outgoing
 
 
 def own_certificate_problem(node: Node) -> str:
@@ -364,13 +392,15 @@ def check_probe(node: Node, category: Category, probe: Probe) -> bytes | None:
     anything is stored): a face without a usable face, a DNA profile against the
     2008/616 Annex rules, a fingerprint transaction or image that cannot be read.
     Returns the face image of a Type-10 face transaction (for the examiner's view)."""
+    # Faces: found and good enough; the template is each requested country's to make
+    # (with its own model), so none is made here (it would cost ~0.25 s per search).
     if category is Category.FACE and probe.format == "image":
-        node.face_pipeline.extract(probe.data, use="probe", box=_box(probe.face_box))
+        node.face_pipeline.extract(probe.data, use="probe", box=_box(probe.face_box), embed=False)
     elif category is Category.FACE and probe.format == "ansi_nist":
         from prum.categories.face.type10 import probe_image
 
         face, _ = probe_image(probe.data, node.face_pipeline.settings)
-        node.face_pipeline.extract(face, use="probe", box=_box(probe.face_box))
+        node.face_pipeline.extract(face, use="probe", box=_box(probe.face_box), embed=False)
         return face
     elif category is Category.DNA and probe.format == "dna_profile":
         from prum.categories.dna.formats import parse_profile
@@ -398,6 +428,7 @@ class Outgoing:
     request: SearchRequest
     envelope: SignedEnvelope
     common: dict[str, Any]  # the fields of its audit entries
+    timings_ms: dict[str, float] = field(default_factory=dict)  # for the timing log
 
 
 async def dispatch(
@@ -472,8 +503,10 @@ async def deliver(
     ``progress`` until the signed answer replaces it (the workbench's live page).
     """
     sid, request = outgoing.search_id, outgoing.request
+    started = time.perf_counter()
     try:
         raw = await (_live(node, client, outgoing) if live else _post(node, client, outgoing))
+        answered = time.perf_counter()
         verified = node.verifier.verify_json(raw, expected_signer="ROUTER")
         reply: SearchReply = validated(SearchReply, verified.body)
         if reply.in_reply_to != request.message_id:
@@ -503,6 +536,10 @@ async def deliver(
             reason_code=answer.error.code if answer.error else None,
             **outgoing.common,
         )
+    stages = outgoing.timings_ms
+    stages["router"] = 1000 * (answered - started)  # the round trip through the router
+    stages["store"] = 1000 * (time.perf_counter() - answered)  # verify, store, audit
+    _log_timings("sent", request.message_id, node.party, stages)
 
 
 def _router_down(node: Node, exc: httpx.HTTPError) -> Unavailable:

@@ -315,6 +315,7 @@ class FaceGallery:
             candidates=result.candidates,
             timings_ms={
                 "extract": 1000 * (extracted - started),
+                **(face.timings_ms or {}),
                 **result.timings_ms,
             },
         )

@@ -244,6 +244,13 @@ class MediaPipeLandmarker:
                 raise Unavailable(f"MediaPipe FaceMesh cannot start: {exc}") from exc
         return self._mesh
 
+    def warm_up(self) -> None:
+        """Build and run the graph once (on a blank crop): its first run costs about a
+        second, which a node pays at start rather than in its first search."""
+        self.locate(np.zeros((64, 64, 3), np.uint8), FaceBox(16, 16, 48, 48))
+        # The graph's notices for a found face come at the first face: muted there too.
+        self._warmed = False
+
     def close(self) -> None:
         """Release the MediaPipe graph (a later :meth:`locate` builds a new one)."""
         if self._mesh is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 from prum.categories.face.gallery import FaceGallery
@@ -48,6 +49,7 @@ class FaceMatcher:
             max_candidates=max_candidates,
             exposure=exposure,
         )
+        searched = time.perf_counter()
         candidates = []
         for c in result.candidates:
             image = self.gallery.store.image(c.reference)
@@ -66,8 +68,12 @@ class FaceMatcher:
                 )
             )
         quality = None if result.probe_quality is None else result.probe_quality.overall
+        timings = {**result.timings_ms, "images": 1000 * (time.perf_counter() - searched)}
         return MatchResult(
-            candidates=candidates, gallery_size=result.gallery_size, probe_quality=quality
+            candidates=candidates,
+            gallery_size=result.gallery_size,
+            probe_quality=quality,
+            timings_ms=timings,
         )
 
     def delete(self, reference: str, *, reason: str) -> None:
@@ -82,7 +88,11 @@ class FaceMatcher:
         return self.gallery.describe()
 
     def warm_up(self) -> None:
+        """Load the models, the index and the calibration before the first search."""
         self.gallery.pipeline.warm_up()
+        if self.gallery.model_id is not None:
+            self.gallery.index  # noqa: B018 - opens (and catches up) the index
+            self.gallery.calibration  # noqa: B018 - loads or fits the false-match rates
 
     def close(self) -> None:
         self.gallery.close()

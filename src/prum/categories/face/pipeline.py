@@ -8,6 +8,7 @@ several processes, each with its own pipeline (face/bulk.py).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
@@ -69,6 +70,9 @@ class FacePipeline:
         is not the one that pays seconds of model loading against a deadline)."""
         for model in ("detector", "aligner", "landmarker", "embedder"):
             getattr(self, model)
+        first_run = getattr(self.landmarker, "warm_up", None)  # MediaPipe builds its graph
+        if first_run is not None:
+            first_run()
 
     @property
     def model_id(self) -> str:
@@ -90,8 +94,10 @@ class FacePipeline:
         box: FaceBox | None = None,
         check: bool = True,
         principal: bool = False,
+        embed: bool = True,
     ) -> AnalysedFace:
-        """The template of one face, checked against the quality minimums for ``use``.
+        """The template of one face, checked against the quality minimums for ``use``
+        (``embed=False``: the check alone, no template, as a requesting node needs).
 
         With several faces, the caller must choose one by ``box``; the error lists
         the boxes found so a user interface can offer them. ``principal`` takes the
@@ -99,8 +105,11 @@ class FacePipeline:
         or evaluated in bulk, where a second face is a bystander, not a question.
         """
         with self._lock:
+            started = time.perf_counter()
             image = decode_image(data, max_pixels=self.settings.max_pixels)
+            decoded = time.perf_counter()
             boxes = self.detector.detect(image.pixels)
+            detected = time.perf_counter()
             if not boxes:
                 raise NoFaceFound(
                     "no face was found in the image; use a photo where the face is"
@@ -113,13 +122,22 @@ class FacePipeline:
                     self.settings.probe_minimums if use == "probe" else self.settings.enrol_minimums
                 )
                 check_quality(face.quality, minimums, use=use)
+            assessed = time.perf_counter()
+            timings = {
+                "decode": 1000 * (decoded - started),
+                "detect": 1000 * (detected - decoded),
+                "quality": 1000 * (assessed - detected),  # landmarks and quality
+            }
+            if not embed:
+                return replace(face, timings_ms=timings)
             shape = self.aligner.shape(image.pixels, self._aligner_box(image, chosen))
             embedder = self.embedder
             if isinstance(embedder, FusedEmbedder):
                 template = embedder.embed(image.pixels, shape, box=chosen)
             else:
                 template = embedder.embed(image.pixels, shape)
-            return replace(face, template=template)
+            timings["embed"] = 1000 * (time.perf_counter() - assessed)  # align and embed
+            return replace(face, template=template, timings_ms=timings)
 
     def _aligner_box(self, image: DecodedImage, box: FaceBox) -> FaceBox:
         if not self.fused:

@@ -106,6 +106,9 @@ class AnalysedFace:
     landmarks: Landmarks | None
     quality: QualityReport
     template: Template | None = None  # filled when the face is embedded
+    # Milliseconds per stage of the extraction that made it (decode, detect, ...): the
+    # node's timing log (prum.node.exchange), never compared.
+    timings_ms: dict[str, float] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import ssl
 import time
 import uuid
@@ -78,6 +79,9 @@ from prum.federation.security.signing import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+# One line per search with the milliseconds of each stage, for bench/face_federated.py;
+# silent unless PRUM_TIMING_LOG is set (prum.federation.transport).
+timing_log = logging.getLogger("prum.timing")
 
 _OUTCOMES = {status: Outcome(status.value) for status in ReplyStatus}
 # Told of a search's progress: first {"targets": [...]}, then {"party", "status",
@@ -205,6 +209,7 @@ class Router:
             self.refused("search", exc, log)
             raise
         deadline_ms = min(request.deadline_ms, self.max_deadline_ms)
+        checked = time.monotonic()
         self.in_flight += 1
         try:
             # The writer commits what is queued at once, so this entry is on disk within
@@ -221,6 +226,7 @@ class Router:
             answers = await self._fan_out(request, raw, targets, started, deadline_ms, progress)
         finally:
             self.in_flight -= 1
+        fanned = time.monotonic()
         ticket = 0
         for answer in answers:
             ticket = self.trail.record(
@@ -237,7 +243,26 @@ class Router:
                 )
             )
         await self.trail.committed(ticket)
-        return self.signer.sign_json(_reply_json(request, answers))
+        committed = time.monotonic()
+        signed = self.signer.sign_json(_reply_json(request, answers))
+        if timing_log.isEnabledFor(logging.INFO):
+            stages = {
+                "check": checked - started,  # signature, replay, authorisation
+                "fan_out": fanned - checked,  # until the last target settled
+                "audit": committed - fanned,  # the answers' log entries committed
+                "sign": time.monotonic() - committed,
+            }
+            timing_log.info(
+                "%s",
+                json.dumps(
+                    {
+                        "routed": request.message_id,
+                        **{k: round(1000 * v, 2) for k, v in stages.items()},
+                        **{f"ask_{a.party}": a.duration_ms for a in answers},
+                    }
+                ),
+            )
+        return signed
 
     def _authorise(self, request: SearchHeader) -> None:
         try:
