@@ -107,8 +107,8 @@ class IndexSettings(BaseModel):
     # 256 of the 2048 inverted lists: scanning 1/8 of the gallery kept threshold
     # recall (entries within 0.6) at 0.997 at 1M; 1/16 of 1024 lists gave 0.956.
     ivf_nprobe: int = 256
-    # Above large_above templates: 65536 lists, found through an HNSW graph of their
-    # centres (two-level k-means), so that a search scans a far smaller share of the
+    # Above large_above templates: 65536 lists (two-level k-means; their centres are
+    # searched exhaustively), so that a search scans a far smaller share of the
     # gallery; ivf_large_nprobe of them per search (1/64 of the gallery, ~470k codes
     # at 30M). Chosen for 30M (issue 27) before it was measured: bench/gallery_search.py
     # --sizes 30000000 --sweep 512:4,2048:4 measures it against its neighbours.

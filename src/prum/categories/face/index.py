@@ -17,12 +17,15 @@ The index kind follows the gallery size (DESIGN.md sections 4 and 5):
   re-ranked exactly from the float rows. At 30M the float rows (15 GB) stay in the
   memory-mapped file and FAISS holds 72 bytes per template (code and id);
 - above ``IndexSettings.large_above`` (16M): the same codes in 65536 lists
-  (``IVF65536_HNSW32,PQ128x4fs``), whose centres are found through an HNSW graph.
-  With 2048 lists a 30M search would scan 1/8 of the gallery (3.75M codes, ~37 ms);
-  with 65536 lists of ~460 templates it scans ``ivf_large_nprobe`` lists. Flat
-  k-means of 65536 centres and one HNSW search per template to fill the lists would
-  take hours on two cores, so the build trains them by two-level k-means and assigns
-  rows by matrix products (``_build_two_level``); later adds go through the graph.
+  (``IVF65536,PQ128x4fs``). With 2048 lists a 30M search would scan 1/8 of the
+  gallery (3.75M codes, ~37 ms); with 65536 lists of ~460 templates it scans
+  ``ivf_large_nprobe`` lists. Flat k-means of 65536 centres would take hours on two
+  cores, so the build trains them by two-level k-means and assigns rows by matrix
+  products (``_build_two_level``). The list centres are searched exhaustively (32 MB,
+  one pass per search or insert): an HNSW graph over them (``IVF65536_HNSW32,..``,
+  still accepted) missed the nearest list of some probes, even with efSearch 1024, and
+  put some inserts into lists far from them, so that 3 to 9 in 1,000 new templates
+  were not found by their own probe (1M templates, 16384 lists, 2026-12-07).
 
 Why, measured on 1M synthetic dlib-shaped templates (``bench/synthetic.py``; one
 thread, top 50): HNSW32 (efConstruction 100) finds the true mate only 88 % of the
@@ -86,6 +89,9 @@ _SUBSET_EXACT_SHARE: Final = 0.02
 _SUBSET_EXACT_ROWS: Final = 20_000
 # Upper bound of the widened HNSW efSearch (reached at ~2 % share with the defaults).
 _MAX_EF_SEARCH: Final = 8192
+# Re-ranking reads up to this many rows one by one with pread (see _Rows); more are
+# read through the mapping, where one copy is cheaper than thousands of system calls.
+_PREAD_MAX_ROWS: Final = 4096
 # Rows per block for brute-force scans, bulk adds and compaction: 32 MiB of floats.
 _BLOCK_ROWS: Final = 65_536
 # k-means sample per inverted list: FAISS asks for >= 39; 64 costs a third more
@@ -98,9 +104,10 @@ _TRAIN_PER_LIST_TWO_LEVEL: Final = 48
 _TWO_LEVEL_NITER: Final = 10
 # Inverted lists above IndexSettings.large_above (a 30M gallery: ~460 per list).
 _LARGE_NLIST: Final = 65_536
-_TWO_LEVEL_FACTORY: Final = re.compile(r"IVF(\d+)_HNSW(\d+),PQ(\d+)x4fs")
-# efSearch of an HNSW coarse quantizer while templates are assigned to lists.
-_ADD_EF_SEARCH: Final = 40
+_TWO_LEVEL_FACTORY: Final = re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,PQ(\d+)x4fs")
+# efSearch of an HNSW coarse quantizer while templates are assigned to lists: with 40,
+# some inserts went to lists that no later search for them probed (see above).
+_ADD_EF_SEARCH: Final = 512
 # Inverted lists of the compressed kind. With ivf_nprobe = 256 a search scans 1/8 of
 # the gallery, the share that keeps threshold recall >= 0.99 on dlib-shaped data (see
 # above). 4096 lists did slightly better at the same share (0.996 at 1/9) but double
@@ -203,7 +210,14 @@ class _ReadWriteLock:
 
 
 class _Rows:
-    """Append-only float32 rows in RAM, or in a file mapped with np.memmap."""
+    """Append-only float32 rows in RAM, or in a file mapped with np.memmap.
+
+    A search re-ranks a few hundred rows scattered over the file; ``take`` reads them
+    with ``pread`` rather than through the mapping, so that they come from the page
+    cache (which the kernel may drop) instead of joining the serving process's
+    resident memory: at 30M, 1,000 searches through the mapping left 6.4 GiB of the
+    15 GB file resident in the process (fault-around maps 64 KiB per touched row).
+    """
 
     def __init__(self, dim: int, path: Path | None, count: int = 0) -> None:
         self.dim = dim
@@ -211,6 +225,7 @@ class _Rows:
         self.count = count
         self._data: npt.NDArray[np.float32] = np.empty((0, dim), np.float32)
         self._map_object: np.memmap[Any, Any] | None = None
+        self._reader: Any = None  # unbuffered file object of the mapped file
         if path is not None and path.exists() and path.stat().st_size:
             self._map(path.stat().st_size // (4 * dim))
 
@@ -227,6 +242,18 @@ class _Rows:
         self._map_object = np.memmap(self.path, np.float32, "r+", shape=(capacity, self.dim))
         # A plain ndarray view: np.memmap's Python-level __getitem__ costs ~30 us a call.
         self._data = np.asarray(self._map_object)
+        if self._reader is None:
+            self._reader = open(self.path, "rb", buffering=0)  # noqa: SIM115 - lives with the rows
+
+    def take(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """The rows at ``positions`` (sorted, distinct, below ``count``), as a copy."""
+        if self._reader is None or len(positions) > _PREAD_MAX_ROWS:
+            return self._data[positions]
+        size = 4 * self.dim
+        fd = self._reader.fileno()
+        # Writes through the shared mapping are in the same page cache: pread sees them.
+        raw = b"".join([os.pread(fd, size, int(p) * size) for p in positions.tolist()])
+        return np.frombuffer(raw, np.float32).reshape(len(positions), self.dim)
 
     def append(self, x: npt.NDArray[np.float32]) -> None:
         need = self.count + len(x)
@@ -584,7 +611,7 @@ class VectorIndex:
         if n <= s.compressed_above:
             return f"HNSW{s.hnsw_m},Flat"
         if n > s.large_above:
-            return f"IVF{_LARGE_NLIST}_HNSW{s.hnsw_m},PQ{self.dim}x4fs"
+            return f"IVF{_LARGE_NLIST},PQ{self.dim}x4fs"
         return f"IVF{nlist_for(n)},PQ{self.dim}x4fs"
 
     def _train(self, index: Any, rows: _Rows, n: int) -> None:
@@ -597,7 +624,7 @@ class VectorIndex:
     def _build_two_level(
         self, rows: _Rows, n: int, factory: re.Match[str], progress: Progress | None
     ) -> Any:
-        """``IVF<nlist>_HNSW<m>,PQ<M>x4fs`` with tens of thousands of lists.
+        """``IVF<nlist>[_HNSW<m>],PQ<M>x4fs`` with tens of thousands of lists.
 
         The lists come from two-level k-means (:func:`_two_level_kmeans`). Rows are
         assigned to them by matrix products (the two nearest coarse clusters, then
@@ -605,10 +632,11 @@ class VectorIndex:
         the shared two-core machine at load 12-18 on 2026-12-07: 6,100 rows/s, against
         about 4,000 with HNSW efSearch 128; flat k-means and flat assignment to 65536
         centres would take hours). The codes are added to a plain IVF-PQ with these
-        assignments, then repacked for fast-scan; the HNSW graph over the list
-        centres is kept for searching and for later adds.
+        assignments, then repacked for fast-scan; the list centres are kept in the
+        coarse quantizer (flat, or the HNSW graph the factory names) for searching and
+        for later adds.
         """
-        nlist, m, subquantizers = int(factory[1]), int(factory[2]), int(factory[3])
+        nlist, subquantizers = int(factory[1]), int(factory[3])
         rng = np.random.default_rng(n)
         sample = min(n, _TRAIN_PER_LIST_TWO_LEVEL * nlist)
         pick = np.sort(rng.choice(n, size=sample, replace=False))
@@ -616,7 +644,11 @@ class VectorIndex:
         if progress:
             progress("train", 0, n)
         coarse, bounds, centres = _two_level_kmeans(xt, nlist)
-        quantizer = faiss.IndexHNSWFlat(self.dim, m)
+        quantizer = (
+            faiss.IndexHNSWFlat(self.dim, int(factory[2]))
+            if factory[2]
+            else faiss.IndexFlatL2(self.dim)
+        )
         quantizer.add(centres)
         plain = faiss.IndexIVFPQ(quantizer, self.dim, nlist, subquantizers, 4)
         plain.train(xt)  # the quantizer is trained: this trains the codes on residuals
@@ -635,7 +667,7 @@ class VectorIndex:
         del plain
         quantizer.this.disown()  # the fast-scan index owns it from here
         index.own_fields = True
-        quantizer.hnsw.efSearch = _ADD_EF_SEARCH
+        _tune_quantizer_for_add(index)
         return index
 
     def _add_blocks(
@@ -859,7 +891,7 @@ class VectorIndex:
     ) -> list[tuple[int, float]]:
         """Exact distances of the candidate rows; the k nearest, ties by record id."""
         positions = np.sort(positions)  # distinct rows already; sorted reads the file in order
-        diff = self._rows.view[positions].astype(np.float64) - q.astype(np.float64)
+        diff = self._rows.take(positions).astype(np.float64) - q.astype(np.float64)
         distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         ids = self._ids[positions]
         order = np.lexsort((ids, distances))[:k]
