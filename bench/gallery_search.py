@@ -577,7 +577,7 @@ def report(results: dict[str, Any]) -> str:
     ]
     for r in runs + results.get("comparisons", []):
         s = r["settings"]
-        nprobe = s["ivf_large_nprobe"] if "_HNSW" in r["factory"] else s["ivf_nprobe"]
+        nprobe = s["ivf_large_nprobe"] if r["n"] > s["large_above"] else s["ivf_nprobe"]
         rows.append(
             f"| {r['n']:,} | `{r['factory']}`, nprobe {nprobe}, re-rank "
             f"{s['rerank_factor'] * K}"
@@ -630,18 +630,20 @@ def report(results: dict[str, Any]) -> str:
             f"What the serving process holds at {big['n']:,} templates: the FAISS "
             f"structure and the attributes ({big['index_bytes'] / 2**30:.2f} GiB: "
             "4-bit codes, one per dimension, 64 bytes, and a 64-bit row label per "
-            "template, the list centres and their HNSW graph; record id, category, date "
+            "template, and the list centres; record id, category, date "
             "of birth and live flag, 14 bytes per template) stay in RAM; the float rows "
-            f"({big['float_vectors_bytes'] / 2**30:.1f} GiB) stay in the memory-mapped "
-            "file and a search reads only the pages of its short list (200 rows) to "
-            "re-rank it and to return exact distances. After 1,000 probes (each searched "
-            f"{REPEATS} times) the process was {big['rss_gib']:.2f} GiB resident "
-            f"({big['serve_rss_anon_gib']:.2f} GiB anonymous, "
-            f"{big['serve_rss_file_gib']:.2f} GiB of mapped file pages, which the "
-            "kernel may drop). Re-ranking from 8-bit codes in RAM instead (SQ8, 128 "
-            "bytes per template, 3.6 GiB at 30M) would only help when the float rows "
-            "are not in the page cache, i.e. the first searches after a cold start "
-            f"(first search: {big['first_search_ms']:.0f} ms); it was not measured. "
+            f"({big['float_vectors_bytes'] / 2**30:.1f} GiB) stay on disk in the "
+            "vector file, and a search reads only the rows of its short list (200) with "
+            "pread to re-rank it and to return exact distances: they come from the "
+            "kernel's page cache (shared, and dropped under memory pressure), not from "
+            "the process's own memory; with the cache cold each is a disk read. After "
+            f"1,000 probes (each searched {REPEATS} times) the process was "
+            f"{big['rss_gib']:.2f} GiB resident ({big['serve_rss_anon_gib']:.2f} GiB "
+            f"anonymous, {big['serve_rss_file_gib']:.2f} GiB of mapped file pages). "
+            "Re-ranking from 8-bit codes in RAM instead (SQ8, 128 bytes per template, "
+            "3.6 GiB at 30M) would only help when the float rows are not in the page "
+            "cache, i.e. the first searches after a cold start (first search: "
+            f"{big['first_search_ms']:.0f} ms); it was not measured. "
             "A filter's bitmap over all rows takes "
             f"{big['filter_rebuild_ms']:.0f} ms to compute at this size; it is cached and "
             "patched by each insert and delete.",
@@ -745,22 +747,25 @@ def main() -> None:
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
         runs.append(run)
+        runs.sort(key=lambda r: int(r["n"]))
         comparisons += others
         print_run(run, "default settings")
         print_shape(run["synthetic_shape"])
         for other in others:
             print_run(other, other.get("variant", "comparison"))
-    results = {
-        "load_average_at_end": list(os.getloadavg()),
-        "timing": f"best of {REPEATS} runs per probe, one search thread",
-        "runs": runs,
-        "comparisons": comparisons,
-        "projection": projection(runs),
-    }
-    if not args.no_write:
-        path = write_json("gallery_search", results)
-        write_section("gallery_search", report(results))
-        log(f"wrote {path} and the gallery_search section of docs/benchmarks.md")
+        # Written after each size: a 30M run takes over an hour, and what was measured
+        # stays measured if a later size fails.
+        results = {
+            "load_average_at_end": list(os.getloadavg()),
+            "timing": f"best of {REPEATS} runs per probe, one search thread",
+            "runs": runs,
+            "comparisons": comparisons,
+            "projection": projection(runs),
+        }
+        if not args.no_write:
+            path = write_json("gallery_search", results)
+            write_section("gallery_search", report(results))
+            log(f"wrote {path} and the gallery_search section of docs/benchmarks.md")
 
 
 if __name__ == "__main__":
