@@ -54,11 +54,11 @@ from prum.federation.security.pki import PeerIdentity
 from prum.node import verdicts
 from prum.node.core import Node, utcnow, validated
 from prum.node.exchange import find_candidate, load_search
+from prum.node.inbox import accept_once
 from prum.node.notifications import notify
 from prum.node.outbox import ABIS_KINDS, enqueue
 from prum.node.schema import (
     core_data,
-    inbox,
     outbox,
     requests_in,
     requests_out,
@@ -233,29 +233,33 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
             f" withdrawal notices, not {kind!r}"
         )
     now = utcnow()
-    try:
-        with node.engine.begin() as conn:
+
+    def take_in(conn: Connection) -> None:
+        if kind == "core_data_request":
             conn.execute(
-                insert(inbox).values(
-                    message_id=message_id, kind=kind, sender=sender, received_at=now
+                insert(requests_in).values(
+                    message_id=request.message_id,
+                    requesting_party=request.requesting_party,
+                    reference=request.reference,
+                    request=request.model_dump(mode="json"),
+                    status="pending",
+                    received_at=now,
+                    paused_seconds=0.0,
                 )
             )
-            if kind == "core_data_request":
-                conn.execute(
-                    insert(requests_in).values(
-                        message_id=request.message_id,
-                        requesting_party=request.requesting_party,
-                        reference=request.reference,
-                        request=request.model_dump(mode="json"),
-                        status="pending",
-                        received_at=now,
-                        paused_seconds=0.0,
-                    )
-                )
-            else:
-                _store_reply(conn, reply, now)
-    except IntegrityError:
-        return {"accepted": message_id, "duplicate": True}
+        else:
+            _store_reply(conn, reply, now)
+
+    acknowledgement = accept_once(
+        node.engine.begin(),
+        message_id=message_id,
+        kind=kind,
+        sender=sender,
+        received_at=now,
+        effect=take_in,
+    )
+    if acknowledgement["duplicate"]:
+        return acknowledgement
     if kind == "core_data_request":
         node.log(
             kind="core_data_requested",
@@ -280,7 +284,7 @@ def receive(node: Node, raw: bytes, peer: PeerIdentity) -> dict[str, Any]:
             reason_code=reply.reason.value if reply.reason else None,
             signature=message.signature,
         )
-    return {"accepted": message_id, "duplicate": False}
+    return acknowledgement
 
 
 def _store_reply(conn: Connection, reply: CoreDataReply, now: dt.datetime) -> None:
@@ -319,63 +323,61 @@ def _receive_hold(node: Node, message: Any) -> dict[str, Any]:
     if hold.holder_party != message.signer or hold.requesting_party != node.party:
         raise NotAuthorised("the hold is not from its signer, or not for this node")
     now = utcnow()
-    try:
-        with node.audit.transaction() as conn:
+
+    def apply_hold(conn: Connection) -> None:
+        asked = conn.execute(
+            select(requests_out).where(
+                requests_out.c.message_id == hold.in_reply_to,
+                requests_out.c.holder_party == hold.holder_party,
+            )
+        ).first()
+        if asked is not None and asked.status in ("sent", "on_hold"):
             conn.execute(
-                insert(inbox).values(
-                    message_id=hold.message_id,
-                    kind=hold.kind,
-                    sender=hold.holder_party,
-                    received_at=now,
+                update(requests_out)
+                .where(requests_out.c.id == asked.id)
+                .values(
+                    status="on_hold" if hold.on_hold else "sent",
+                    hold=hold.model_dump(mode="json"),
                 )
             )
-            asked = conn.execute(
-                select(requests_out).where(
-                    requests_out.c.message_id == hold.in_reply_to,
-                    requests_out.c.holder_party == hold.holder_party,
-                )
-            ).first()
-            if asked is not None and asked.status in ("sent", "on_hold"):
-                conn.execute(
-                    update(requests_out)
-                    .where(requests_out.c.id == asked.id)
-                    .values(
-                        status="on_hold" if hold.on_hold else "sent",
-                        hold=hold.model_dump(mode="json"),
-                    )
-                )
-                words = HOLD_WORDS[hold.reason] if hold.reason else ""
-                notify(
-                    conn,
-                    [asked.user],
-                    "hold" if hold.on_hold else "resumed",
-                    f"{hold.holder_party} holds your request for {hold.reference}: {words}"
-                    if hold.on_hold
-                    else f"{hold.holder_party} took your request for {hold.reference} up again",
-                    f"{PREFIX}/requests#request-{asked.id}",
-                )
-            node.audit.append_in(
+            words = HOLD_WORDS[hold.reason] if hold.reason else ""
+            notify(
                 conn,
-                [
-                    AuditEvent(
-                        at=now,
-                        kind=EventKind.CORE_DATA_HELD,
-                        requesting_party=node.party,
-                        requested_party=hold.holder_party,
-                        message_id=hold.message_id,
-                        reference=[hold.reference],
-                        signature=message.signature,
-                        detail=(
-                            f"held by {hold.holder_party}: {hold.reason.value}"
-                            if hold.on_hold and hold.reason
-                            else f"taken up again by {hold.holder_party}"
-                        ),
-                    )
-                ],
+                [asked.user],
+                "hold" if hold.on_hold else "resumed",
+                f"{hold.holder_party} holds your request for {hold.reference}: {words}"
+                if hold.on_hold
+                else f"{hold.holder_party} took your request for {hold.reference} up again",
+                f"{PREFIX}/requests#request-{asked.id}",
             )
-    except IntegrityError:
-        return {"accepted": hold.message_id, "duplicate": True}
-    return {"accepted": hold.message_id, "duplicate": False}
+        node.audit.append_in(
+            conn,
+            [
+                AuditEvent(
+                    at=now,
+                    kind=EventKind.CORE_DATA_HELD,
+                    requesting_party=node.party,
+                    requested_party=hold.holder_party,
+                    message_id=hold.message_id,
+                    reference=[hold.reference],
+                    signature=message.signature,
+                    detail=(
+                        f"held by {hold.holder_party}: {hold.reason.value}"
+                        if hold.on_hold and hold.reason
+                        else f"taken up again by {hold.holder_party}"
+                    ),
+                )
+            ],
+        )
+
+    return accept_once(
+        node.audit.transaction(),
+        message_id=hold.message_id,
+        kind=hold.kind,
+        sender=hold.holder_party,
+        received_at=now,
+        effect=apply_hold,
+    )
 
 
 def _receive_cancelled(node: Node, message: Any) -> dict[str, Any]:
@@ -384,50 +386,48 @@ def _receive_cancelled(node: Node, message: Any) -> dict[str, Any]:
     if notice.requesting_party != message.signer or notice.holder_party != node.party:
         raise NotAuthorised("the cancellation is not from its signer, or not for this node")
     now = utcnow()
-    try:
-        with node.audit.transaction() as conn:
-            conn.execute(
-                insert(inbox).values(
+
+    def cancel(conn: Connection) -> None:
+        row = conn.execute(
+            select(requests_in).where(
+                requests_in.c.message_id == notice.in_reply_to,
+                requests_in.c.requesting_party == notice.requesting_party,
+            )
+        ).first()
+        values: dict[str, Any] = {"cancelled": notice.model_dump(mode="json")}
+        if row is not None and row.status in ("pending", "on_hold"):
+            values["status"] = "cancelled"
+        if row is not None:
+            conn.execute(update(requests_in).where(requests_in.c.id == row.id).values(**values))
+        node.audit.append_in(
+            conn,
+            [
+                AuditEvent(
+                    at=now,
+                    kind=EventKind.CORE_DATA_CANCELLED,
+                    requesting_party=notice.requesting_party,
+                    requested_party=node.party,
                     message_id=notice.message_id,
-                    kind=notice.kind,
-                    sender=notice.requesting_party,
-                    received_at=now,
+                    reference=[notice.reference],
+                    reason_code=notice.reason.value,
+                    signature=message.signature,
+                    detail=(
+                        "withdrawn by the requester; it erased the core data released"
+                        if notice.erased
+                        else "withdrawn by the requester"
+                    ),
                 )
-            )
-            row = conn.execute(
-                select(requests_in).where(
-                    requests_in.c.message_id == notice.in_reply_to,
-                    requests_in.c.requesting_party == notice.requesting_party,
-                )
-            ).first()
-            values: dict[str, Any] = {"cancelled": notice.model_dump(mode="json")}
-            if row is not None and row.status in ("pending", "on_hold"):
-                values["status"] = "cancelled"
-            if row is not None:
-                conn.execute(update(requests_in).where(requests_in.c.id == row.id).values(**values))
-            node.audit.append_in(
-                conn,
-                [
-                    AuditEvent(
-                        at=now,
-                        kind=EventKind.CORE_DATA_CANCELLED,
-                        requesting_party=notice.requesting_party,
-                        requested_party=node.party,
-                        message_id=notice.message_id,
-                        reference=[notice.reference],
-                        reason_code=notice.reason.value,
-                        signature=message.signature,
-                        detail=(
-                            "withdrawn by the requester; it erased the core data released"
-                            if notice.erased
-                            else "withdrawn by the requester"
-                        ),
-                    )
-                ],
-            )
-    except IntegrityError:
-        return {"accepted": notice.message_id, "duplicate": True}
-    return {"accepted": notice.message_id, "duplicate": False}
+            ],
+        )
+
+    return accept_once(
+        node.audit.transaction(),
+        message_id=notice.message_id,
+        kind=notice.kind,
+        sender=notice.requesting_party,
+        received_at=now,
+        effect=cancel,
+    )
 
 
 # --- holding side -------------------------------------------------------------------------

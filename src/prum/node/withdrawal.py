@@ -27,8 +27,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Text, cast, delete, or_, select, text, update
 
 from prum.audit.events import AuditEvent, EventKind
 from prum.audit.store import write_transaction
@@ -43,10 +42,10 @@ from prum.federation.messages import (
 )
 from prum.federation.security.signing import VerifiedMessage
 from prum.node.core import Node, utcnow, validated
+from prum.node.inbox import accept_once
 from prum.node.notifications import notify
 from prum.node.outbox import enqueue
 from prum.node.schema import (
-    inbox,
     national_records,
     record_changes,
     references_sent,
@@ -188,44 +187,42 @@ def receive_withdrawal(node: Node, message: VerifiedMessage) -> dict[str, Any]:
     if notice.holder_party != message.signer or notice.requesting_party != node.party:
         raise NotAuthorised("the notice is not from its signer, or not for this node")
     now = utcnow()
-    try:
-        with node.audit.transaction() as conn:
-            conn.execute(
-                insert(inbox).values(
+
+    def withdraw(conn: Connection) -> None:
+        candidates = _withdraw_candidates(conn, notice, now)
+        releases = _withdraw_core_data(conn, notice, now)
+        reasons = sorted({w.reason.value for w in notice.withdrawn})
+        categories = {w.category for w in notice.withdrawn}
+        node.audit.append_in(
+            conn,
+            [
+                AuditEvent(
+                    at=now,
+                    kind=EventKind.RECORD_WITHDRAWN,
+                    requesting_party=node.party,
+                    requested_party=notice.holder_party,
+                    category=categories.pop() if len(categories) == 1 else None,
                     message_id=notice.message_id,
-                    kind=notice.kind,
-                    sender=notice.holder_party,
-                    received_at=now,
+                    reference=[w.reference for w in notice.withdrawn],
+                    reason_code=reasons[0] if len(reasons) == 1 else "several",
+                    candidate_count=min(candidates, 1000),
+                    signature=message.signature,
+                    detail=(
+                        f"withdrawn by {notice.holder_party}: {candidates} candidate(s)"
+                        f" and {releases} core-data release(s) removed"
+                    ),
                 )
-            )
-            candidates = _withdraw_candidates(conn, notice, now)
-            releases = _withdraw_core_data(conn, notice, now)
-            reasons = sorted({w.reason.value for w in notice.withdrawn})
-            categories = {w.category for w in notice.withdrawn}
-            node.audit.append_in(
-                conn,
-                [
-                    AuditEvent(
-                        at=now,
-                        kind=EventKind.RECORD_WITHDRAWN,
-                        requesting_party=node.party,
-                        requested_party=notice.holder_party,
-                        category=categories.pop() if len(categories) == 1 else None,
-                        message_id=notice.message_id,
-                        reference=[w.reference for w in notice.withdrawn],
-                        reason_code=reasons[0] if len(reasons) == 1 else "several",
-                        candidate_count=min(candidates, 1000),
-                        signature=message.signature,
-                        detail=(
-                            f"withdrawn by {notice.holder_party}: {candidates} candidate(s)"
-                            f" and {releases} core-data release(s) removed"
-                        ),
-                    )
-                ],
-            )
-    except IntegrityError:
-        return {"accepted": notice.message_id, "duplicate": True}
-    return {"accepted": notice.message_id, "duplicate": False}
+            ],
+        )
+
+    return accept_once(
+        node.audit.transaction(),
+        message_id=notice.message_id,
+        kind=notice.kind,
+        sender=notice.holder_party,
+        received_at=now,
+        effect=withdraw,
+    )
 
 
 def _marker(withdrawal: Withdrawal, notice: RecordWithdrawn, now: dt.datetime) -> dict[str, str]:
