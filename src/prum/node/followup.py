@@ -45,7 +45,6 @@ from prum.federation.messages import (
     CoreDataHold,
     CoreDataReply,
     CoreDataRequest,
-    Decision,
     HoldReason,
     Purpose,
     RefusalReason,
@@ -77,28 +76,10 @@ RESIGN_AFTER = dt.timedelta(seconds=150)
 # --- requesting side --------------------------------------------------------------------
 
 
-def verify_candidate(
-    node: Node,
-    user: User,
-    search_id: int,
-    *,
-    party: str,
-    reference: str,
-    decision: Decision,
-    justification: str,
-) -> int:
-    """Record an examiner's outcome for one candidate of one search (after a core-data
-    request, a proposed change that a second examiner must countersign:
-    prum.node.verdicts)."""
-    return verdicts.record(
-        node,
-        user,
-        search_id,
-        party=party,
-        reference=reference,
-        decision=decision,
-        justification=justification,
-    )
+# Record an examiner's outcome for one candidate of one search (after a core-data
+# request, a proposed change that a second examiner must countersign): the one
+# function of prum.node.verdicts, under the name the API and the workbench call.
+verify_candidate = verdicts.record
 
 
 def request_core_data(
