@@ -4,6 +4,7 @@ step 2 on both sides."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -62,14 +63,7 @@ def outgoing(request: Request, bench: Bench, user: Investigator) -> Response:
             .order_by(requests_out.c.id.desc())
             .limit(200)
         ).all()
-    hours = dt.timedelta(hours=bench.node.config.core_data_deadline_hours)
-    now = utcnow()
-    shown = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["due"] = (views.aware(row.created_at) or now) + hours
-        item["left"] = views.duration_words((item["due"] - now).total_seconds())
-        shown.append(item)
+    shown = _sent_with_deadline(bench, rows, utcnow())
     return page(request, "requests.html", requests=shown, hold_words=followup.HOLD_WORDS)
 
 
@@ -78,12 +72,7 @@ def inbox(request: Request, bench: Bench, user: Approver) -> Response:
     with bench.node.engine.connect() as conn:
         rows = conn.execute(select(requests_in).order_by(requests_in.c.id.desc()).limit(200)).all()
     now = utcnow()
-    shown = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["due"] = followup.deadline_of(bench.node, row, now)
-        item["left"] = views.duration_words((item["due"] - now).total_seconds())
-        shown.append(item)
+    shown = [_with_time_left(row, followup.deadline_of(bench.node, row, now), now) for row in rows]
     bench.log(user, "log_viewed", detail="core-data inbox")
     return page(
         request,
@@ -207,7 +196,6 @@ def review(request: Request, bench: Bench, request_id: RowId, user: Approver) ->
                 national_records.c.reference == row.reference
             )
         ).first()
-    item = dict(row._mapping)
     asked = row.request
     # The search this node answered, as its own log recorded it (metadata only).
     answered = next(
@@ -229,8 +217,7 @@ def review(request: Request, bench: Bench, request_id: RowId, user: Approver) ->
         else None
     )
     now = utcnow()
-    item["due"] = followup.deadline_of(bench.node, row, now)
-    item["left"] = views.duration_words((item["due"] - now).total_seconds())
+    item = _with_time_left(row, followup.deadline_of(bench.node, row, now), now)
     preview, problem = None, None
     if row.status in ("pending", "on_hold"):
         try:
@@ -321,20 +308,13 @@ def queue(request: Request, bench: Bench, user: Examiner) -> Response:
                         to_second.append(item)
                 elif state.latest is None and row.category not in ANSWERED_AT_ONCE_NAMES:
                     to_verify.append(item)
-    hours = dt.timedelta(hours=bench.node.config.core_data_deadline_hours)
-    requests = []
-    for r in waiting:
-        item = dict(r._mapping)
-        item["due"] = (views.aware(r.created_at) or now) + hours
-        item["left"] = views.duration_words((item["due"] - now).total_seconds())
-        requests.append(item)
     return page(
         request,
         "queue.html",
         to_verify=to_verify,
         to_second=to_second,
         to_countersign=to_countersign,
-        requests=requests,
+        requests=_sent_with_deadline(bench, waiting, now),
     )
 
 
@@ -342,3 +322,21 @@ def _age(now: dt.datetime, since: dt.datetime) -> str:
     minutes = int(max(0.0, (now - (views.aware(since) or now)).total_seconds()) // 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def _with_time_left(row: Any, due: dt.datetime, now: dt.datetime) -> dict[str, Any]:
+    """A core-data request as the pages show it: its columns, when the answer is due,
+    and the time left in words."""
+    item = dict(row._mapping)
+    item["due"] = due
+    item["left"] = views.duration_words((due - now).total_seconds())
+    return item
+
+
+def _sent_with_deadline(
+    bench: Bench, rows: Sequence[Any], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Requests this node sent, each due the core-data deadline (48 hours) after it was
+    sent."""
+    hours = dt.timedelta(hours=bench.node.config.core_data_deadline_hours)
+    return [_with_time_left(r, (views.aware(r.created_at) or now) + hours, now) for r in rows]
