@@ -1,10 +1,13 @@
-"""Shared fixtures: real sample faces, database URLs (SQLite and PostgreSQL)."""
+"""Shared fixtures: real sample faces, database URLs (SQLite and PostgreSQL), and the
+workbench's browser and federations (helpers in webfixtures.py)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # One OpenMP thread for FAISS here and in every process the tests start: on two busy
 # cores its spinning worker threads made a 6,000-template IVF training take 33 s
@@ -17,6 +20,10 @@ from prum.categories.face.bulk import PhotoItem, PhotoResult, extract_all
 from prum.config import Settings
 from prum.demo.samples import PrintSet, SampleSet, sample_faces, sample_prints, shared_data_dir
 from prum.errors import SampleDataUnavailable
+from webfixtures import DEMO_FEDERATION, DemoFederation, issue_pki, screenshots
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -54,6 +61,85 @@ def chromium() -> Path:
         f"Debian's chromium is not installed at {CHROMIUM}: `make test` installs it as root,"
         " or run `sudo apt-get install chromium` (PRUM_SKIP_BROWSER=1 skips these tests)"
     )
+
+
+@pytest.fixture(scope="session")
+def chromium_browser(chromium: Path) -> Iterator[Browser]:
+    """One chromium for the whole session (launching one costs about a second); each
+    test gets fresh contexts through ``browser``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser(chromium_browser: Browser) -> Iterator[Browser]:
+    """The session's chromium; the contexts a test opens are closed after it, so that no
+    cookie, storage or page outlives its test."""
+    yield chromium_browser
+    for context in chromium_browser.contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests' screenshots go (PRUM_SCREENSHOTS=docs/screenshots to
+    refresh the documentation's)."""
+    return screenshots(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def national_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A federation CA with ROUTER, AT and DE, for nodes served in this process."""
+    return issue_pki(tmp_path_factory.mktemp("national-pki") / "pki")
+
+
+@pytest.fixture(scope="session")
+def demo_federation(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    shots: Path,
+    chromium: Path,
+) -> Iterator[DemoFederation]:
+    """The demo federation (router and five nodes as processes), filled once as `prum demo`
+    fills it: real faces when the sample set is here, and the other categories' data.
+    Tests take it through ``DemoFederation.running()``; its processes stop when the next
+    test does not use it (pytest_runtest_teardown below) and start again if one does."""
+    from rich.console import Console
+
+    from prum.demo import run as demo
+    from prum.demo import scenarios
+    from prum.demo.processes import lay_out
+
+    try:
+        faces: SampleSet | None = request.getfixturevalue("samples")
+    except pytest.skip.Exception:
+        faces = None  # the face tests skip; the other categories need no sample faces
+    root = tmp_path_factory.mktemp("demo-federation")
+    with (root / "demo.log").open("w") as log:
+        layout = lay_out(root / "demo", demo.PARTIES, policies=scenarios.policies(demo.PARTIES))
+        probe, facts = demo.fill(layout, faces, workers=2, out=Console(file=log, width=120))
+    fed = DemoFederation(layout, probe, facts, shots, faces.group_photos if faces else [])
+    request.config.stash[DEMO_FEDERATION] = fed
+    try:
+        yield fed
+    finally:
+        fed.stop()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the demo federation's six processes once the tests that use it are done (they
+    start again if a later test needs them: the order of the tests does not matter)."""
+    if "demo_federation" not in getattr(item, "fixturenames", ()):
+        return
+    if nextitem is not None and "demo_federation" in getattr(nextitem, "fixturenames", ()):
+        return
+    fed = item.config.stash.get(DEMO_FEDERATION, None)
+    if fed is not None:
+        fed.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,23 +8,18 @@ otherwise they go to a temporary directory (taking them is part of the test).
 from __future__ import annotations
 
 import base64
-import os
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
-from rich.console import Console
+from playwright.sync_api import Browser, Page
 
 from prum.demo import national
 from prum.demo import run as demo
-from prum.demo.processes import Federation, Layout, lay_out
-from prum.demo.samples import SampleSet
 from prum.node.users import Role
+from webfixtures import DemoFederation
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 ADMIN = next(name for name, role in demo.USERS.items() if role == Role.ADMIN)
@@ -32,39 +27,12 @@ DESKTOP = {"width": 1280, "height": 860}
 TABLET = {"width": 820, "height": 1180}
 
 
-@dataclass
-class Demo:
-    layout: Layout
-    probe: Path
-    shots: Path
-    group_photos: list[Path]
-
-    def url(self, party: str, path: str = "/workbench/") -> str:
-        return self.layout.parties[party].api_url + path
-
-
-@pytest.fixture(scope="module")
-def federation(
-    tmp_path_factory: pytest.TempPathFactory, samples: SampleSet, chromium: Path
-) -> Iterator[Demo]:
-    root = tmp_path_factory.mktemp("web")
-    out = Console(file=(root / "demo.log").open("w"), width=120)
-    layout = lay_out(root / "demo", demo.PARTIES)
-    probe, _ = demo.fill(layout, samples, workers=2, out=out, others=False)
-    assert probe is not None
-    shots = Path(os.environ.get("PRUM_SCREENSHOTS") or root / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    with Federation(layout) as processes:
-        processes.start_all()
-        yield Demo(layout, probe, shots, samples.group_photos)
-
-
-@pytest.fixture(scope="module")
-def browser(federation: Demo, chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
-        yield browser
-        browser.close()
+@pytest.fixture
+def federation(demo_federation: DemoFederation) -> DemoFederation:
+    """The demo federation with real faces (its processes running)."""
+    if demo_federation.probe is None:
+        pytest.skip("no real sample faces on this machine: the demo holds no faces")
+    return demo_federation.running()
 
 
 def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> Page:
@@ -73,14 +41,16 @@ def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> Page:
     return context.new_page()
 
 
-def log_in(page: Page, fed: Demo, party: str, user: str, password: str | None = None) -> None:
+def log_in(
+    page: Page, fed: DemoFederation, party: str, user: str, password: str | None = None
+) -> None:
     page.goto(fed.url(party, "/workbench/login"))
     page.fill("#username", user)
     page.fill("#password", password or demo.password(party))
     page.click("button[type=submit]")
 
 
-def shot(page: Page, fed: Demo, name: str, *, full: bool = True) -> None:
+def shot(page: Page, fed: DemoFederation, name: str, *, full: bool = True) -> None:
     page.screenshot(path=str(fed.shots / f"{name}.png"), full_page=full)
 
 
@@ -111,11 +81,14 @@ def reload_until(page: Page, selector: str, text: str, timeout: float = 60) -> N
         page.reload()
 
 
-def test_face_search_from_probe_to_released_core_data(federation: Demo, browser: Browser) -> None:
+def test_face_search_from_probe_to_released_core_data(
+    federation: DemoFederation, browser: Browser
+) -> None:
     fed = federation
     officer = new_page(browser)
     log_in(officer, fed, "AT", "olga")
     officer.goto(fed.url("AT", "/workbench/search"))
+    assert fed.probe is not None  # the fixture skips without one
     drop_file(officer, fed.probe, "image/jpeg")
     officer.wait_for_selector(".face-choice")
     assert officer.is_checked("#face-0")
@@ -208,7 +181,9 @@ def test_face_search_from_probe_to_released_core_data(federation: Demo, browser:
     shot(tablet, fed, "07-results-tablet", full=False)
 
 
-def test_auditor_verifies_the_chain_and_sees_charts(federation: Demo, browser: Browser) -> None:
+def test_auditor_verifies_the_chain_and_sees_charts(
+    federation: DemoFederation, browser: Browser
+) -> None:
     page = new_page(browser)
     log_in(page, federation, "AT", "otto")
     page.goto(federation.url("AT", "/workbench/audit"))
@@ -226,7 +201,9 @@ def test_auditor_verifies_the_chain_and_sees_charts(federation: Demo, browser: B
     shot(page, federation, "09-statistics")
 
 
-def test_admin_lists_users_and_shows_the_configuration(federation: Demo, browser: Browser) -> None:
+def test_admin_lists_users_and_shows_the_configuration(
+    federation: DemoFederation, browser: Browser
+) -> None:
     page = new_page(browser)
     log_in(page, federation, "AT", ADMIN)
     page.goto(federation.url("AT", "/workbench/admin"))
@@ -241,7 +218,9 @@ def test_admin_lists_users_and_shows_the_configuration(federation: Demo, browser
     shot(page, federation, "10-admin")
 
 
-def test_officer_opening_the_inbox_gets_a_403_page(federation: Demo, browser: Browser) -> None:
+def test_officer_opening_the_inbox_gets_a_403_page(
+    federation: DemoFederation, browser: Browser
+) -> None:
     page = new_page(browser)
     log_in(page, federation, "AT", "olga")
     response = page.goto(federation.url("AT", "/workbench/inbox"))
@@ -251,7 +230,7 @@ def test_officer_opening_the_inbox_gets_a_403_page(federation: Demo, browser: Br
 
 
 def test_probe_without_a_face_shows_the_reason(
-    federation: Demo, browser: Browser, tmp_path: Path
+    federation: DemoFederation, browser: Browser, tmp_path: Path
 ) -> None:
     blank = tmp_path / "wall.png"
     Image.linear_gradient("L").resize((640, 480)).convert("RGB").save(blank)
@@ -270,7 +249,9 @@ def test_probe_without_a_face_shows_the_reason(
     shot(page, federation, "12-probe-refused")
 
 
-def test_officer_chooses_one_face_of_a_group_photo(federation: Demo, browser: Browser) -> None:
+def test_officer_chooses_one_face_of_a_group_photo(
+    federation: DemoFederation, browser: Browser
+) -> None:
     assert federation.group_photos, "both sample sets (shared, registry) hold group photos"
     page = new_page(browser)
     log_in(page, federation, "AT", "olga")
@@ -288,7 +269,9 @@ def test_officer_chooses_one_face_of_a_group_photo(federation: Demo, browser: Br
     assert re.fullmatch(r"\d+,\d+,\d+,\d+", box)
 
 
-def test_post_without_the_csrf_token_is_refused(federation: Demo, browser: Browser) -> None:
+def test_post_without_the_csrf_token_is_refused(
+    federation: DemoFederation, browser: Browser
+) -> None:
     page = new_page(browser)
     log_in(page, federation, "DE", "anna")
     page.goto(federation.url("DE", "/workbench/inbox"))
@@ -300,7 +283,7 @@ def test_post_without_the_csrf_token_is_refused(federation: Demo, browser: Brows
     assert response.status == 403 and "CSRF" in response.text()
 
 
-def test_login_page_and_lockout(federation: Demo, browser: Browser) -> None:
+def test_login_page_and_lockout(federation: DemoFederation, browser: Browser) -> None:
     page = new_page(browser)
     page.goto(federation.url("NL", "/workbench/login"))
     shot(page, federation, "00-login")

@@ -9,54 +9,27 @@ Set PRUM_SCREENSHOTS=docs/screenshots to refresh the documentation's screenshots
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
-from rich.console import Console
+from playwright.sync_api import Browser
 
 from prum.categories.finger.matcher import GALLERY_CALIBRATION_MIN_FINGERS
-from prum.demo import run as demo
 from prum.demo import scenarios
-from prum.demo.processes import Federation, lay_out
 from prum.node.web.views import FINGER_POSITIONS
-from test_web_browser import Demo, log_in, new_page, shot
+from test_web_browser import log_in, new_page, shot
+from webfixtures import DemoFederation
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 # Only these two parties' users log in here (argon2 hashing is slow on purpose).
 
 
-class Categories(Demo):
-    """The demo federation with its non-face data, and what the scripted cases know."""
-
-    facts: scenarios.Facts
-
-
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Categories]:
-    root = tmp_path_factory.mktemp("web-categories")
-    out = Console(file=(root / "demo.log").open("w"), width=120)
-    layout = lay_out(root / "demo", demo.PARTIES, policies=scenarios.policies(demo.PARTIES))
-    _, facts = demo.fill(layout, None, workers=1, out=out)
-    shots = Path(os.environ.get("PRUM_SCREENSHOTS") or root / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    with Federation(layout) as processes:
-        processes.start_all()
-        fed = Categories(layout, Path(), shots, [])
-        fed.facts = facts
-        yield fed
-
-
-@pytest.fixture(scope="module")
-def browser(federation: Categories, chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
-        yield browser
-        browser.close()
+@pytest.fixture
+def federation(demo_federation: DemoFederation) -> DemoFederation:
+    """The demo federation with its non-face data (its processes running)."""
+    return demo_federation.running()
 
 
 def fill_grounds(page: Any, offence: str, months: str, case: str) -> None:
@@ -67,7 +40,7 @@ def fill_grounds(page: Any, offence: str, months: str, case: str) -> None:
 
 
 def test_dna_trace_finds_de_with_the_profile_table(
-    federation: Categories, browser: Browser
+    federation: DemoFederation, browser: Browser
 ) -> None:
     fed = federation
     officer = new_page(browser)
@@ -107,7 +80,7 @@ def test_dna_trace_finds_de_with_the_profile_table(
 
 
 def test_records_search_with_a_transliterated_name_hits_without_a_name(
-    federation: Categories, browser: Browser
+    federation: DemoFederation, browser: Browser
 ) -> None:
     fed = federation
     typed = scenarios.WANTED_AS_TYPED
@@ -149,7 +122,7 @@ def test_records_search_with_a_transliterated_name_hits_without_a_name(
 
 
 def test_vehicle_form_refuses_a_short_vin_before_sending(
-    federation: Categories, browser: Browser
+    federation: DemoFederation, browser: Browser
 ) -> None:
     fed = federation
     page = new_page(browser)
@@ -169,7 +142,7 @@ def test_vehicle_form_refuses_a_short_vin_before_sending(
 
 
 def test_vehicle_plate_search_shows_the_stolen_dutch_car_without_a_second_step(
-    federation: Categories, browser: Browser
+    federation: DemoFederation, browser: Browser
 ) -> None:
     fed = federation
     plate = fed.facts.stolen_plate
@@ -213,7 +186,7 @@ def test_vehicle_plate_search_shows_the_stolen_dutch_car_without_a_second_step(
     assert page.locator("#verify-form, #core-data-form, #decisions").count() == 0
 
 
-def test_finger_form_offers_the_search_types(federation: Categories, browser: Browser) -> None:
+def test_finger_form_offers_the_search_types(federation: DemoFederation, browser: Browser) -> None:
     fed = federation
     page = new_page(browser)
     log_in(page, fed, "AT", "olga")
@@ -243,7 +216,7 @@ def test_finger_form_offers_the_search_types(federation: Categories, browser: Br
 
 
 def test_finger_tenprint_search_finds_de_and_compares_the_prints(
-    federation: Categories, browser: Browser, tmp_path: Path
+    federation: DemoFederation, browser: Browser, tmp_path: Path
 ) -> None:
     fed = federation
     assert fed.facts.finger_probe, "the demo's AFIS was not filled: see demo.log"

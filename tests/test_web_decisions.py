@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import insert, select, update
 
+import webfixtures
 from prum.federation.messages import (
     Category,
     Decision,
@@ -35,15 +31,13 @@ from prum.federation.messages import (
 )
 from prum.federation.security import pki
 from prum.node import followup, notifications
-from prum.node.api import create_national_app
-from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
 from prum.node.schema import core_data, outbox, requests_in, requests_out, searches
-from prum.node.users import Role, User, add_user
+from prum.node.users import Role, User
+from webfixtures import national_node, serving
 
 pytestmark = [pytest.mark.slow]
 ROUTER = pki.PeerIdentity("ROUTER", "router", 1, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
-PASSWORD = "correct horse battery"
 AT_USERS = {
     "olga": {Role.OFFICER},
     "eric": {Role.EXAMINER},
@@ -66,70 +60,19 @@ class Party:
         self.node, self.url = node, url
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(node: Node) -> tuple[str, uvicorn.Server]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_national_app(node), host="127.0.0.1", port=port, lifespan="off", log_level="error"
-    )
-    server = uvicorn.Server(config)
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the national app did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server
-
-
 @pytest.fixture(scope="module")
-def parties(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Party]]:
+def parties(
+    tmp_path_factory: pytest.TempPathFactory, national_pki: Path
+) -> Iterator[dict[str, Party]]:
     root = tmp_path_factory.mktemp("decisions")
-    for party in ("ROUTER", "AT", "DE"):
-        if party == "ROUTER":
-            pki.init_ca(root / "pki")
-        pki.issue(root / "pki", party, role="router" if party == "ROUTER" else "node")
-    out: dict[str, Party] = {}
-    servers = []
-    for party, people in (("AT", AT_USERS), ("DE", DE_USERS)):
-        node = Node(
-            NodeConfig(
-                party=party,
-                data_dir=root / party.lower(),
-                pki_dir=root / "pki",
-                router_url="https://localhost:1",
-                categories={Category.DNA: CategoryPolicy()},
-            )
-        )
-        for name, roles in people.items():
-            add_user(node.engine, name, PASSWORD, roles)
-        url, server = serve(node)
-        servers.append(server)
-        out[party] = Party(node, url)
-    yield out
-    for server in servers:
-        server.should_exit = True
-    for party in out.values():
-        party.node.close()
-
-
-@pytest.fixture(scope="module")
-def browser(parties: dict[str, Party], chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = Path(os.environ.get("PRUM_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    at = national_node(root / "at", national_pki, "AT", Category.DNA, AT_USERS)
+    de = national_node(root / "de", national_pki, "DE", Category.DNA, DE_USERS)
+    try:
+        with serving(at) as at_url, serving(de) as de_url:
+            yield {"AT": Party(at, at_url), "DE": Party(de, de_url)}
+    finally:
+        at.close()
+        de.close()
 
 
 def relay(parties: dict[str, Party]) -> int:
@@ -262,14 +205,7 @@ def counts(node: Node) -> dict[str, int]:
 
 
 def log_in(browser: Browser, party: Party, user: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(15_000)
-    page.goto(party.url + "/workbench/login")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/workbench/")
-    return page
+    return webfixtures.log_in(browser, party.url, user)
 
 
 def text(page: Page, selector: str = "main") -> str:

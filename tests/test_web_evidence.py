@@ -13,10 +13,7 @@ import base64
 import datetime as dt
 import io
 import json
-import os
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, StorageState, ViewportSize
 from sqlalchemy import insert, select
 
+import webfixtures
 from prum.categories.face.calibrated import combine
 from prum.categories.face.calibration import similarity
 from prum.categories.face.reference import reference_for
@@ -45,40 +42,24 @@ from prum.federation.messages import (
     Probe,
     ReplyStatus,
 )
-from prum.federation.security import pki
 from prum.node import comparisons, followup
-from prum.node.api import create_national_app
-from prum.node.config import CategoryPolicy, NodeConfig
 from prum.node.core import Node
 from prum.node.schema import searches
-from prum.node.users import Role, add_user, authenticate
+from prum.node.users import Role, authenticate
 from prum.node.web import evidence
+from webfixtures import PASSWORD, national_node, serving
 
-PASSWORD = "correct horse battery"
 USERS = {"olga": {Role.OFFICER}, "eric": {Role.EXAMINER}}
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 # --- the node and its stored answers -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    root = tmp_path_factory.mktemp("evidence")
-    pki.init_ca(root / "pki")
-    for party in ("ROUTER", "DE"):
-        pki.issue(root / "pki", party, role="router" if party == "ROUTER" else "node")
-    node = Node(
-        NodeConfig(
-            party="DE",
-            data_dir=root / "de",
-            pki_dir=root / "pki",
-            router_url="https://localhost:1",
-            categories={Category.FACE: CategoryPolicy()},
-        )
-    )
-    for name, roles in USERS.items():
-        add_user(node.engine, name, PASSWORD, roles)
+def node(tmp_path_factory: pytest.TempPathFactory, national_pki: Path) -> Iterator[Node]:
+    data_dir = tmp_path_factory.mktemp("evidence") / "de"
+    node = national_node(data_dir, national_pki, "DE", Category.FACE, USERS)
     yield node
     node.close()
 
@@ -210,12 +191,10 @@ def dna_hit(reference: str, own: str, near: bool) -> Candidate:
     )
 
 
-@pytest.fixture(scope="module")
-def cases(node: Node) -> dict[str, int]:
-    """Searches as this node stored them: a face search (mate and stranger), a DNA bulk
-    comparison with three hits, one a near match, and a latent with its minutia pairs."""
+def face_search(node: Node) -> int:
+    """A face search AT answered with the mate (AT-F-0001) and a stranger (AT-F-0002)."""
     mate_photo, other_photo = face_photo(0), face_photo(12)
-    face = store(
+    return store(
         node,
         "face",
         [
@@ -227,6 +206,13 @@ def cases(node: Node) -> dict[str, int]:
         ],
         {"format": "image", "image": base64.b64encode(mate_photo).decode(), "box": None},
     )
+
+
+@pytest.fixture(scope="module")
+def cases(node: Node) -> dict[str, int]:
+    """Searches as this node stored them: a face search (mate and stranger), a DNA bulk
+    comparison with three hits, one a near match, and a latent with its minutia pairs."""
+    face = face_search(node)
     # The bulk comparison keeps the own profiles that hit (prum.node.comparisons).
     own = {
         f"DE-D-{i:04d}": Probe(
@@ -352,38 +338,8 @@ def test_the_matcher_returns_the_pairs_it_scored_on() -> None:
 
 @pytest.fixture(scope="module")
 def server(node: Node, cases: dict[str, int]) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        create_national_app(node), host="127.0.0.1", port=port, log_level="warning"
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        if time.monotonic() > deadline:
-            pytest.fail("the workbench did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser(server: str, chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = Path(os.environ.get("PRUM_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    with serving(node) as url:
+        yield url
 
 
 def until(page: Page, expression: str, value: Any, timeout: float = 10) -> None:
@@ -397,16 +353,22 @@ def until(page: Page, expression: str, value: Any, timeout: float = 10) -> None:
 
 
 @pytest.fixture(scope="module")
-def examiner(browser: Browser, server: str) -> Page:
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+def examiner_session(chromium_browser: Browser, server: str) -> StorageState:
+    """The examiner eric's login, once for the module (argon2 is slow on purpose)."""
+    page = webfixtures.log_in(chromium_browser, server, "eric")
+    state = page.context.storage_state()
+    page.context.close()
+    return state
+
+
+@pytest.fixture
+def examiner(browser: Browser, examiner_session: StorageState) -> Page:
+    """The examiner eric, logged in, in a fresh browser context for each test."""
+    context = browser.new_context(
+        viewport=DESKTOP, accept_downloads=True, storage_state=examiner_session
+    )
     context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.goto(f"{server}/workbench/login")
-    page.fill("#username", "eric")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/workbench/?$"))
-    return page
+    return context.new_page()
 
 
 def test_bulk_hit_shows_both_profiles_numbered_per_comparison(
@@ -513,7 +475,7 @@ def test_the_comparison_report_downloads_and_names_the_audit_entries(
 
     search_id = cases["finger"]
     eric = authenticate(node.engine, "eric", PASSWORD)
-    followup.verify_candidate(
+    decision = followup.verify_candidate(
         node,
         eric,
         search_id,
@@ -538,7 +500,7 @@ def test_the_comparison_report_downloads_and_names_the_audit_entries(
     sent = next(e for e in entries if e.event.kind == "search_sent")
     assert verified.hash in flat and sent.hash in flat  # chain of custody, whole hashes
     again = page.request.get(
-        f"{server}/workbench/searches/{search_id}/verifications/1/report.pdf"
+        f"{server}/workbench/searches/{search_id}/verifications/{decision}/report.pdf"
     ).body()
     assert again == path.read_bytes()  # kept with the case: the same document again
     issued = [e for e in node.audit.entries(limit=50) if e.event.kind == "report_issued"]
@@ -641,10 +603,10 @@ def test_the_overlay_turns_the_candidates_eyes_onto_the_probes(
 
 
 def test_reports_go_with_their_search_under_retention(
-    node: Node, cases: dict[str, int], examiner: Page, server: str
+    tmp_path: Path, national_pki: Path, browser: Browser
 ) -> None:
-    """Last in this module: it purges every search of the module's node. A report shows
-    the probe and the candidate, so it goes when retention deletes them."""
+    """A report shows the probe and the candidate, so it goes when retention deletes them.
+    On a node of its own: retention purges every search of the node."""
     from prum.errors import UnknownReference
     from prum.node import retention
     from prum.node.core import utcnow
@@ -653,25 +615,32 @@ def test_reports_go_with_their_search_under_retention(
     from prum.node.web import report
     from prum.node.web.report_pages import _images
 
-    eric = authenticate(node.engine, "eric", PASSWORD)
-    decision = followup.verify_candidate(
-        node,
-        eric,
-        cases["face"],
-        party="AT",
-        reference="AT-F-0001",
-        decision=Decision.CONFIRMED,
-        justification="same face: ears, nose and chin agree",
-    )
-    url = f"{server}/workbench/searches/{cases['face']}/verifications/{decision}/report.pdf"
-    assert examiner.request.get(url).headers["content-type"] == "application/pdf"
-    with node.engine.connect() as conn:
-        kept = conn.execute(select(reports.c.search_id)).scalars().all()
-    assert cases["face"] in kept
-    later = utcnow() + dt.timedelta(days=node.config.retention.searches_days or 0, hours=1)
-    assert retention.purge(node, now=later)["searches"] >= 1
-    with node.engine.connect() as conn:
-        assert conn.execute(select(reports.c.search_id)).scalars().all() == []
-    # None is written again: the candidate it would show is gone.
-    with pytest.raises(UnknownReference):
-        report.report_for(node, load_search(node, cases["face"]), decision, "eric", _images)
+    node = national_node(tmp_path / "de", national_pki, "DE", Category.FACE, USERS)
+    try:
+        search_id = face_search(node)
+        eric = authenticate(node.engine, "eric", PASSWORD)
+        decision = followup.verify_candidate(
+            node,
+            eric,
+            search_id,
+            party="AT",
+            reference="AT-F-0001",
+            decision=Decision.CONFIRMED,
+            justification="same face: ears, nose and chin agree",
+        )
+        with serving(node) as server:
+            examiner = webfixtures.log_in(browser, server, "eric")
+            url = f"{server}/workbench/searches/{search_id}/verifications/{decision}/report.pdf"
+            assert examiner.request.get(url).headers["content-type"] == "application/pdf"
+        with node.engine.connect() as conn:
+            kept = conn.execute(select(reports.c.search_id)).scalars().all()
+        assert search_id in kept
+        later = utcnow() + dt.timedelta(days=node.config.retention.searches_days or 0, hours=1)
+        assert retention.purge(node, now=later)["searches"] >= 1
+        with node.engine.connect() as conn:
+            assert conn.execute(select(reports.c.search_id)).scalars().all() == []
+        # None is written again: the candidate it would show is gone.
+        with pytest.raises(UnknownReference):
+            report.report_for(node, load_search(node, search_id), decision, "eric", _images)
+    finally:
+        node.close()

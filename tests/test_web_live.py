@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import func, insert, select
 
 from prum.demo import run as demo
@@ -81,14 +81,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[L
     with Federation(layout) as processes:
         processes.start_all()
         yield Live(layout, processes, shots)
-
-
-@pytest.fixture(scope="module")
-def browser(live: Live, chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
-        yield browser
-        browser.close()
 
 
 def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP, **options: Any) -> Page:
@@ -263,6 +255,17 @@ PAGES = {
 }
 
 
+def width_past_the_window(page: Page, settle_s: float) -> int:
+    """How many pixels the page reaches past the window; given ``settle_s``, it waits up
+    to that long for the page to fit (charts follow the window's size a moment later)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        wide = int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+        if wide <= 0 or time.monotonic() >= deadline:
+            return wide
+        time.sleep(0.05)
+
+
 def test_every_page_passes_axe_and_fits_a_phone(live: Live, browser: Browser) -> None:
     axe = Axe()
     problems: list[str] = []
@@ -281,9 +284,7 @@ def test_every_page_passes_axe_and_fits_a_phone(live: Live, browser: Browser) ->
                     where = ", ".join(str(n["target"]) for n in v["nodes"][:3])
                     problems.append(f"{path} ({user}): {v['id']} [{v['impact']}] {where}")
             page.set_viewport_size(PHONE)
-            if "stats" in path:
-                page.wait_for_timeout(250)  # charts follow the window's size a moment later
-            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            wide = width_past_the_window(page, settle_s=2 if "stats" in path else 0)
             if wide > 0:
                 culprits = page.evaluate(OVERFLOWING)
                 problems.append(f"{path} ({user}): {wide} px wider than a phone: {culprits}")
