@@ -7,8 +7,6 @@ is back."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import sqlite3
@@ -16,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +26,27 @@ from prum.categories.dna.frequencies import AlleleFrequencies
 from prum.categories.dna.generate import Generator, profile_of
 from prum.categories.dna.loci import LocusSet
 from prum.categories.interface import Exposure
-from prum.demo.national import finger_transaction
-from prum.demo.processes import Federation, Layout, free_port, lay_out, poll
+from prum.demo.processes import Federation, free_port, lay_out, poll
 from prum.demo.samples import PrintSet, SampleSet
 from prum.federation.messages import Category, Probe, Purpose
 from prum.node.abis.endpoint import AbisEndpoint
 from prum.node.categories import make_matcher
 from prum.node.config import LEGACY_FINGER_TYPES, CategoryPolicy
 from prum.node.core import Node
-from prum.node.systems.accounts import add_system
-from prum.node.users import Role, add_user
+from prum.node.users import Role
+from systems_federation import (
+    SystemsWorld,
+    add_people_and_systems,
+    afis_card,
+    b64,
+    check,
+    dna_batch,
+    people,
+    probe_transaction,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
-PASSWORD = "abis-test-password"
 TOKEN = "abis-federation-token"
 DEADLINE_MS = 8000
 SEARCH = {
@@ -117,24 +121,9 @@ class Abis:
 
 
 @dataclass
-class World:
-    layout: Layout
-    processes: Federation
+class World(SystemsWorld):
     abis: dict[Category, Abis]
-    token: str
     records: dict[str, str] = field(default_factory=dict)
-
-    def systems(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.layout.parties["DE"].systems_url,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=300,
-        )
-
-    def api(self, party: str, user: str = "olga") -> httpx.Client:
-        return httpx.Client(
-            base_url=self.layout.parties[party].api_url, auth=(user, PASSWORD), timeout=120
-        )
 
     def lag(self) -> dict[str, Any]:
         with self.api("DE") as client:
@@ -142,15 +131,6 @@ class World:
 
     def settled(self) -> None:
         poll("ABIS outbox drained", lambda: all(v["pending"] == 0 for v in self.lag().values()))
-
-
-def check(response: httpx.Response) -> Any:
-    assert response.status_code < 400, f"{response.request.url}: {response.text}"
-    return response.json()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")
@@ -183,20 +163,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     }
     at = {Category.DNA: CategoryPolicy(**everything)}
     layout = lay_out(root, ["AT", "DE"], policies={"AT": at, "DE": de})
-    token = ""
-    for party in ("AT", "DE"):
-        node = Node(layout.config(party))
-        add_user(node.engine, "olga", PASSWORD, {Role.OFFICER})
-        if party == "DE":
-            token = add_system(node.engine, "de-systems", set(de))
-        node.close()
+    token = add_people_and_systems(layout, {"olga": Role.OFFICER}, set(de))
     for server in abis.values():
         server.start()
     with Federation(layout) as processes:
         processes.start_all()
         for server in abis.values():
             server.wait_ready()
-        yield World(layout, processes, abis, token)
+        yield World(layout, processes, token, abis)
         for server in abis.values():
             if server.process is not None:
                 server.kill()
@@ -230,10 +204,7 @@ def same(external: Any, built_in: Any, probe: Probe, **options: Any) -> list[str
 def test_the_abis_finds_what_the_national_systems_sent_as_the_built_in_matcher_does(
     world: World, samples: SampleSet, prints: PrintSet
 ) -> None:
-    by_person: dict[str, list[Path]] = defaultdict(list)
-    for path, identity in samples.images:
-        by_person[identity].append(path)
-    people = sorted((p for p in by_person.values() if len(p) >= 2), key=len, reverse=True)[:3]
+    three = people(samples)[:3]
     faces = [
         upsert(
             world,
@@ -244,30 +215,17 @@ def test_the_abis_finds_what_the_national_systems_sent_as_the_built_in_matcher_d
                 "subject_category": "convicted",
             },
         )
-        for i, photos in enumerate(people)
+        for i, photos in enumerate(three)
     ]
-    finger, impression = prints.probe
-    held = [p for p in prints.impressions(finger) if p.impression != impression]
-    card = upsert(
-        world,
-        {
-            "category": "finger",
-            "national_id": "AFIS-CARD-1",
-            "sample": {
-                "format": "ansi-nist",
-                "data": b64(finger_transaction(held[0].path, 2, "DE-CARD-1")),
-                "collection": "tenprint",
-            },
-        },
-    )
+    sample = afis_card(prints)
+    card = upsert(world, {"category": "finger", "national_id": "AFIS-CARD-1", "sample": sample})
     world.settled()
     assert world.abis[Category.FACE].health()["records"] == 3
-    face_probe = people[0][1].read_bytes()
+    face_probe = three[0][1].read_bytes()
     reply = de_reply(search(world, category="face", image=b64(face_probe)))
     assert reply["status"] == "answered", reply.get("error")
     assert reply["candidates"][0]["reference"] == faces[0]
-    probe_print = next(p for p in prints.impressions(finger) if p.impression == impression)
-    finger_probe = finger_transaction(probe_print.path, 2, "AT-1")
+    finger_probe = probe_transaction(prints, "AT-1")
     reply = de_reply(
         search(
             world,
@@ -302,9 +260,7 @@ def test_the_abis_finds_what_the_national_systems_sent_as_the_built_in_matcher_d
 def test_an_abis_killed_during_a_search_is_des_error_within_the_deadline(
     world: World, prints: PrintSet
 ) -> None:
-    finger, impression = prints.probe
-    probe_print = next(p for p in prints.impressions(finger) if p.impression == impression)
-    probe = {"format": "ansi_nist", "data": b64(finger_transaction(probe_print.path, 2, "AT-2"))}
+    probe = {"format": "ansi_nist", "data": b64(probe_transaction(prints, "AT-2"))}
     abis = world.abis[Category.FINGER]
     abis.signal(signal.SIGSTOP)  # the search reaches it and waits ...
     results: list[dict[str, Any]] = []
@@ -354,22 +310,7 @@ def test_an_abis_that_stops_answering_is_des_error_naming_the_timeout(world: Wor
 
 
 def test_an_abis_killed_during_a_stream_of_inserts_holds_each_record_once(world: World) -> None:
-    loci = LocusSet("prum")
-    generator = Generator(AlleleFrequencies.default(), loci)
-    database = generator.database(STREAM, seed=43, trace_share=0, family_share=0)
-    lines = "\n".join(
-        json.dumps(
-            {
-                "category": "dna",
-                "national_id": f"STREAM-{i:05d}",
-                "sample": {
-                    "format": "dna-profile",
-                    "content": profile_of(row, loci, identified=True).to_dict(),
-                },
-            }
-        )
-        for i, row in enumerate(database.codes)
-    ).encode()
+    lines = dna_batch(STREAM, 43, "STREAM")
     abis = world.abis[Category.DNA]
     before = abis.health()["records"]
     with world.systems() as client:

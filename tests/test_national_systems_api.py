@@ -8,11 +8,8 @@ runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +24,28 @@ from conftest import new_postgres_database
 from prum.categories.dna.frequencies import AlleleFrequencies
 from prum.categories.dna.generate import Generator, profile_of
 from prum.categories.dna.loci import LocusSet
-from prum.demo.national import finger_transaction
-from prum.demo.processes import Federation, Layout, lay_out
+from prum.demo.processes import Federation, lay_out
 from prum.demo.samples import PrintSet, SampleSet
 from prum.demo.scenarios import release_core_data
 from prum.federation.messages import Category, Purpose
 from prum.node.config import LEGACY_FINGER_TYPES, CategoryPolicy
 from prum.node.core import Node
 from prum.node.systems.accounts import add_system
-from prum.node.users import Role, add_user
+from prum.node.users import Role
+from systems_federation import (
+    PASSWORD,
+    SystemsWorld,
+    add_people_and_systems,
+    afis_card,
+    b64,
+    check,
+    dna_batch,
+    people,
+    probe_transaction,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
-PASSWORD = "systems-test-password"
 CORE = {
     "surnames": ["Brandt"],
     "first_names": ["Jonas"],
@@ -74,28 +80,8 @@ SEARCH = {
 
 
 @dataclass
-class World:
-    layout: Layout
-    processes: Federation
-    token: str
+class World(SystemsWorld):
     database_url: str
-
-    def systems(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.layout.parties["DE"].systems_url,
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=300,
-        )
-
-    def api(self, party: str, user: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.layout.parties[party].api_url, auth=(user, PASSWORD), timeout=120
-        )
-
-
-def check(response: httpx.Response) -> Any:
-    assert response.status_code < 400, f"{response.request.url}: {response.text}"
-    return response.json()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -104,25 +90,13 @@ def world(
 ) -> Iterator[World]:
     root = tmp_path_factory.mktemp(f"systems-{request.param}")
     layout = lay_out(root, ["AT", "DE"], policies={"AT": dict(POLICIES), "DE": dict(POLICIES)})
-    database_url = ""
     if request.param == "postgres":
         database_url = new_postgres_database(request, "prum_systems")
         plan = layout.parties["DE"]
         config = layout.config("DE").model_copy(update={"database_url": database_url})
         plan.config_path.write_text(config.model_dump_json(indent=2))
-    token = ""
-    for party in ("AT", "DE"):
-        node = Node(layout.config(party))
-        for name, role in (
-            ("olga", Role.OFFICER),
-            ("eric", Role.EXAMINER),
-            ("anna", Role.APPROVER),
-        ):
-            add_user(node.engine, name, PASSWORD, {role})
-        if party == "DE":
-            token = add_system(node.engine, "de-systems", set(POLICIES))
-            database_url = node.url
-        node.close()
+    token = add_people_and_systems(layout, USERS, set(POLICIES))
+    database_url = layout.config("DE").database()
     with Federation(layout) as processes:
         processes.start_all()
         yield World(layout, processes, token, database_url)
@@ -167,19 +141,12 @@ def confirm_and_release(world: World, result: dict[str, Any], reference: str) ->
     )
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 # --- faces --------------------------------------------------------------------------
 
 
 def two_people(samples: SampleSet) -> tuple[list[Path], list[Path]]:
-    by_person: dict[str, list[Path]] = defaultdict(list)
-    for path, identity in samples.images:
-        by_person[identity].append(path)
-    people = sorted((p for p in by_person.values() if len(p) >= 2), key=len, reverse=True)
-    return people[0], people[1]
+    first, second, *_ = people(samples)
+    return first, second
 
 
 def test_a_face_sent_by_the_national_system_is_found_confirmed_and_released(
@@ -292,23 +259,12 @@ def test_a_dna_profile_is_found_released_then_deleted_and_unfindable(world: Worl
 
 
 def test_a_tenprint_from_the_afis_is_found_and_released(world: World, prints: PrintSet) -> None:
-    finger, impression = prints.probe
-    held = [p for p in prints.impressions(finger) if p.impression != impression]
+    card = afis_card(prints)
     stored = upsert(
         world,
-        {
-            "category": "finger",
-            "national_id": "AFIS-CARD-1",
-            "sample": {
-                "format": "ansi-nist",
-                "data": b64(finger_transaction(held[0].path, 2, "DE-CARD-1")),
-                "collection": "tenprint",
-            },
-            "core_data": CORE,
-        },
+        {"category": "finger", "national_id": "AFIS-CARD-1", "sample": card, "core_data": CORE},
     )
-    probe_print = next(p for p in prints.impressions(finger) if p.impression == impression)
-    probe = {"format": "ansi_nist", "data": b64(finger_transaction(probe_print.path, 2, "AT-1"))}
+    probe = {"format": "ansi_nist", "data": b64(probe_transaction(prints, "AT-1"))}
     result = search(world, category="finger", probe=probe, search_type="TP/TP")
     assert de_candidates(result)[0]["reference"] == stored["reference"]
     core = confirm_and_release(world, result, stored["reference"])
@@ -333,23 +289,7 @@ def test_people_and_systems_cannot_use_each_others_doors(world: World) -> None:
 
 
 def test_kill_9_mid_batch_loses_and_duplicates_nothing_once_sent_again(world: World) -> None:
-    loci = LocusSet("prum")
-    generator = Generator(AlleleFrequencies.default(), loci)
-    database = generator.database(LINES, seed=29, trace_share=0, family_share=0)
-    lines = "\n".join(
-        json.dumps(
-            {
-                "category": "dna",
-                "national_id": f"BATCH-{i:05d}",
-                "sample": {
-                    "format": "dna-profile",
-                    "content": profile_of(row, loci, identified=True).to_dict(),
-                },
-                "core_data": CORE,
-            }
-        )
-        for i, row in enumerate(database.codes)
-    ).encode()
+    lines = dna_batch(LINES, 29, "BATCH", core_data=CORE)
     headers = {"Content-Type": "application/x-ndjson"}
 
     answered: list[httpx.Response] = []
