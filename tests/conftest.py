@@ -20,7 +20,14 @@ from prum.categories.face.bulk import PhotoItem, PhotoResult, extract_all
 from prum.config import Settings
 from prum.demo.samples import PrintSet, SampleSet, sample_faces, sample_prints, shared_data_dir
 from prum.errors import SampleDataUnavailable
-from webfixtures import DEMO_FEDERATION, DemoFederation, issue_pki, screenshots
+from webfixtures import (
+    DEMO_FEDERATION,
+    FACES,
+    OTHER_CATEGORIES,
+    DemoFederation,
+    issue_pki,
+    screenshots,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -104,30 +111,52 @@ def demo_federation(
     shots: Path,
     chromium: Path,
 ) -> Iterator[DemoFederation]:
-    """The demo federation (router and five nodes as processes), filled once as `prum demo`
-    fills it: real faces when the sample set is here, and the other categories' data.
-    Tests take it through ``DemoFederation.running()``; its processes stop when the next
-    test does not use it (pytest_runtest_teardown below) and start again if one does."""
+    """The demo federation (router and five nodes as processes) with the demo's users,
+    built once and shared by test_web_browser and test_web_categories; tests take it
+    through ``demo_with_faces`` or ``demo_with_other_categories``. Its processes stop
+    when the next test does not use it (pytest_runtest_teardown below) and start again
+    if a later one does: the order of the tests does not matter."""
     from rich.console import Console
 
     from prum.demo import run as demo
     from prum.demo import scenarios
     from prum.demo.processes import lay_out
 
-    try:
-        faces: SampleSet | None = request.getfixturevalue("samples")
-    except pytest.skip.Exception:
-        faces = None  # the face tests skip; the other categories need no sample faces
+    planned: set[str] = set()
+    if not hasattr(request.config, "workerinput"):  # not an xdist worker: every test known
+        for item in request.session.items:
+            needs = getattr(item, "fixturenames", ())
+            planned |= {FACES} if "demo_with_faces" in needs else set()
+            planned |= {OTHER_CATEGORIES} if "demo_with_other_categories" in needs else set()
+    faces: SampleSet | None = None
+    if FACES in planned:
+        try:
+            faces = request.getfixturevalue("samples")
+        except pytest.skip.Exception:
+            faces = None  # the face tests skip; the other categories need no sample faces
     root = tmp_path_factory.mktemp("demo-federation")
-    with (root / "demo.log").open("w") as log:
-        layout = lay_out(root / "demo", demo.PARTIES, policies=scenarios.policies(demo.PARTIES))
-        probe, facts = demo.fill(layout, faces, workers=2, out=Console(file=log, width=120))
-    fed = DemoFederation(layout, probe, facts, shots, faces.group_photos if faces else [])
+    layout = lay_out(root / "demo", demo.PARTIES, policies=scenarios.policies(demo.PARTIES))
+    with (layout.root / "demo.log").open("w") as log:  # the users and the systems' tokens
+        demo.fill(layout, None, workers=1, out=Console(file=log, width=120), others=False)
+    fed = DemoFederation(layout, shots, planned=planned, samples=faces)
     request.config.stash[DEMO_FEDERATION] = fed
     try:
         yield fed
     finally:
         fed.stop()
+
+
+@pytest.fixture
+def demo_with_faces(demo_federation: DemoFederation, samples: SampleSet) -> DemoFederation:
+    """The demo federation holding the real sample faces, running."""
+    demo_federation.samples = samples
+    return demo_federation.ready(FACES)
+
+
+@pytest.fixture
+def demo_with_other_categories(demo_federation: DemoFederation) -> DemoFederation:
+    """The demo federation holding DNA, police records, vehicles and DE's AFIS, running."""
+    return demo_federation.ready(OTHER_CATEGORIES)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

@@ -28,11 +28,9 @@ TABLET = {"width": 820, "height": 1180}
 
 
 @pytest.fixture
-def federation(demo_federation: DemoFederation) -> DemoFederation:
-    """The demo federation with real faces (its processes running)."""
-    if demo_federation.probe is None:
-        pytest.skip("no real sample faces on this machine: the demo holds no faces")
-    return demo_federation.running()
+def federation(demo_with_faces: DemoFederation) -> DemoFederation:
+    """The shared demo federation with real faces (conftest), running."""
+    return demo_with_faces
 
 
 def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> Page:

@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 @pytest.fixture
-def federation(demo_federation: DemoFederation) -> DemoFederation:
-    """The demo federation with its non-face data (its processes running)."""
-    return demo_federation.running()
+def federation(demo_with_other_categories: DemoFederation) -> DemoFederation:
+    """The shared demo federation with its non-face data (conftest), running."""
+    return demo_with_other_categories
 
 
 def fill_grounds(page: Any, offence: str, months: str, case: str) -> None:

@@ -473,6 +473,8 @@ def test_the_comparison_report_downloads_and_names_the_audit_entries(
 ) -> None:
     from pypdf import PdfReader
 
+    from prum.node.exchange import load_search
+
     search_id = cases["finger"]
     eric = authenticate(node.engine, "eric", PASSWORD)
     decision = followup.verify_candidate(
@@ -497,7 +499,10 @@ def test_the_comparison_report_downloads_and_names_the_audit_entries(
     assert "moderate support: fewer than 1 in 5,000" in flat
     entries = node.audit.entries(limit=50)
     verified = next(e for e in entries if e.event.kind == "candidate_verified")
-    sent = next(e for e in entries if e.event.kind == "search_sent")
+    message_id = load_search(node, search_id)["message_id"]
+    sent = next(
+        e for e in entries if e.event.kind == "search_sent" and e.event.message_id == message_id
+    )
     assert verified.hash in flat and sent.hash in flat  # chain of custody, whole hashes
     again = page.request.get(
         f"{server}/workbench/searches/{search_id}/verifications/{decision}/report.pdf"

@@ -4,8 +4,9 @@ so that a session-wide one is made once, not once per module that imports it).
 - One chromium for the session, a fresh browser context for every test.
 - A national app served over HTTP in this process (test_web_decisions, test_web_evidence).
 - The demo federation (router and five nodes as processes, real faces and the other
-  categories' demo data) built once for test_web_browser and test_web_categories; its
-  processes run while tests that use it run, and stop between them.
+  categories' demo data) built once for test_web_browser and test_web_categories; each
+  part of its data filled once, when first needed; its processes run while the tests
+  that use it run, and stop between them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from prum.node.users import Role, add_user
 
 if TYPE_CHECKING:  # conftest imports this module: no browser or server until used
     from playwright.sync_api import Browser, Page
+
+    from prum.demo.samples import SampleSet
 
 PASSWORD = "correct horse battery"  # the national users of the in-process nodes
 NATIONAL_PARTIES = ("AT", "DE")  # the in-process nodes' parties (their PKI has a router)
@@ -124,19 +127,66 @@ def log_in(browser: Browser, url: str, user: str, **context: Any) -> Page:
 # --- the demo federation -------------------------------------------------------------------
 
 
+FACES, OTHER_CATEGORIES = "faces", "other categories"  # what the demo's nodes can hold
+
+
 @dataclass
 class DemoFederation:
-    """The demo's layout, filled once; the processes run on demand (:meth:`running`)."""
+    """The demo's layout and users; its data filled when first needed (:meth:`ready`),
+    its processes run on demand. Filling needs the processes stopped, so every part the
+    run's tests need (``planned``) is filled at the first fill; under pytest-xdist a
+    worker does not know its tests in advance and fills only what its tests ask for."""
 
     layout: Layout
-    probe: Path | None  # the face probe (None without real sample faces)
-    facts: scenarios.Facts  # what the scripted cases of the other categories know
     shots: Path
-    group_photos: list[Path] = field(default_factory=list)
+    planned: set[str] = field(default_factory=set)
+    filled: set[str] = field(default_factory=set)
+    samples: SampleSet | None = None  # real faces, when this machine has them
+    probe: Path | None = None  # the face probe (None until the faces are filled)
+    facts: scenarios.Facts = field(default_factory=scenarios.Facts)
     processes: Federation | None = None
+
+    @property
+    def group_photos(self) -> list[Path]:
+        return self.samples.group_photos if self.samples else []
 
     def url(self, party: str, path: str = "/workbench/") -> str:
         return self.layout.parties[party].api_url + path
+
+    def ready(self, part: str) -> DemoFederation:
+        """The federation holding ``part`` (and whatever else is planned), running."""
+        missing = ({part} | self.planned) - self.filled
+        if missing:
+            self.stop()
+            self._fill(missing)
+        return self.running()
+
+    def _fill(self, parts: set[str]) -> None:
+        """Each country's national systems send their records, as `prum demo` has them."""
+        from rich.console import Console
+
+        from prum.demo import national
+        from prum.demo import run as demo
+
+        nodes = {party: Node(self.layout.config(party)) for party in self.layout.parties}
+        try:
+            with (self.layout.root / "demo.log").open("a") as log:
+                out = Console(file=log, width=120)
+                if FACES in parts and self.samples is not None:
+                    self.probe = national.enrol_faces(
+                        nodes,
+                        self.samples,
+                        requester=demo.REQUESTER,
+                        holder=demo.HOLDER,
+                        workers=2,
+                        out=out,
+                    )
+                if OTHER_CATEGORIES in parts:
+                    self.facts = national.enrol_others(nodes, out)
+        finally:
+            for node in nodes.values():
+                node.close()
+        self.filled |= parts
 
     def running(self) -> DemoFederation:
         if self.processes is None:
