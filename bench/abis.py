@@ -41,7 +41,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -376,51 +375,13 @@ def conformance(root: Path) -> dict[str, Any]:
     """The kit against our node as a process (the test's set-up), then the defect tests."""
     sys.path.insert(0, str(ROOT / "tests"))
     from prum.conformance.wire import make_test_pki
-    from prum.demo.processes import Federation, Layout, PartyLayout, free_port
     from prum.federation.security import pki
-    from test_conformance import approve, declaration, dna_node
+    from test_conformance import run_kit_on_our_node
 
     pki_dir = root / "pki"
     make_test_pki(pki_dir, "DE", [], list(pki.DEFAULT_HOSTS))
-    kit_port = free_port()
-    config = dna_node(root / "de", pki_dir, f"https://localhost:{kit_port}", 20)
-    declared = declaration(root, config, daily_capacity=20)
-    (root / "de" / "node.json").write_text(config.model_dump_json())
-    plan = PartyLayout(
-        "DE",
-        root / "de" / "node.json",
-        config.data_dir,
-        config.federation_port,
-        config.api_port,
-        config.systems_port,
-    )
-    layout = Layout(root, pki_dir, kit_port, root / "router", root / "dir.json")
-    layout.parties["DE"] = plan
-    report = root / "report.json"
-    stop = threading.Event()
-    started = time.perf_counter()
-    with Federation(layout) as federation:
-        federation.start("DE")
-        federation.wait_ready(["DE"], timeout=120)
-        approver = threading.Thread(target=lambda: approve(plan.api_url, stop))
-        approver.start()
-        try:
-            kit = subprocess.run(
-                [
-                    *(sys.executable, "-m", "prum", "conformance", "run"),
-                    *("--declaration", str(declared), "--pki", str(pki_dir)),
-                    *("--listen", f"127.0.0.1:{kit_port}", "--await-decisions", "30"),
-                    *("--report", str(report)),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        finally:
-            stop.set()
-            approver.join()
-    kit_s = time.perf_counter() - started
-    results = json.loads(report.read_text())["results"]
+    run = run_kit_on_our_node(root, pki_dir, ready_timeout=120, kit_timeout=600)
+    kit, results, kit_s = run.kit, run.results, run.seconds
     outcomes = [r["outcome"] for r in results]
     log(f"  kit: exit {kit.returncode}, {len(results)} checks in {kit_s:.0f} s")
     junit = root / "defects.xml"

@@ -161,28 +161,45 @@ def approve(api_url: str, stop: threading.Event) -> dict[str, int]:
     return done
 
 
-@pytest.mark.slow  # a node process, and the approver's decisions with their grace
-def test_our_node_passes_every_check(pki_dir: Path, tmp_path: Path) -> None:
+@dataclass
+class KitRun:
+    """`prum conformance run` against our node: the kit's process, its report's results,
+    what the node's approver was answered per ask, and the seconds from the node's start
+    to the kit's end."""
+
+    kit: subprocess.CompletedProcess[str]
+    results: list[dict[str, Any]]
+    acted: dict[str, int]
+    seconds: float
+
+
+def run_kit_on_our_node(
+    root: Path, pki_dir: Path, *, ready_timeout: float, kit_timeout: float
+) -> KitRun:
+    """The kit (playing the router) against DE's node as a process (:func:`dna_node`, a
+    daily capacity of 20), the node's approver acting on the kit's requests; also run
+    by bench/abis.py."""
     kit_port = free_port()
-    config = dna_node(tmp_path / "de", pki_dir, f"https://localhost:{kit_port}", 20)
-    declared = declaration(tmp_path, config, daily_capacity=20)
-    (tmp_path / "de" / "node.json").write_text(config.model_dump_json())
+    config = dna_node(root / "de", pki_dir, f"https://localhost:{kit_port}", 20)
+    declared = declaration(root, config, daily_capacity=20)
+    (root / "de" / "node.json").write_text(config.model_dump_json())
     plan = PartyLayout(
         "DE",
-        tmp_path / "de" / "node.json",
+        root / "de" / "node.json",
         config.data_dir,
         config.federation_port,
         config.api_port,
         config.systems_port,
     )
-    layout = Layout(tmp_path, pki_dir, kit_port, tmp_path / "router", tmp_path / "dir.json")
+    layout = Layout(root, pki_dir, kit_port, root / "router", root / "dir.json")
     layout.parties["DE"] = plan
-    report = tmp_path / "report.json"
+    report = root / "report.json"
     stop = threading.Event()
     acted: dict[str, int] = {}
+    started = time.perf_counter()
     with Federation(layout) as federation:
         federation.start("DE")
-        federation.wait_ready(["DE"], timeout=60)
+        federation.wait_ready(["DE"], timeout=ready_timeout)
         approver = threading.Thread(target=lambda: acted.update(approve(plan.api_url, stop)))
         approver.start()
         try:
@@ -195,12 +212,19 @@ def test_our_node_passes_every_check(pki_dir: Path, tmp_path: Path) -> None:
                 ],
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=kit_timeout,
             )
         finally:
             stop.set()
             approver.join()
-    results = json.loads(report.read_text())["results"]
+    seconds = time.perf_counter() - started
+    return KitRun(kit, json.loads(report.read_text())["results"], acted, seconds)
+
+
+@pytest.mark.slow  # a node process, and the approver's decisions with their grace
+def test_our_node_passes_every_check(pki_dir: Path, tmp_path: Path) -> None:
+    run = run_kit_on_our_node(tmp_path, pki_dir, ready_timeout=60, kit_timeout=120)
+    kit, results, acted = run.kit, run.results, run.acted
     failed = [r for r in results if r["outcome"] == "fail"]
     assert not failed, failed
     assert kit.returncode == 0, kit.stdout[-3000:] + kit.stderr[-2000:]
