@@ -204,8 +204,13 @@ def counts(node: Node) -> dict[str, int]:
     return dict(node.statistics.summary()["totals"].get("AT", {}).get("dna", {}))
 
 
+LOGINS = webfixtures.Logins()
+
+
 def log_in(browser: Browser, party: Party, user: str) -> Page:
-    return webfixtures.log_in(browser, party.url, user)
+    """A fresh browser context of ``user`` on the workbench's home page (each user logs
+    in once in this module: the login itself is tested in test_web_sessions)."""
+    return LOGINS.page(browser, party.url, user)
 
 
 def text(page: Page, selector: str = "main") -> str:

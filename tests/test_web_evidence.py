@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, StorageState, ViewportSize
+from playwright.sync_api import Browser, Page, StorageState
 from sqlalchemy import insert, select
 
 import webfixtures
@@ -47,10 +47,9 @@ from prum.node.core import Node
 from prum.node.schema import searches
 from prum.node.users import Role, authenticate
 from prum.node.web import evidence
-from webfixtures import PASSWORD, national_node, serving
+from webfixtures import DESKTOP, PASSWORD, national_node, serving
 
 USERS = {"olga": {Role.OFFICER}, "eric": {Role.EXAMINER}}
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 # --- the node and its stored answers -------------------------------------------------------

@@ -32,11 +32,12 @@ from prum.node.core import Node
 from prum.node.users import Role, add_user
 
 if TYPE_CHECKING:  # conftest imports this module: no browser or server until used
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, StorageState, ViewportSize
 
     from prum.demo.samples import SampleSet
 
 PASSWORD = "correct horse battery"  # the national users of the in-process nodes
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 NATIONAL_PARTIES = ("AT", "DE")  # the in-process nodes' parties (their PKI has a router)
 
 
@@ -114,7 +115,7 @@ def serving(node: Node) -> Iterator[str]:
 
 def log_in(browser: Browser, url: str, user: str, **context: Any) -> Page:
     """A new browser context with ``user`` logged in to the workbench at ``url``."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
+    page = browser.new_context(viewport=DESKTOP, **context).new_page()
     page.set_default_timeout(15_000)
     page.goto(url + "/workbench/login")
     page.fill("#username", user)
@@ -122,6 +123,27 @@ def log_in(browser: Browser, url: str, user: str, **context: Any) -> Page:
     page.click("button[type=submit]")
     page.wait_for_url("**/workbench/")
     return page
+
+
+class Logins:
+    """Each user's workbench session, logged in once (argon2 is slow on purpose): every
+    later page gets a fresh browser context carrying that session's cookie."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, str], StorageState] = {}
+
+    def page(self, browser: Browser, url: str, user: str) -> Page:
+        """A new browser context, ``user`` logged in, on the workbench's home page."""
+        session = self._sessions.get((url, user))
+        if session is None:
+            page = log_in(browser, url, user)
+            self._sessions[(url, user)] = page.context.storage_state()
+            return page
+        context = browser.new_context(viewport=DESKTOP, storage_state=session)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(url + "/workbench/")
+        return page
 
 
 # --- the demo federation -------------------------------------------------------------------
@@ -178,7 +200,9 @@ class DemoFederation:
                         self.samples,
                         requester=demo.REQUESTER,
                         holder=demo.HOLDER,
-                        workers=2,
+                        # In this process: two workers per node meant ten processes each
+                        # loading the face models (65 s against 54 s on two busy cores).
+                        workers=1,
                         out=out,
                     )
                 if OTHER_CATEGORIES in parts:
