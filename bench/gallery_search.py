@@ -49,7 +49,7 @@ from prum.categories.face.index import VectorIndex
 from prum.config import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_json, write_section
+from report import ROOT, write_json, write_section
 from synthetic import REAL_DLIB, distance_percentiles, gallery_chunks
 
 K = 50
@@ -557,8 +557,8 @@ def report(results: dict[str, Any]) -> str:
     scale = [
         "| templates | index | build | load (cold) | first search | filtered p50/p95 "
         "(serving process) | RSS after 1,000 probes | index RAM | inserts / deletes "
-        "seen by the next search |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "seen by the next search | measured (load average) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         scale.append(
@@ -567,7 +567,8 @@ def report(results: dict[str, Any]) -> str:
             f"| {r['serve_p50_ms']:.2f} / {r['serve_p95_ms']:.2f} ms | {r['rss_gib']:.2f} GiB "
             f"| {r['index_bytes'] / 2**30:.2f} GiB "
             f"| {r['inserted_found_by_next_search']:,} of {r['inserts']:,} / "
-            f"{r['deleted_gone_from_next_search']:,} of {r['deletes']:,} |"
+            f"{r['deleted_gone_from_next_search']:,} of {r['deletes']:,} "
+            f"| {r.get('measured_on', '')} ({r['load_average_1min_before_search']}) |"
         )
     rows = [
         "| templates | index, search settings | exact p50/p95 | approx p50/p95 | "
@@ -719,6 +720,12 @@ def main() -> None:
         default=None,
         help="keep each built gallery in KEEP/n-<size> and reuse it on the next run",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the runs of other sizes already in bench/results/gallery_search.json "
+        "(a 30M gallery takes hours: its sizes may be measured in separate runs)",
+    )
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
@@ -728,7 +735,17 @@ def main() -> None:
     compare = [c for c in args.compare or [] if c]
     sweep = [(int(a), int(b)) for a, _, b in (p.partition(":") for p in args.sweep.split(",") if p)]
     sizes = [int(size) for size in args.sizes.split(",")]
-    runs, comparisons = [], []
+    runs: list[dict[str, Any]] = []
+    comparisons: list[dict[str, Any]] = []
+    earlier = ROOT / "bench" / "results" / "gallery_search.json"
+    if args.merge and earlier.exists():
+        kept = json.loads(earlier.read_text())
+        runs = [r for r in kept["runs"] if r["n"] not in sizes]
+        comparisons = [r for r in kept.get("comparisons", []) if r["n"] not in sizes]
+        for r in runs + comparisons:
+            r.setdefault("measured_on", kept.get("date"))
+        sizes_kept = ", ".join(f"{r['n']:,}" for r in runs)
+        log(f"  kept the runs of {sizes_kept or 'no other size'} from {earlier}")
     for n in sizes:
         if args.keep:
             workdir = args.keep / f"n-{n}"
@@ -746,6 +763,9 @@ def main() -> None:
         finally:
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
+        run["measured_on"] = time.strftime("%Y-%m-%d")
+        for other in others:
+            other["measured_on"] = run["measured_on"]
         runs.append(run)
         runs.sort(key=lambda r: int(r["n"]))
         comparisons += others
