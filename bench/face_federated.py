@@ -622,8 +622,9 @@ def section(r: dict[str, Any]) -> str:
             "",
             f"Cold: the first search after start took {r['cold_ms']} ms; the same probe"
             f" after the measured searches {r['same_probe_warm_ms']} ms. `prum node serve`"
-            " loads the face models, opens the index and loads the calibration before it"
-            " serves (`FaceMatcher.warm_up`), so no search loads a model or an index."
+            " loads the face models, runs MediaPipe's graph once, opens the index and"
+            " loads the calibration before it serves (`FaceMatcher.warm_up`), so no"
+            " search loads a model or an index."
             f" Start of all five processes: {r['start_s']} s.",
             "",
             "An authenticated request to the national API that does nothing (an empty"
