@@ -291,3 +291,24 @@ def test_synthetic_background_is_flagged_and_imageless(
     # The real mate still comes first.
     mates = {r.item.source_key for r in rest if r.item.identity == probe.item.identity}
     assert source_of(gallery, found.candidates[0].reference) in mates
+
+
+def test_synthetic_templates_never_calibrate_the_gallery(
+    tmp_path: Path, embedded: list[PhotoResult]
+) -> None:
+    """Filler says nothing about how real faces differ: the gallery's own impostor
+    distribution is drawn from its real records only."""
+    from prum.categories.face.synthetic import add_synthetic
+
+    _, rest = held_out(embedded)
+    gallery = make_gallery(tmp_path)
+    gallery.add_records([as_record(r) for r in rest])
+    add_synthetic(gallery, 2_000, seed=3)
+    ids, _, _ = gallery.store.sample_templates(5_000, model_id=gallery.model_id)
+    assert len(ids) == len(rest)  # every real record, not one of the 2,000 synthetic
+    everything, _, _ = gallery.store.sample_templates(
+        5_000, model_id=gallery.model_id, real_only=False
+    )
+    assert len(everything) == len(rest) + 2_000
+    calibrated = gallery.calibrate()
+    assert f"of {len(rest)} records" in calibrated.source
