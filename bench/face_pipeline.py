@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prum.categories.face.bulk import PhotoItem, extract_all
 from prum.categories.face.config import FaceSettings
 from prum.categories.face.decode import decode_image
+from prum.categories.face.fused import FusedEmbedder
 from prum.categories.face.pipeline import FacePipeline
 from prum.categories.face.quality import assess_quality
 from prum.categories.face.sources import source_items
@@ -58,14 +59,26 @@ def stage_times(data: bytes, repeats: int) -> dict[str, float]:
         times.setdefault(name, []).append(1000 * (time.perf_counter() - t))
         return out
 
+    embedder = pipeline.embedder
+    fused = isinstance(embedder, FusedEmbedder)
+    # The default model set finds faces with YuNet and embeds with dlib and SFace (with
+    # its mirror image); dlib alone uses HOG and the ResNet.
+    detect = "detect (YuNet)" if fused else "detect (HOG)"
+    embed = "embed (dlib ResNet + SFace, mirrored)" if fused else "embed (dlib ResNet)"
     for _ in range(repeats):
         image = timed("decode", partial(decode_image, max_pixels=settings.max_pixels), data)
-        boxes = timed("detect (HOG)", pipeline.detector.detect, image.pixels)
+        boxes = timed(detect, pipeline.detector.detect, image.pixels)
         box = boxes[0]
         landmarks = timed("landmarks (MediaPipe)", pipeline.landmarker.locate, image.pixels, box)
         timed("quality", assess_quality, image.pixels, box, landmarks, len(boxes))
-        shape = timed("align (5-point)", pipeline.aligner.shape, image.pixels, box)
-        timed("embed (dlib ResNet)", pipeline.embedder.embed, image.pixels, shape)
+        if isinstance(embedder, FusedEmbedder):
+            height, width = image.pixels.shape[:2]
+            square = embedder.aligner_box(box, width, height)
+            shape = timed("align (5-point)", pipeline.aligner.shape, image.pixels, square)
+            timed(embed, partial(embedder.embed, box=box), image.pixels, shape)
+        else:
+            shape = timed("align (5-point)", pipeline.aligner.shape, image.pixels, box)
+            timed(embed, embedder.embed, image.pixels, shape)
         timed("whole extract", partial(pipeline.extract, use="probe"), data)
     return {name: statistics.median(values) for name, values in times.items()}
 
