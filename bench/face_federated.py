@@ -266,6 +266,8 @@ NODE_STAGES = (
     "sign",
     "total",
 )
+# The report's per-country columns: verify and match are shown through their parts.
+TABLE_NODE_STAGES = tuple(k for k in NODE_STAGES if k not in ("verify", "match"))
 
 
 def breakdown(searches: list[dict[str, Any]], parties: list[str]) -> dict[str, Any]:
@@ -551,21 +553,7 @@ def section(r: dict[str, Any]) -> str:
         node_rows.append(
             f"| {party} | "
             + " | ".join(
-                str(s[k].get("p50", "-"))
-                for k in (
-                    "decode",
-                    "detect",
-                    "quality",
-                    "embed",
-                    "index_search",
-                    "fetch",
-                    "images",
-                    "release",
-                    "audit",
-                    "sign",
-                    "total",
-                    "transport_from_router",
-                )
+                str(s[k].get("p50", "-")) for k in (*TABLE_NODE_STAGES, "transport_from_router")
             )
             + f" | {s['total'].get('p95', '-')} |"
         )
